@@ -1,0 +1,82 @@
+"""Demo tasks: the tutorial's examples plus one task for each behaviour the admin shows."""
+
+import csv
+import time
+from pathlib import Path
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+
+
+@shared_task
+def suma(a, b):
+    """Add two numbers (the tutorial's first task)."""
+    return a + b
+
+
+@shared_task
+def sum_list(numbers):
+    """Add up a list of numbers (nested lists too): a chord callback for ``suma`` calls."""
+    return sum(sum_list(n) if isinstance(n, list) else n for n in numbers)
+
+
+class TransientError(ConnectionError):
+    """Stands in for a flaky network call."""
+
+
+@shared_task(bind=True, max_retries=3)
+def fetch_exchange_rate(self, currency="EUR", fail_times=2, countdown=1):
+    """Fetch a rate from a flaky service: fails ``fail_times`` times, then answers.
+
+    As in the tutorial: ``self.retry(exc=e, countdown=...)``; with ``fail_times`` above
+    ``max_retries`` (3) the task ends in failure.
+    """
+    try:
+        if self.request.retries < fail_times:
+            raise TransientError(f"rate service unavailable (attempt {self.request.retries + 1})")
+        return {"currency": currency, "rate": 1.08, "attempts": self.request.retries + 1}
+    except TransientError as e:
+        raise self.retry(exc=e, countdown=countdown) from e
+
+
+@shared_task
+def always_fails(reason="this task always fails"):
+    """Raise ``ValueError``: shows a failure and its traceback."""
+    raise ValueError(reason)
+
+
+@shared_task
+def slow(seconds=5):
+    """Sleep for ``seconds``: something to watch run, revoke or time out."""
+    time.sleep(seconds)
+    return seconds
+
+
+@shared_task
+def send_report_email(to, subject="Daily report", body=""):
+    """Send an email through Django's configured backend (the console in the demo)."""
+    return send_mail(subject, body or subject, None, [to])
+
+
+def _read_csv(name):
+    data_dir = Path(settings.DEMO_DATA_DIR).resolve()
+    path = (data_dir / name).resolve()
+    # Staff choose the name: never let it leave the data directory.
+    if path.parent != data_dir:
+        raise ValueError(f"{name!r} is not a file in the demo data directory")
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@shared_task
+def process_file(name="sales.csv", column="amount"):
+    """Summarise a CSV file of the demo's data directory: its rows and a column's total."""
+    rows = _read_csv(name)
+    return {"file": name, "rows": len(rows), "total": sum(float(r[column]) for r in rows)}
+
+
+@shared_task
+def file_total(name="sales.csv", column="amount"):
+    """The total of a column of a CSV file of the demo's data directory."""
+    return sum(float(row[column]) for row in _read_csv(name))

@@ -1,0 +1,877 @@
+"""Run pages: workflow runs and their task runs, read-only, with revoke and re-run.
+
+Runs are records of what happened: nobody adds or edits them by hand. The only ways to change
+one are ``services.revoke_run`` and ``services.rerun_from_failure``, through the confirmation
+views below (GET asks, POST does) and the matching changelist actions, each behind its own
+permission and each written to the admin log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import Prefetch, QuerySet, TextField
+from django.db.models.functions import Cast, Substr
+from django.http import Http404, HttpRequest, HttpResponseNotAllowed, JsonResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
+from django.utils.formats import localize
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+from kombu.exceptions import KombuError
+
+from task_admin import canvas, services, tracking
+from task_admin.canvas.build import to_python
+from task_admin.compile import InvalidWorkflow
+from task_admin.conf import get_config
+from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, Workflow, WorkflowRun
+from task_admin.registry import NoCeleryApp
+from task_admin.templatetags.task_admin import (
+    STATE_LABELS,
+    duration,
+    pretty_json,
+    preview_from_json_text,
+    state_badge,
+)
+
+logger = logging.getLogger(__name__)
+
+# What can go wrong when talking to the broker (or finding the Celery app at all).
+BROKER_ERRORS = (KombuError, OSError, NoCeleryApp)
+
+# Segments of the progress bar, in the order they are drawn; PENDING is the bar's background.
+PROGRESS_STATES = (
+    NodeState.SUCCESS, NodeState.FAILURE, NodeState.REVOKED, NodeState.SKIPPED,
+    NodeState.NOT_SENT, NodeState.RETRY, NodeState.STARTED, NodeState.RECEIVED,
+)
+
+
+# -- big tables ---------------------------------------------------------------------------
+
+
+class BoundedCountPaginator(Paginator):
+    """A paginator whose count never reads more than ``count_limit`` rows.
+
+    Counting is the slow part of a changelist over a big table. This one counts with
+    ``SELECT COUNT(*) FROM (SELECT id ... LIMIT count_limit + 1)``, which costs the same on a
+    table of a thousand rows or a hundred million. Past the limit the count is a lower bound
+    (``count_is_exact`` is False): PostgreSQL's planner estimate for an unfiltered list, the
+    limit otherwise. The list's pagination template says "more than" / "about".
+    """
+
+    count_limit = 5000
+
+    count_is_exact = True
+    count_is_estimate = False
+
+    @cached_property
+    def count(self) -> int:
+        qs = self.object_list
+        if not isinstance(qs, QuerySet):
+            return super().count
+        counted = qs.order_by().values("pk")[: self.count_limit + 1].count()
+        if counted <= self.count_limit:
+            return counted
+        self.count_is_exact = False
+        estimate = _estimated_rows(qs) or 0
+        self.count_is_estimate = estimate > self.count_limit
+        return max(self.count_limit, estimate)
+
+
+def _estimated_rows(qs: QuerySet) -> int | None:
+    """The planner's idea of how many rows the table holds (PostgreSQL, unfiltered only)."""
+    connection = connections[qs.db]
+    if connection.vendor != "postgresql" or qs.query.has_filters():
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+            [connection.ops.quote_name(qs.model._meta.db_table)],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row and row[0] and row[0] > 0 else None
+
+
+class LightChangeList(ChangeList):
+    """A changelist that does not read the model's big columns (``list_defer``)."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        qs = super().get_queryset(request, exclude_parameters)
+        return qs.defer(*self.model_admin.list_defer)
+
+
+class ReadOnlyListMixin:
+    """Records of what happened: cheap lists over big tables, never added or edited by hand."""
+
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+    list_per_page = 100
+    list_defer: tuple[str, ...] = ()
+
+    def get_changelist(self, request, **kwargs):
+        return LightChangeList
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+def with_result_head(qs: QuerySet) -> QuerySet:
+    """Annotate ``result_head``: the first characters of the stored JSON result, as text.
+
+    The database cuts the text, so a page of a thousand nodes never loads their whole results.
+    """
+    chars = get_config()["RESULT_PREVIEW_CHARS"]
+    return qs.annotate(result_head=Substr(Cast("result", output_field=TextField()), 1, chars + 1))
+
+
+def _admin_url(name: str, *args: Any, current_app: str | None = None) -> str | None:
+    try:
+        return reverse(f"admin:{name}", args=args, current_app=current_app)
+    except NoReverseMatch:
+        return None
+
+
+def task_result_ids(task_ids: Iterable[str]) -> dict[str, int]:
+    """``{task_id: TaskResult pk}`` for the ids known to django-celery-results: one query."""
+    from django.apps import apps
+
+    if not apps.is_installed("django_celery_results"):
+        return {}
+    from django_celery_results.models import TaskResult
+
+    ids = list(task_ids)
+    if not ids:
+        return {}
+    return dict(TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "pk"))
+
+
+# -- workflow runs ------------------------------------------------------------------------
+
+
+@admin.register(WorkflowRun)
+class WorkflowRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
+    list_display = (
+        "run_display", "trigger", "who", "status_badge", "started_at", "duration_display",
+        "progress",
+    )
+    list_filter = ("status", "trigger", "workflow")
+    list_select_related = ("triggered_by",)
+    list_defer = ("spec", "overrides", "note", "error")
+    date_hierarchy = "created_at"
+    search_fields = ("workflow_name",)
+    search_help_text = gettext_lazy("Workflow name, or a run number such as 42 or #42.")
+    actions = ("revoke_runs", "rerun_runs")
+    readonly_fields = (
+        "workflow_link", "trigger", "who", "rerun_of_link", "reruns_links", "created_at",
+        "dispatched_at", "started_at", "finished_at", "duration_display",
+    )
+    fieldsets = (
+        # Status and progress are shown above, as a badge and a bar that refresh themselves.
+        (None, {"fields": ("workflow_link", "duration_display")}),
+        (
+            gettext_lazy("Trigger"),
+            {"fields": ("trigger", "who", "rerun_of_link", "reruns_links")},
+        ),
+        (
+            gettext_lazy("Times"),
+            {"fields": ("created_at", "dispatched_at", "started_at", "finished_at")},
+        ),
+    )
+
+    class Media:
+        css = {"all": ["task_admin/task_admin.css"]}
+
+    # -- permissions: nobody adds or edits a run; revoke and re-run have their own --------
+
+    def _has_perm(self, request, action: str) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+
+    def has_revoke_permission(self, request, obj=None):
+        return self._has_perm(request, "revoke")
+
+    def has_rerun_permission(self, request, obj=None):
+        return self._has_perm(request, "rerun")
+
+    def get_deleted_objects(self, objs, request):
+        # A run's task runs and attempts go with it: they are never deleted on their own, so
+        # their admins refuse deletion, which must not block deleting the run itself.
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        cascaded = {str(TaskRun._meta.verbose_name), str(TaskAttempt._meta.verbose_name)}
+        perms_needed = {name for name in perms_needed if str(name) not in cascaded}
+        return deleted, model_count, perms_needed, protected
+
+    # -- list -------------------------------------------------------------------------------
+
+    @admin.display(description=gettext_lazy("run"), ordering="workflow_name")
+    def run_display(self, run: WorkflowRun) -> str:
+        return str(run)
+
+    @admin.display(description=gettext_lazy("by"))
+    def who(self, run: WorkflowRun) -> str:
+        if run.triggered_by_id and run.triggered_by is not None:
+            name = run.triggered_by.get_username()
+            return f"{name} ({run.trigger_detail})" if run.trigger_detail else name
+        return run.trigger_detail or "—"
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_badge(self, run: WorkflowRun):
+        return state_badge(run.status, run.get_status_display())
+
+    @admin.display(description=gettext_lazy("duration"))
+    def duration_display(self, run: WorkflowRun) -> str:
+        if run.duration is not None:
+            return duration(run.duration)
+        if run.started_at and not run.is_finished:
+            return _("%(elapsed)s so far") % {"elapsed": duration(timezone.now() - run.started_at)}
+        return "—"
+
+    @admin.display(description=gettext_lazy("progress"))
+    def progress(self, run: WorkflowRun) -> str:
+        return f"{run.finished_nodes}/{run.total_nodes}"
+
+    @admin.display(description=gettext_lazy("workflow"))
+    def workflow_link(self, run: WorkflowRun):
+        url = None
+        if run.workflow_id and self.admin_site.is_registered(Workflow):
+            url = _admin_url("task_admin_workflow_change", run.workflow_id,
+                             current_app=self.admin_site.name)
+        if url:
+            return format_html('<a href="{}">{}</a>', url, run.workflow_name)
+        return run.workflow_name
+
+    @admin.display(description=gettext_lazy("re-run of"))
+    def rerun_of_link(self, run: WorkflowRun):
+        if not run.rerun_of_id:
+            return "—"
+        url = _admin_url("task_admin_workflowrun_change", run.rerun_of_id,
+                         current_app=self.admin_site.name)
+        return format_html('<a href="{}">#{}</a>', url, run.rerun_of_id)
+
+    @admin.display(description=gettext_lazy("re-run as"))
+    def reruns_links(self, run: WorkflowRun):
+        pks = list(run.reruns.order_by("pk").values_list("pk", flat=True)[:50])
+        if not pks:
+            return "—"
+        return format_html_join(
+            ", ", '<a href="{}">#{}</a>',
+            (
+                (_admin_url("task_admin_workflowrun_change", pk, current_app=self.admin_site.name),
+                 pk)
+                for pk in pks
+            ),
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        number = term.removeprefix("#")
+        if number.isdigit():
+            return queryset.filter(pk=int(number)), False
+        return super().get_search_results(request, queryset, search_term)
+
+    # -- urls ---------------------------------------------------------------------------------
+
+    def get_urls(self):
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/status/", wrap(self.status_view), name=f"{prefix}_status"),
+            path("<path:object_id>/revoke/", wrap(self.revoke_view), name=f"{prefix}_revoke"),
+            path("<path:object_id>/rerun/", wrap(self.rerun_view), name=f"{prefix}_rerun"),
+            *super().get_urls(),
+        ]
+
+    def _run_or_404(self, request, object_id: str, *fields: str) -> WorkflowRun:
+        qs = self.get_queryset(request)
+        if fields:
+            qs = qs.only(*fields)
+        try:
+            run = qs.get(pk=unquote(object_id))
+        except (WorkflowRun.DoesNotExist, ValueError, TypeError):
+            raise Http404(_("No such workflow run.")) from None
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        return run
+
+    def _run_url(self, run_id: int) -> str:
+        return reverse(
+            "admin:task_admin_workflowrun_change", args=[run_id], current_app=self.admin_site.name
+        )
+
+    # -- the run page ---------------------------------------------------------------------
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="",
+                           obj=None):
+        if obj is not None and not add:
+            context.update(self.run_page_context(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _reconcile(self, run: WorkflowRun) -> None:
+        """Catch up with the result backend on nodes whose worker may have died; never fail."""
+        if run.is_finished:
+            return
+        try:
+            if services.reconcile_run(run):
+                run.refresh_from_db()
+        except Exception:
+            logger.warning("task_admin: reconciling run %s failed", run.pk, exc_info=True)
+
+    def run_page_context(self, request, run: WorkflowRun) -> dict[str, Any]:
+        self._reconcile(run)
+        site = self.admin_site.name
+        attempts = Prefetch(
+            "attempt_set", queryset=TaskAttempt.objects.defer("traceback").order_by("number")
+        )
+        nodes = list(
+            with_result_head(run.nodes.defer("result").order_by("position"))
+            .prefetch_related(attempts)
+        )
+        can_view_nodes = self.admin_site.is_registered(TaskRun) and self.admin_site._registry[
+            TaskRun
+        ].has_view_permission(request)
+        results = task_result_ids(n.task_id for n in nodes) if _can_view_task_results(
+            request, self.admin_site) else {}
+        for node in nodes:
+            node.preview = preview_from_json_text(node.result_head)
+            node.admin_url = (
+                _admin_url("task_admin_taskrun_change", node.pk, current_app=site)
+                if can_view_nodes else None
+            )
+            result_pk = results.get(node.task_id)
+            node.task_result_url = (
+                _admin_url("django_celery_results_taskresult_change", result_pk, current_app=site)
+                if result_pk else None
+            )
+            node.attempt_list = list(node.attempt_set.all())
+
+        counts = Counter(node.state for node in nodes)
+        try:
+            spec = canvas.from_dict(run.spec)
+        except canvas.SpecError as exc:
+            spec, canvas_text, spec_error = None, "", str(exc)
+        else:
+            canvas_text, spec_error = to_python(spec), ""
+        graph = ""
+        if spec is not None:
+            graph = _render_graph(
+                spec,
+                states={node.path: node.state for node in nodes},
+                links={node.path: node.admin_url for node in nodes if node.admin_url},
+            )
+        total = run.total_nodes or len(nodes)
+        refresh = {
+            "statusUrl": reverse(
+                "admin:task_admin_workflowrun_status", args=[run.pk], current_app=site
+            ),
+            "interval": int(get_config()["REFRESH_INTERVAL"]),
+            "finished": run.is_finished,
+            "labels": {str(k): str(v) for k, v in STATE_LABELS.items()},
+            "progressStates": list(PROGRESS_STATES),
+        }
+        return {
+            "run": run,
+            "nodes": nodes,
+            "graph": graph,
+            "canvas_text": canvas_text,
+            "spec_error": spec_error,
+            "progress_segments": _segments(counts, total),
+            "progress_total": total,
+            "progress_finished": run.finished_nodes,
+            "refresh_config": refresh,
+            "can_revoke": not run.is_finished and self.has_revoke_permission(request, run),
+            "can_rerun": (
+                run.is_finished
+                and run.status != RunStatus.SUCCEEDED
+                and self.has_rerun_permission(request, run)
+            ),
+            "nodes_url": (
+                _admin_url("task_admin_taskrun_changelist", current_app=site) + f"?run={run.pk}"
+                if can_view_nodes else None
+            ),
+        }
+
+    def status_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """The run's status and each node's, for the run page's auto-refresh (GET)."""
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET", "HEAD"])
+        run = self._run_or_404(
+            request, object_id, "pk", "status", "finished_nodes", "total_nodes", "started_at",
+            "finished_at",
+        )
+        rows = with_result_head(run.nodes.order_by("position")).values_list(
+            "path", "state", "attempts", "worker", "result_head"
+        )
+        nodes = [
+            {
+                "path": node_path,
+                "state": state,
+                "state_label": str(STATE_LABELS.get(state, state)),
+                "attempts": attempts,
+                "worker": worker,
+                "result": preview_from_json_text(head),
+            }
+            for node_path, state, attempts, worker, head in rows
+        ]
+        counts = Counter(node["state"] for node in nodes)
+        return JsonResponse(
+            {
+                "id": run.pk,
+                "status": run.status,
+                "status_label": str(run.get_status_display()),
+                "finished": run.is_finished,
+                "finished_nodes": run.finished_nodes,
+                "total_nodes": run.total_nodes,
+                "counts": dict(counts),
+                "nodes": nodes,
+            }
+        )
+
+    # -- revoke ---------------------------------------------------------------------------
+
+    def _confirmation(self, request, run, template: str, title: str, **context):
+        opts = self.opts
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "subtitle": str(run),
+            "opts": opts,
+            "app_label": opts.app_label,
+            "run": run,
+            "object": run,
+            "run_url": self._run_url(run.pk),
+            "object_url": self._run_url(run.pk),
+            "has_view_permission": self.has_view_permission(request, run),
+            **context,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            [f"admin/{opts.app_label}/{opts.model_name}/{template}"],
+            context,
+        )
+
+    def revoke_view(self, request: HttpRequest, object_id: str):
+        """GET: what revoking the run would stop. POST: revoke it."""
+        if request.method not in ("GET", "HEAD", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
+        run = self._run_or_404(request, object_id)
+        if not self.has_revoke_permission(request, run):
+            raise PermissionDenied
+        if request.method == "POST":
+            terminate = request.POST.get("terminate") == "on"
+            if self._revoke(request, run, terminate=terminate) is not None:
+                return redirect(self._run_url(run.pk))
+        unfinished = list(
+            run.nodes.filter(state__in=tracking.UNFINISHED)
+            .order_by("position")
+            .only("pk", "path", "task_name", "label", "state")
+        )
+        return self._confirmation(
+            request, run, "revoke_confirmation.html", _("Revoke this run?"),
+            unfinished=unfinished,
+            refused=_("The run has already finished.") if run.is_finished else "",
+        )
+
+    def _revoke(self, request, run: WorkflowRun, *, terminate: bool = False) -> int | None:
+        """Revoke ``run``, log it and say so; None (and an error message) when it failed."""
+        try:
+            count = services.revoke_run(run, terminate=terminate)
+        except services.CannotRun as exc:
+            self.message_user(request, _("Run #%(run)s: %(reason)s") % {
+                "run": run.pk, "reason": exc}, messages.ERROR)
+            return None
+        except BROKER_ERRORS as exc:
+            logger.warning("task_admin: revoking run %s failed: %s", run.pk, exc)
+            self.message_user(
+                request,
+                _("Run #%(run)s was not revoked: the broker could not be reached (%(error)s).")
+                % {"run": run.pk, "error": exc},
+                messages.ERROR,
+            )
+            return None
+        message = ngettext(
+            "Revoked %(count)d unfinished task.",
+            "Revoked %(count)d unfinished tasks.",
+            count,
+        ) % {"count": count}
+        if terminate:
+            message += " " + _("Running tasks were terminated.")
+        self.log_change(request, run, message)
+        self.message_user(request, _("Run #%(run)s: %(message)s") % {
+            "run": run.pk, "message": message}, messages.SUCCESS)
+        return count
+
+    @admin.action(description=gettext_lazy("Revoke selected runs"), permissions=["revoke"])
+    def revoke_runs(self, request, queryset):
+        revoked = finished = tasks = 0
+        for run in queryset.select_related(None).only("pk", "status", "workflow_name").order_by(
+            "pk"
+        ):
+            if run.is_finished:
+                finished += 1
+                continue
+            try:
+                count = services.revoke_run(run)
+            except services.CannotRun:
+                finished += 1
+                continue
+            except BROKER_ERRORS as exc:
+                self.message_user(
+                    request,
+                    _("Stopped: the broker could not be reached (%(error)s).") % {"error": exc},
+                    messages.ERROR,
+                )
+                break
+            self.log_change(request, run, ngettext(
+                "Revoked %(count)d unfinished task.", "Revoked %(count)d unfinished tasks.", count,
+            ) % {"count": count})
+            revoked += 1
+            tasks += count
+        if revoked:
+            self.message_user(request, ngettext(
+                "Revoked %(count)d run (%(tasks)d unfinished tasks).",
+                "Revoked %(count)d runs (%(tasks)d unfinished tasks).",
+                revoked,
+            ) % {"count": revoked, "tasks": tasks}, messages.SUCCESS)
+        if finished:
+            self.message_user(request, ngettext(
+                "%(count)d run had already finished and was left alone.",
+                "%(count)d runs had already finished and were left alone.",
+                finished,
+            ) % {"count": finished}, messages.WARNING)
+
+    # -- re-run ---------------------------------------------------------------------------
+
+    def rerun_view(self, request: HttpRequest, object_id: str):
+        """GET: which nodes would run again and which results are kept. POST: re-run."""
+        if request.method not in ("GET", "HEAD", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
+        run = self._run_or_404(request, object_id)
+        if not self.has_rerun_permission(request, run):
+            raise PermissionDenied
+        if request.method == "POST":
+            new_run = self._rerun(request, run)
+            if new_run is not None:
+                return redirect(self._run_url(new_run.pk))
+        nodes = list(
+            run.nodes.order_by("position").only(
+                "pk", "path", "task_name", "label", "state", "run_id"
+            )
+        )
+        kept = [node for node in nodes if node.state == NodeState.SUCCESS]
+        again = [node for node in nodes if node.state != NodeState.SUCCESS]
+        refused = ""
+        if not run.is_finished:
+            refused = _("The run has not finished yet.")
+        elif run.status == RunStatus.SUCCEEDED or not again:
+            refused = _("Every task of this run succeeded: there is nothing to re-run.")
+        return self._confirmation(
+            request, run, "rerun_confirmation.html", _("Re-run from the point of failure?"),
+            kept=kept, again=again, refused=refused,
+        )
+
+    def _rerun(self, request, run: WorkflowRun) -> WorkflowRun | None:
+        try:
+            new_run = services.rerun_from_failure(run, user=request.user)
+        except services.CannotRun as exc:
+            self.message_user(request, _("Run #%(run)s: %(reason)s") % {
+                "run": run.pk, "reason": exc}, messages.ERROR)
+            return None
+        except InvalidWorkflow as exc:
+            self.message_user(
+                request,
+                _("Run #%(run)s cannot be re-run: %(problems)s")
+                % {"run": run.pk, "problems": "; ".join(str(p) for p in exc.problems)},
+                messages.ERROR,
+            )
+            return None
+        except BROKER_ERRORS as exc:
+            self.message_user(
+                request,
+                _("Run #%(run)s was not re-run: %(error)s") % {"run": run.pk, "error": exc},
+                messages.ERROR,
+            )
+            return None
+        self.log_addition(request, new_run, new_run.note or _("Re-run of #%(run)s") % {
+            "run": run.pk})
+        self.log_change(request, run, _("Re-run from the point of failure as #%(new)s.") % {
+            "new": new_run.pk})
+        self.message_user(request, _("Run #%(run)s is re-running as #%(new)s. %(note)s") % {
+            "run": run.pk, "new": new_run.pk, "note": new_run.note}, messages.SUCCESS)
+        return new_run
+
+    @admin.action(
+        description=gettext_lazy("Re-run selected runs from the point of failure"),
+        permissions=["rerun"],
+    )
+    def rerun_runs(self, request, queryset):
+        started, skipped, failed = [], 0, 0
+        for run in queryset.order_by("pk"):
+            if not run.is_finished or run.status == RunStatus.SUCCEEDED:
+                skipped += 1
+                continue
+            try:
+                new_run = services.rerun_from_failure(run, user=request.user)
+            except (services.CannotRun, InvalidWorkflow, *BROKER_ERRORS) as exc:
+                failed += 1
+                self.message_user(request, _("Run #%(run)s: %(reason)s") % {
+                    "run": run.pk, "reason": exc}, messages.ERROR)
+                continue
+            self.log_addition(request, new_run, new_run.note)
+            self.log_change(request, run, _("Re-run from the point of failure as #%(new)s.") % {
+                "new": new_run.pk})
+            started.append(new_run.pk)
+        if started:
+            self.message_user(request, ngettext(
+                "Started %(count)d re-run: %(runs)s.",
+                "Started %(count)d re-runs: %(runs)s.",
+                len(started),
+            ) % {"count": len(started), "runs": ", ".join(f"#{pk}" for pk in started)},
+                messages.SUCCESS)
+        if skipped:
+            self.message_user(request, ngettext(
+                "%(count)d run was skipped: unfinished, or nothing failed.",
+                "%(count)d runs were skipped: unfinished, or nothing failed.",
+                skipped,
+            ) % {"count": skipped}, messages.WARNING)
+
+
+def _can_view_task_results(request, site) -> bool:
+    from django.apps import apps
+
+    if not apps.is_installed("django_celery_results"):
+        return False
+    from django_celery_results.models import TaskResult
+
+    model_admin = site._registry.get(TaskResult)
+    return bool(model_admin and model_admin.has_view_permission(request))
+
+
+def _render_graph(spec, *, states, links) -> str:
+    try:
+        from task_admin.graph import render_svg
+    except ImportError:
+        return ""
+    try:
+        return render_svg(spec, states=states, links=links)
+    except Exception:  # a picture that cannot be drawn must not hide the run's records
+        logger.exception("task_admin: drawing the graph failed")
+        return ""
+
+
+def _segments(counts: Counter, total: int) -> list[dict[str, Any]]:
+    if not total:
+        return []
+    return [
+        {
+            "state": state,
+            "count": counts[state],
+            "percent": round(100 * counts[state] / total, 3),
+            "label": STATE_LABELS[state],
+        }
+        for state in PROGRESS_STATES
+        if counts.get(state)
+    ]
+
+
+# -- task runs ----------------------------------------------------------------------------
+
+
+class TaskNameFilter(admin.SimpleListFilter):
+    """Task names from the (small) invocation table, not a DISTINCT over every task run."""
+
+    title = gettext_lazy("task")
+    parameter_name = "task_name"
+
+    def lookups(self, request, model_admin):
+        from task_admin.models import TaskInvocation
+
+        names = set(
+            TaskInvocation.objects.order_by("task").values_list("task", flat=True).distinct()[:500]
+        )
+        names.add(services.REPLAY_TASK)
+        if self.value():
+            names.add(self.value())
+        return [(name, name) for name in sorted(names)]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(task_name=self.value())
+        return queryset
+
+
+class RunFilter(admin.SimpleListFilter):
+    """``?run=<pk>``: the nodes of one run (the run page links here). No choices listed."""
+
+    title = gettext_lazy("run")
+    parameter_name = "run"
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        return [(value, f"#{value}")] if value and value.isdigit() else []
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value and value.isdigit():
+            return queryset.filter(run_id=int(value))
+        return queryset
+
+
+@admin.register(TaskRun)
+class TaskRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
+    list_display = (
+        "run_link", "path", "task_display", "state_badge", "attempts", "worker", "started_at",
+        "runtime_display",
+    )
+    list_filter = ("state", TaskNameFilter, RunFilter)
+    list_select_related = ("run",)
+    list_defer = (
+        "result", "traceback", "exception", "run__spec", "run__overrides", "run__note",
+        "run__error",
+    )
+    search_fields = ("=task_id",)
+    search_help_text = gettext_lazy("The Celery task id.")
+    ordering = ("-run_id", "position")
+    readonly_fields = (
+        "run_link", "task_id", "path", "task_name", "label", "state_badge", "attempts",
+        "worker", "received_at", "started_at", "finished_at", "runtime_display",
+        "reused_from_link", "result_display", "exception", "traceback_display", "attempts_table",
+    )
+    fieldsets = (
+        (None, {"fields": (
+            "run_link", "task_name", "label", "path", "task_id", "state_badge", "attempts",
+            "worker", "reused_from_link",
+        )}),
+        (gettext_lazy("Times"), {"fields": (
+            "received_at", "started_at", "finished_at", "runtime_display",
+        )}),
+        (gettext_lazy("Outcome"), {"fields": (
+            "result_display", "exception", "traceback_display", "attempts_table",
+        )}),
+    )
+
+    class Media:
+        css = {"all": ["task_admin/task_admin.css"]}
+
+    def has_delete_permission(self, request, obj=None):
+        # Task runs go with their run (see WorkflowRunAdmin.get_deleted_objects).
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("run").defer(
+            "run__spec", "run__overrides"
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        return (queryset.filter(task_id=term), False) if term else (queryset, False)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="",
+                           obj=None):
+        if obj is not None and not add:
+            site = self.admin_site.name
+            result_url = None
+            if _can_view_task_results(request, self.admin_site):
+                result_pk = task_result_ids([obj.task_id]).get(obj.task_id)
+                if result_pk:
+                    result_url = _admin_url(
+                        "django_celery_results_taskresult_change", result_pk, current_app=site
+                    )
+            context.update({
+                "task_result_url": result_url,
+                "run_url": _admin_url("task_admin_workflowrun_change", obj.run_id,
+                                      current_app=site),
+            })
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.display(description=gettext_lazy("run"), ordering="run_id")
+    def run_link(self, node: TaskRun):
+        url = _admin_url("task_admin_workflowrun_change", node.run_id,
+                         current_app=self.admin_site.name)
+        return format_html('<a href="{}">{}</a>', url, node.run)
+
+    @admin.display(description=gettext_lazy("task"), ordering="task_name")
+    def task_display(self, node: TaskRun):
+        if node.label:
+            return format_html("{} <small>{}</small>", node.label, node.task_name)
+        return node.task_name
+
+    @admin.display(description=gettext_lazy("state"), ordering="state")
+    def state_badge(self, node: TaskRun):
+        return state_badge(node.state, node.get_state_display())
+
+    @admin.display(description=gettext_lazy("runtime"), ordering="runtime")
+    def runtime_display(self, node: TaskRun) -> str:
+        return duration(node.runtime) or "—"
+
+    @admin.display(description=gettext_lazy("result kept from"))
+    def reused_from_link(self, node: TaskRun):
+        if not node.reused_from_id:
+            return "—"
+        url = _admin_url("task_admin_taskrun_change", node.reused_from_id,
+                         current_app=self.admin_site.name)
+        return format_html('<a href="{}">{}</a>', url, node.reused_from_id)
+
+    @admin.display(description=gettext_lazy("result"))
+    def result_display(self, node: TaskRun):
+        if node.result is None and node.state != NodeState.SUCCESS:
+            return "—"
+        return format_html('<pre class="ta-pre">{}</pre>', pretty_json(node.result))
+
+    @admin.display(description=gettext_lazy("traceback"))
+    def traceback_display(self, node: TaskRun):
+        if not node.traceback:
+            return "—"
+        return format_html('<pre class="ta-pre">{}</pre>', node.traceback)
+
+    @admin.display(description=gettext_lazy("attempts"))
+    def attempts_table(self, node: TaskRun):
+        attempts = list(node.attempt_set.order_by("number"))
+        if not attempts:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td></tr>",
+            (
+                (
+                    attempt.number,
+                    state_badge(attempt.state, attempt.get_state_display()),
+                    attempt.worker or "—",
+                    _local(attempt.started_at),
+                    _local(attempt.finished_at),
+                    attempt.reason or "—",
+                    _local(attempt.next_eta),
+                )
+                for attempt in attempts
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>"
+            "<th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            _("state"), _("worker"), _("started"), _("finished"), _("reason"),
+            _("next attempt at"), rows,
+        )
+
+
+def _local(value) -> str:
+    if value is None:
+        return "—"
+    return localize(timezone.localtime(value))

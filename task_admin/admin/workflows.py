@@ -1,0 +1,528 @@
+"""Workflows in the admin: the node editor, the tree preview with its problems, run now.
+
+A tree can only be checked as a whole, so an invalid tree is **kept as a draft**: the editor
+saves it, lists each problem (admin messages and next to the preview, by node path and label),
+and ``services.run_workflow`` refuses to run it until the problems are fixed. Only what the
+database cannot hold (two top-level nodes, two nodes at one position, a node inside itself, a
+task node without its invocation) stops the save, with the error at the row and field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.text import Truncator
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from task_admin import canvas, services
+from task_admin.canvas.build import to_python
+from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec
+from task_admin.forms import (
+    NodeTree,
+    PreloadedModelChoiceField,
+    RunOverridesForm,
+    WorkflowNodeForm,
+    WorkflowNodeFormSet,
+    node_title,
+)
+from task_admin.models import NodeKind, RunStatus, Workflow, WorkflowNode, WorkflowRun
+from task_admin.validation import workflow_problems
+
+# More problems than this are summarised in the messages (the preview lists them all).
+MAX_PROBLEM_MESSAGES = 10
+
+
+def render_graph(spec: canvas.Node | None) -> str:
+    """The lead's SVG graph of the spec, or nothing while it is not available."""
+    if spec is None:
+        return ""
+    try:
+        from task_admin.graph import render_svg
+    except ImportError:
+        return ""
+    return render_svg(spec, states=None)
+
+
+def run_change_url(run: WorkflowRun, current_app: str = "admin") -> str | None:
+    try:
+        return reverse(
+            "admin:task_admin_workflowrun_change", args=[run.pk], current_app=current_app
+        )
+    except NoReverseMatch:
+        return None
+
+
+# -- what the change page and the run page show ------------------------------------------------
+
+
+@dataclass
+class ProblemRow:
+    path: str
+    title: str
+    message: str
+
+    def __str__(self) -> str:
+        if self.title:
+            return gettext("%(path)s “%(title)s”: %(message)s") % {
+                "path": self.path, "title": self.title, "message": self.message,
+            }
+        return gettext("%(path)s: %(message)s") % {"path": self.path, "message": self.message}
+
+
+@dataclass
+class TreeRow:
+    node: WorkflowNode
+    depth: int
+    path: str
+    title: str
+    detail: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def indent(self) -> str:
+        return f"{1.5 * self.depth:.1f}em"
+
+
+@dataclass
+class Preview:
+    """A stored workflow as the admin shows it: tree, canvas, graph and problems."""
+
+    workflow: Workflow
+    spec: canvas.Node | None
+    problems: list[ProblemRow]
+    rows: list[TreeRow]
+
+    @property
+    def python(self) -> str:
+        return to_python(self.spec) if self.spec is not None else ""
+
+    @property
+    def graph(self) -> str:
+        return render_graph(self.spec)
+
+    @property
+    def can_run(self) -> bool:
+        return self.spec is not None and not self.problems
+
+
+def _ref_pk(ref: str | None) -> int | None:
+    if ref and ref.startswith("node:"):
+        return int(ref.split(":", 1)[1])
+    return None
+
+
+def _task_detail(node: WorkflowNode) -> str:
+    if node.kind == NodeKind.TASK and node.invocation_id:
+        return to_python(node.invocation.to_spec())
+    if node.kind == NodeKind.WORKFLOW and node.reuse_id:
+        return gettext("reuses “%(name)s”") % {"name": node.reuse.name}
+    return ""
+
+
+def preview(workflow: Workflow) -> Preview:
+    """Two queries: the nodes (with reused workflows' nodes) and nothing else."""
+    nodes = load_nodes(workflow.pk)
+    by_pk = {node.pk: node for node in nodes}
+    found = workflow_problems(workflow, nodes)
+    try:
+        spec = workflow_to_spec(workflow, nodes)
+    except InvalidWorkflow:
+        spec = None
+    problems, by_node = [], {}
+    for problem in found:
+        pk = _ref_pk(problem.ref)
+        node = by_pk.get(pk) if pk is not None else None
+        problems.append(ProblemRow(problem.path, node_title(node) if node else "",
+                                   problem.message))
+        if pk is not None:
+            by_node.setdefault(pk, []).append(problem.message)
+    tree = NodeTree([node for node in nodes if node.workflow_id == workflow.pk])
+    rows = [
+        TreeRow(node, depth, tree.path(node.pk) or gettext("not placed"), node_title(node),
+                _task_detail(node), by_node.get(node.pk, []))
+        for node, depth in tree.rows
+    ]
+    return Preview(workflow, spec, problems, rows)
+
+
+# -- copying -----------------------------------------------------------------------------------
+
+
+def copy_name(name: str) -> str:
+    base = Truncator(gettext("Copy of %(name)s") % {"name": name}).chars(190)
+    taken = set(Workflow.objects.filter(name__startswith=base).values_list("name", flat=True))
+    if base not in taken:
+        return base
+    number = 2
+    while f"{base} ({number})" in taken:
+        number += 1
+    return f"{base} ({number})"
+
+
+@transaction.atomic
+def copy_workflow(workflow: Workflow) -> Workflow:
+    """A deep copy of the workflow's tree with new node keys (invocations are shared)."""
+    copy = Workflow.objects.create(
+        name=copy_name(workflow.name), description=workflow.description, enabled=workflow.enabled
+    )
+    nodes = list(WorkflowNode.objects.filter(workflow=workflow).order_by("pk"))
+    children: dict[int, list[WorkflowNode]] = {}
+    for node in nodes:
+        children.setdefault(node.parent_id, []).append(node)
+    clones: dict[int, WorkflowNode] = {}
+    level = children.get(None, [])
+    while level:  # one insert per level of the tree; parents exist before their children
+        made = [
+            WorkflowNode(
+                workflow=copy,
+                parent=clones.get(node.parent_id),
+                kind=node.kind,
+                role=node.role,
+                position=node.position,
+                label=node.label,
+                invocation_id=node.invocation_id,
+                reuse_id=node.reuse_id,
+            )
+            for node in level
+        ]
+        WorkflowNode.objects.bulk_create(made)
+        clones.update((node.pk, clone) for node, clone in zip(level, made, strict=True))
+        level = [kid for node in level for kid in children.get(node.pk, [])]
+    return copy
+
+
+# -- the node editor ---------------------------------------------------------------------------
+
+
+class WorkflowNodeInline(admin.TabularInline):
+    """One row per node, in tree order; nodes belong to their workflow's permissions."""
+
+    model = WorkflowNode
+    fk_name = "workflow"
+    form = WorkflowNodeForm
+    formset = WorkflowNodeFormSet
+    fields = ("tree_path", "kind", "parent", "role", "position", "label", "invocation", "reuse")
+    readonly_fields = ("tree_path",)
+    extra = 1
+    verbose_name = _("node")
+    verbose_name_plural = _("nodes")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in ("invocation", "reuse"):
+            kwargs.setdefault("form_class", PreloadedModelChoiceField)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        widget = getattr(formfield, "widget", None)
+        if db_field.name in ("invocation", "reuse") and hasattr(widget, "can_delete_related"):
+            # Keep "add" and "change" next to each row; deleting is done on its own page.
+            widget.can_delete_related = widget.can_view_related = False
+        return formfield
+
+    @admin.display(description=_("path"))
+    def tree_path(self, obj):
+        return getattr(obj, "tree_path", "") or "—"
+
+    def _workflow_permission(self, request, action: str) -> bool:
+        opts = Workflow._meta
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+
+    def has_view_permission(self, request, obj=None):
+        return self._workflow_permission(request, "view") or self._workflow_permission(
+            request, "change"
+        )
+
+    def has_change_permission(self, request, obj=None):
+        return self._workflow_permission(request, "change")
+
+    def has_add_permission(self, request, obj):
+        return self._workflow_permission(request, "change" if obj else "add")
+
+    def has_delete_permission(self, request, obj=None):
+        return self._workflow_permission(request, "change")
+
+
+# -- the workflow admin ------------------------------------------------------------------------
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(admin.ModelAdmin):
+    list_display = ("name", "enabled", "node_count", "last_run", "updated_at")
+    list_filter = ("enabled",)
+    search_fields = ("name", "description")
+    fields = ("name", "description", "enabled")
+    inlines = [WorkflowNodeInline]
+    actions = ["run_workflow_now", "duplicate_workflows", "enable_workflows",
+               "disable_workflows"]
+    change_form_template = "admin/task_admin/workflow/change_form.html"
+    run_template = "admin/task_admin/workflow/run_confirmation.html"
+
+    class Media:
+        css = {"all": ("task_admin/task_admin.css", "task_admin/workflow_admin.css")}
+        js = ("task_admin/workflow_editor.js",)
+
+    # -- list ---------------------------------------------------------------------------------
+
+    def get_queryset(self, request):
+        nodes = (
+            WorkflowNode.objects.filter(workflow=OuterRef("pk"))
+            .order_by()
+            .values("workflow")
+            .annotate(count=Count("pk"))
+            .values("count")
+        )
+        runs = WorkflowRun.objects.filter(workflow=OuterRef("pk")).order_by("-created_at", "-pk")
+        return super().get_queryset(request).annotate(
+            node_count=Coalesce(Subquery(nodes), 0),
+            last_run_id=Subquery(runs.values("pk")[:1]),
+            last_run_status=Subquery(runs.values("status")[:1]),
+        )
+
+    @admin.display(description=_("nodes"), ordering="node_count")
+    def node_count(self, obj):
+        return obj.node_count
+
+    @admin.display(description=_("last run"), ordering="last_run_id")
+    def last_run(self, obj):
+        if not obj.last_run_id:
+            return "—"
+        status = obj.last_run_status
+        badge = format_html(
+            '<span class="ta-state ta-state-{}">{}</span>', status, RunStatus(status).label
+        )
+        url = run_change_url(WorkflowRun(pk=obj.last_run_id), self.admin_site.name)
+        return format_html('<a href="{}">{}</a>', url, badge) if url else badge
+
+    # -- permissions ------------------------------------------------------------------------
+
+    def has_run_permission(self, request, obj=None):
+        return request.user.has_perm(f"{self.opts.app_label}.run_workflow")
+
+    # -- change form ---------------------------------------------------------------------------
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="",
+                           obj=None):
+        # What each kind of node points at, for the editor's script.
+        context["node_targets"] = {NodeKind.TASK: "invocation", NodeKind.WORKFLOW: "reuse"}
+        if obj is not None and obj.pk is not None:
+            context["workflow_preview"] = preview(obj)
+            context["has_run_permission"] = self.has_run_permission(request, obj)
+            context["run_url"] = self.run_url(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        self.report_problems(request, form.instance)
+
+    def report_problems(self, request, workflow: Workflow) -> None:
+        problems = preview(workflow).problems
+        if not problems:
+            return
+        count = len(problems)
+        self.message_user(
+            request,
+            ngettext(
+                "“%(name)s” is saved as a draft with %(count)d problem: it cannot run until "
+                "it is fixed.",
+                "“%(name)s” is saved as a draft with %(count)d problems: it cannot run until "
+                "they are fixed.",
+                count,
+            ) % {"name": workflow.name, "count": count},
+            messages.WARNING,
+        )
+        for problem in problems[:MAX_PROBLEM_MESSAGES]:
+            self.message_user(request, str(problem), messages.ERROR)
+        if count > MAX_PROBLEM_MESSAGES:
+            more = count - MAX_PROBLEM_MESSAGES
+            self.message_user(
+                request,
+                ngettext("…and %(count)d more problem, listed under the tree.",
+                         "…and %(count)d more problems, listed under the tree.", more)
+                % {"count": more},
+                messages.ERROR,
+            )
+
+    # -- actions ------------------------------------------------------------------------------
+
+    @admin.action(description=_("Run the selected workflow…"), permissions=["run"])
+    def run_workflow_now(self, request, queryset):
+        pks = list(queryset.values_list("pk", flat=True)[:2])
+        if len(pks) != 1:
+            self.message_user(
+                request,
+                gettext("Select one workflow to run: each run is confirmed on its own page."),
+                messages.WARNING,
+            )
+            return None
+        return HttpResponseRedirect(self.run_url(Workflow(pk=pks[0])))
+
+    @admin.action(description=_("Duplicate selected workflows"), permissions=["add"])
+    def duplicate_workflows(self, request, queryset):
+        originals = list(Workflow.objects.filter(pk__in=list(queryset.values_list("pk",
+                                                                                   flat=True))))
+        for original in originals:
+            copy = copy_workflow(original)
+            self.log_addition(
+                request, copy, gettext("Copied from “%(name)s”.") % {"name": original.name}
+            )
+        count = len(originals)
+        self.message_user(
+            request,
+            ngettext("%(count)d workflow was copied.", "%(count)d workflows were copied.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Enable selected workflows"), permissions=["change"])
+    def enable_workflows(self, request, queryset):
+        self._set_enabled(request, queryset, enabled=True)
+
+    @admin.action(description=_("Disable selected workflows"), permissions=["change"])
+    def disable_workflows(self, request, queryset):
+        self._set_enabled(request, queryset, enabled=False)
+
+    def _set_enabled(self, request, queryset, *, enabled: bool) -> None:
+        pks = list(queryset.values_list("pk", flat=True))
+        targets = list(Workflow.objects.filter(pk__in=pks).exclude(enabled=enabled))
+        Workflow.objects.filter(pk__in=[wf.pk for wf in targets]).update(
+            enabled=enabled, updated_at=timezone.now()
+        )
+        if targets:
+            label = str(Workflow._meta.get_field("enabled").verbose_name)
+            LogEntry.objects.log_actions(
+                request.user.pk, targets, CHANGE,
+                change_message=[{"changed": {"fields": [label]}}],
+            )
+        count = len(targets)
+        if enabled:
+            message = ngettext("%(count)d workflow was enabled.",
+                               "%(count)d workflows were enabled.", count)
+        else:
+            message = ngettext("%(count)d workflow was disabled.",
+                               "%(count)d workflows were disabled.", count)
+        self.message_user(request, message % {"count": count}, messages.SUCCESS)
+
+    # -- run now ------------------------------------------------------------------------------
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/run/",
+                self.admin_site.admin_view(self.run_view),
+                name="{}_{}_run".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def run_url(self, workflow: Workflow) -> str:
+        return reverse(
+            "admin:task_admin_workflow_run", args=[workflow.pk], current_app=self.admin_site.name
+        )
+
+    def run_view(self, request, object_id):
+        workflow = self.get_object(request, unquote(object_id))
+        if workflow is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not (
+            self.has_view_or_change_permission(request, workflow)
+            and self.has_run_permission(request, workflow)
+        ):
+            raise PermissionDenied
+        shown = preview(workflow)
+        form = None
+        if shown.spec is not None:
+            data = request.POST if request.method == "POST" else None
+            form = RunOverridesForm(data, spec=shown.spec)
+        if request.method == "POST":
+            response = self._run(request, workflow, shown, form)
+            if response is not None:
+                return response
+        change_url = reverse(
+            "admin:task_admin_workflow_change", args=[workflow.pk],
+            current_app=self.admin_site.name,
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Run “%(name)s”") % {"name": workflow.name},
+            "subtitle": None,
+            "opts": self.opts,
+            "original": workflow,
+            "object": workflow,
+            "object_url": change_url,
+            "workflow_preview": shown,
+            "form": form,
+            "media": self.media + form.media if form else self.media,
+            "change_url": change_url,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.run_template, context)
+
+    def _run(self, request, workflow, shown: Preview, form):
+        if form is None or not shown.can_run:
+            self.message_user(
+                request,
+                gettext("“%(name)s” cannot run until its problems are fixed.")
+                % {"name": workflow.name},
+                messages.ERROR,
+            )
+            return None
+        if not form.is_valid():
+            return None
+        try:
+            run = services.run_workflow(workflow, overrides=form.overrides, user=request.user)
+        except InvalidWorkflow as exc:
+            for problem in exc.problems:
+                if problem.path in form.fields:
+                    form.add_error(problem.path, problem.message)
+                else:
+                    form.add_error(None, str(problem))
+            return None
+        except services.CannotRun as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        overridden = len(form.overrides)
+        if overridden:
+            note = ngettext(
+                "Ran “%(name)s” with one-off arguments for %(count)d task.",
+                "Ran “%(name)s” with one-off arguments for %(count)d tasks.",
+                overridden,
+            ) % {"name": workflow.name, "count": overridden}
+        else:
+            note = gettext("Ran “%(name)s”.") % {"name": workflow.name}
+        self.log_addition(request, run, note)
+        run.refresh_from_db(fields=["status", "error"])
+        if run.status == RunStatus.DISPATCH_FAILED:
+            self.message_user(
+                request,
+                gettext("Run #%(run)s of “%(name)s” could not be sent: %(error)s")
+                % {"run": run.pk, "name": workflow.name, "error": run.error},
+                messages.ERROR,
+            )
+        else:
+            self.message_user(
+                request,
+                gettext("Run #%(run)s of “%(name)s” was started.")
+                % {"run": run.pk, "name": workflow.name},
+                messages.SUCCESS,
+            )
+        url = run_change_url(run, self.admin_site.name) or reverse(
+            "admin:task_admin_workflow_change", args=[workflow.pk],
+            current_app=self.admin_site.name,
+        )
+        return HttpResponseRedirect(url)

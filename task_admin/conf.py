@@ -1,0 +1,42 @@
+"""The ``TASK_ADMIN`` settings dict, read lazily so ``override_settings`` works."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DEFAULTS: dict[str, Any] = {
+    # Dotted path to the Celery app ("project.celery.app"); None means Celery's current app.
+    "CELERY_APP": None,
+    # fnmatch patterns of task names staff may invoke. None means "the project's own tasks":
+    # tasks whose module is not installed in site-packages and is not Celery's.
+    "ALLOWED_TASKS": None,
+    # Always refused, even when ALLOWED_TASKS matches.
+    "DENIED_TASKS": ["celery.*", "task_admin.*"],
+    # Bounds that keep one workflow from becoming a denial of service on the broker.
+    "MAX_DEPTH": 20,
+    "MAX_NODES": 1000,
+    "MAX_VALUE_BYTES": 64_000,
+    # Seconds a node may stay unfinished before its state is checked in the result backend.
+    "RECONCILE_AFTER": 30,
+    # How often (ms) the run page refreshes itself while the run is unfinished.
+    "REFRESH_INTERVAL": 2000,
+    # Result previews in lists are cut to this many characters.
+    "RESULT_PREVIEW_CHARS": 80,
+}
+
+
+@functools.cache
+def get_config() -> dict[str, Any]:
+    # Unknown keys are reported by the task_admin.W001 system check, not here.
+    return {**DEFAULTS, **getattr(settings, "TASK_ADMIN", {})}
+
+
+@receiver(setting_changed)
+def _reset_config(*, setting: str, **kwargs: Any) -> None:
+    if setting == "TASK_ADMIN":
+        get_config.cache_clear()

@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", _("pending")
+    RUNNING = "running", _("running")
+    SUCCEEDED = "succeeded", _("succeeded")
+    FAILED = "failed", _("failed")
+    PARTIALLY_FAILED = "partially_failed", _("partially failed")
+    REVOKED = "revoked", _("revoked")
+    DISPATCH_FAILED = "dispatch_failed", _("failed to dispatch")
+
+
+FINISHED_RUN = frozenset(
+    {
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+        RunStatus.PARTIALLY_FAILED,
+        RunStatus.REVOKED,
+        RunStatus.DISPATCH_FAILED,
+    }
+)
+
+
+class NodeState(models.TextChoices):
+    # Celery's state names, plus two of ours for nodes that will never run.
+    PENDING = "PENDING", _("pending")
+    RECEIVED = "RECEIVED", _("received")
+    STARTED = "STARTED", _("started")
+    RETRY = "RETRY", _("retrying")
+    SUCCESS = "SUCCESS", _("succeeded")
+    FAILURE = "FAILURE", _("failed")
+    REVOKED = "REVOKED", _("revoked")
+    SKIPPED = "SKIPPED", _("skipped: an earlier step failed")
+    NOT_SENT = "NOT_SENT", _("not sent")
+
+
+FINISHED_NODE = frozenset(
+    {NodeState.SUCCESS, NodeState.FAILURE, NodeState.REVOKED, NodeState.SKIPPED, NodeState.NOT_SENT}
+)
+ACTIVE_NODE = frozenset({NodeState.RECEIVED, NodeState.STARTED, NodeState.RETRY})
+
+
+class Trigger(models.TextChoices):
+    MANUAL = "manual", _("manual")
+    SCHEDULE = "schedule", _("schedule")
+    RERUN = "rerun", _("re-run")
+    API = "api", _("code")
+
+
+class WorkflowRunQuerySet(models.QuerySet):
+    def unfinished(self):
+        return self.exclude(status__in=FINISHED_RUN)
+
+
+class WorkflowRun(models.Model):
+    """One dispatch of a workflow, with a snapshot of exactly what was sent."""
+
+    workflow = models.ForeignKey(
+        "task_admin.Workflow",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="runs",
+        verbose_name=_("workflow"),
+    )
+    workflow_name = models.CharField(_("workflow name"), max_length=200)
+    spec = models.JSONField(_("canvas sent"))
+    overrides = models.JSONField(_("one-off overrides"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"), max_length=20, choices=RunStatus.choices, default=RunStatus.PENDING,
+        db_index=True,
+    )
+    trigger = models.CharField(_("trigger"), max_length=10, choices=Trigger.choices)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("triggered by"),
+    )
+    trigger_detail = models.CharField(_("trigger detail"), max_length=255, blank=True)
+    rerun_of = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="reruns",
+        verbose_name=_("re-run of"),
+    )
+    note = models.TextField(_("note"), blank=True)
+    error = models.TextField(_("dispatch error"), blank=True)
+    total_nodes = models.PositiveIntegerField(_("tasks"), default=0)
+    finished_nodes = models.PositiveIntegerField(_("finished tasks"), default=0)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    dispatched_at = models.DateTimeField(_("dispatched"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = WorkflowRunQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("workflow run")
+        verbose_name_plural = _("workflow runs")
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("revoke_workflowrun", _("Can revoke workflow runs")),
+            ("rerun_workflowrun", _("Can re-run workflow runs from the point of failure")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_name} #{self.pk}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_RUN
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class TaskRun(models.Model):
+    """One leaf task of a run: its Celery task id is assigned before the canvas is sent."""
+
+    run = models.ForeignKey(
+        WorkflowRun, on_delete=models.CASCADE, related_name="nodes", verbose_name=_("run")
+    )
+    task_id = models.CharField(_("task id"), max_length=255, unique=True)
+    path = models.CharField(_("path"), max_length=500)
+    position = models.PositiveIntegerField(_("position"))
+    task_name = models.CharField(_("task"), max_length=255)
+    label = models.CharField(_("label"), max_length=200, blank=True)
+    node = models.ForeignKey(
+        "task_admin.WorkflowNode",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("workflow node"),
+    )
+    reused_from = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("result kept from"),
+    )
+    state = models.CharField(
+        _("state"), max_length=10, choices=NodeState.choices, default=NodeState.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    worker = models.CharField(_("worker"), max_length=255, blank=True)
+    received_at = models.DateTimeField(_("received"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    runtime = models.FloatField(_("runtime (s)"), null=True, blank=True)
+    result = models.JSONField(_("result"), null=True, blank=True)
+    exception = models.TextField(_("exception"), blank=True)
+    traceback = models.TextField(_("traceback"), blank=True)
+
+    class Meta:
+        verbose_name = _("task run")
+        verbose_name_plural = _("task runs")
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "path"], name="task_admin_taskrun_path_unique")
+        ]
+        indexes = [models.Index(fields=["state", "started_at"], name="task_admin_taskrun_state")]
+
+    def __str__(self) -> str:
+        return f"{self.label or self.task_name} ({self.path})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in FINISHED_NODE
+
+
+class TaskAttempt(models.Model):
+    """One execution of a task run: the first try and each retry."""
+
+    task_run = models.ForeignKey(
+        TaskRun, on_delete=models.CASCADE, related_name="attempt_set", verbose_name=_("task run")
+    )
+    number = models.PositiveSmallIntegerField(_("attempt"))
+    state = models.CharField(_("state"), max_length=10, choices=NodeState.choices)
+    worker = models.CharField(_("worker"), max_length=255, blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+    next_eta = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    traceback = models.TextField(_("traceback"), blank=True)
+
+    class Meta:
+        verbose_name = _("attempt")
+        verbose_name_plural = _("attempts")
+        ordering = ["task_run", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task_run", "number"], name="task_admin_attempt_number_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_run} attempt {self.number}"

@@ -1,0 +1,249 @@
+"""Run, revoke, re-run and reconcile workflows: the transactions and the talking to Celery."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from task_admin import canvas, registry, tracking
+from task_admin.canvas.build import to_signature
+from task_admin.compile import InvalidWorkflow, workflow_to_spec
+from task_admin.conf import get_config
+from task_admin.models import NodeState, RunStatus, TaskRun, Trigger, Workflow, WorkflowRun
+from task_admin.validation import check_spec
+
+logger = logging.getLogger(__name__)
+
+REPLAY_TASK = "task_admin.replay"
+
+
+class CannotRun(Exception):
+    """The request is refused; the message says why, for the person who asked."""
+
+
+def _node_pk(ref: str | None) -> int | None:
+    if ref and ref.startswith("node:"):
+        return int(ref.split(":", 1)[1])
+    return None
+
+
+def apply_overrides(spec: canvas.Node, overrides: Mapping[str, dict]) -> canvas.Node:
+    """The spec with extra kwargs merged into the leaves named by path (for one run)."""
+    if not overrides:
+        return spec
+    leaf_paths = {path for path, _task in canvas.leaves(spec)}
+    unknown = sorted(set(overrides) - leaf_paths)
+    if unknown:
+        raise InvalidWorkflow([canvas.Problem(unknown[0], _("no task at this path"))])
+
+    def merge(path: str, task: canvas.Task) -> canvas.Task:
+        extra = overrides.get(path)
+        return replace(task, kwargs={**task.kwargs, **extra}) if extra else task
+
+    return canvas.map_leaves(spec, merge)
+
+
+def run_workflow(
+    workflow: Workflow,
+    *,
+    overrides: Mapping[str, dict] | None = None,
+    user=None,
+    trigger: str = Trigger.MANUAL,
+    detail: str = "",
+    app: Celery | None = None,
+) -> WorkflowRun:
+    """Record a run of ``workflow`` and send its canvas once the record is committed.
+
+    Raises ``InvalidWorkflow`` (nothing is saved) when the workflow cannot be sent as it is,
+    and ``CannotRun`` when it is disabled.
+    """
+    if not workflow.enabled:
+        raise CannotRun(_("The workflow “%(name)s” is disabled.") % {"name": workflow.name})
+    spec = apply_overrides(workflow_to_spec(workflow), overrides or {})
+    problems = check_spec(spec)
+    if problems:
+        raise InvalidWorkflow(problems)
+    return _start(
+        spec, workflow=workflow, overrides=overrides or {}, user=user, trigger=trigger,
+        detail=detail, app=app,
+    )
+
+
+def _start(
+    spec: canvas.Node,
+    *,
+    workflow: Workflow | None,
+    workflow_name: str = "",
+    overrides: Mapping[str, Any],
+    user,
+    trigger: str,
+    detail: str,
+    app: Celery | None,
+    rerun_of: WorkflowRun | None = None,
+    reused: Mapping[str, TaskRun] | None = None,
+    note: str = "",
+) -> WorkflowRun:
+    app = app or registry.get_app()
+    signature, task_ids = to_signature(spec, app=app)
+    leaves = canvas.leaves(spec)
+    reused = reused or {}
+    with transaction.atomic():
+        run = WorkflowRun.objects.create(
+            workflow=workflow,
+            workflow_name=workflow.name if workflow else workflow_name,
+            spec=canvas.to_dict(spec),
+            overrides=dict(overrides),
+            trigger=trigger,
+            triggered_by=user if user is not None and user.is_authenticated else None,
+            trigger_detail=detail,
+            rerun_of=rerun_of,
+            note=note,
+            total_nodes=len(leaves),
+        )
+        TaskRun.objects.bulk_create(
+            TaskRun(
+                run=run,
+                task_id=task_ids[path],
+                path=path,
+                position=position,
+                task_name=task.task,
+                label=task.label,
+                node_id=_node_pk(task.ref),
+                reused_from=reused.get(path),
+            )
+            for position, (path, task) in enumerate(leaves)
+        )
+        # A worker must never see a task whose run is not committed yet.
+        transaction.on_commit(lambda: dispatch(run.pk, signature))
+    return run
+
+
+def dispatch(run_id: int, signature) -> None:
+    """Send the canvas; a broker that cannot be reached fails the run, with the reason."""
+    try:
+        signature.apply_async()
+    except Exception as exc:  # kombu.OperationalError and friends: anything that did not send
+        logger.warning("task_admin run %s was not sent: %s", run_id, exc)
+        now = timezone.now()
+        with transaction.atomic():
+            TaskRun.objects.filter(run_id=run_id, state=NodeState.PENDING).update(
+                state=NodeState.NOT_SENT, finished_at=now
+            )
+            WorkflowRun.objects.filter(pk=run_id).update(
+                status=RunStatus.DISPATCH_FAILED,
+                error=tracking.describe_exception(exc),
+                finished_at=now,
+            )
+        return
+    WorkflowRun.objects.filter(pk=run_id).update(dispatched_at=timezone.now())
+
+
+def revoke_run(run: WorkflowRun, *, terminate: bool = False, app: Celery | None = None) -> int:
+    """Revoke the run's unfinished tasks; returns how many are marked revoked now.
+
+    Without ``terminate`` Celery lets a task that has already started run to its end, so its
+    node keeps its state and reports the outcome itself; with it, the worker kills the task.
+    """
+    if run.is_finished:
+        raise CannotRun(_("The run has already finished."))
+    app = app or registry.get_app()
+    task_ids = list(
+        run.nodes.filter(state__in=tracking.UNFINISHED).values_list("task_id", flat=True)
+    )
+    if task_ids:
+        app.control.revoke(task_ids, terminate=terminate)
+    stopped = [s for s in tracking.UNFINISHED if terminate or s != NodeState.STARTED]
+    with transaction.atomic():
+        revoked = TaskRun.objects.filter(task_id__in=task_ids, state__in=stopped).update(
+            state=NodeState.REVOKED,
+            finished_at=timezone.now(),
+            exception=_("revoked from the admin"),
+        )
+        WorkflowRun.objects.filter(pk=run.pk).update(finished_nodes=F("finished_nodes") + revoked)
+    tracking.finish_if_done(run.pk)
+    return revoked
+
+
+def replay_signature() -> dict[str, inspect.Signature | None]:
+    from task_admin.tasks import replay
+
+    return {REPLAY_TASK: inspect.signature(replay.run)}
+
+
+def rerun_from_failure(
+    run: WorkflowRun, *, user=None, app: Celery | None = None
+) -> WorkflowRun:
+    """Run again the nodes that failed or never ran, keeping the results that succeeded."""
+    if not run.is_finished:
+        raise CannotRun(_("The run has not finished yet."))
+    if run.status == RunStatus.SUCCEEDED:
+        raise CannotRun(_("Every task of this run succeeded: there is nothing to re-run."))
+    spec = canvas.from_dict(run.spec)
+    kept = {node.path: node for node in run.nodes.filter(state=NodeState.SUCCESS)}
+    rerun_spec = canvas.replace_succeeded(
+        spec, {path: node.result for path, node in kept.items()}, replay_task=REPLAY_TASK
+    )
+    problems = check_spec(rerun_spec, extra_tasks=replay_signature())
+    if problems:
+        raise InvalidWorkflow(problems)
+    total = canvas.count_leaves(spec)
+    note = ngettext(
+        "Re-run of #%(run)s: %(again)d of %(total)d task runs again; results kept: %(kept)d.",
+        "Re-run of #%(run)s: %(again)d of %(total)d tasks run again; results kept: %(kept)d.",
+        total,
+    ) % {"run": run.pk, "again": total - len(kept), "total": total, "kept": len(kept)}
+    return _start(
+        rerun_spec,
+        workflow=run.workflow,
+        workflow_name=run.workflow_name,
+        overrides=run.overrides,
+        user=user,
+        trigger=Trigger.RERUN,
+        detail=f"#{run.pk}",
+        app=app,
+        rerun_of=run,
+        reused=kept,
+        note=note,
+    )
+
+
+def reconcile_run(run: WorkflowRun, *, app: Celery | None = None) -> int:
+    """Bring unfinished nodes up to date from the result backend; returns how many changed.
+
+    Handlers in a worker that was killed never run; the result backend may still know how the
+    task ended (a lost pool child is stored as a failure by its parent process).
+    """
+    if run.is_finished:
+        return 0
+    app = app or registry.get_app()
+    since = timezone.now() - timedelta(seconds=get_config()["RECONCILE_AFTER"])
+    stale = run.nodes.filter(state__in=tracking.UNFINISHED, run__created_at__lte=since)
+    changed = 0
+    for node in stale.only("task_id", "state"):
+        result = app.AsyncResult(node.task_id)
+        state = result.state
+        if state == "SUCCESS":
+            tracking.succeeded(node.task_id, result.result, None)
+        elif state == "FAILURE":
+            exc = result.result
+            message = (
+                tracking.describe_exception(exc) if isinstance(exc, BaseException) else str(exc)
+            )
+            tracking.failed(node.task_id, message, result.traceback or "")
+        elif state == "REVOKED":
+            tracking.revoked(node.task_id, "revoked")
+        else:
+            continue
+        changed += 1
+    return changed

@@ -1,0 +1,212 @@
+"""Template helpers for the run pages and the admin index dashboard: ``{% load task_admin %}``.
+
+The formatting helpers are plain functions too, so the admin's list columns render exactly what
+the templates render.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django import template
+from django.apps import apps
+from django.db.models import Q
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+
+from task_admin.conf import get_config
+from task_admin.models import NodeState, RunStatus, WorkflowRun
+
+logger = logging.getLogger(__name__)
+register = template.Library()
+
+FAILED_RUN = (RunStatus.FAILED, RunStatus.PARTIALLY_FAILED, RunStatus.DISPATCH_FAILED)
+RUN_WORKFLOW_TASK = "task_admin.run_workflow"
+STATE_LABELS = {**dict(RunStatus.choices), **dict(NodeState.choices)}
+
+# How many rows each part of the dashboard shows, and how many schedules it reads at most.
+DASHBOARD_ROWS = 10
+DASHBOARD_SCHEDULES_READ = 200
+
+
+# -- formatting ---------------------------------------------------------------------------
+
+
+@register.simple_tag
+def state_badge(state: str, label: str | None = None) -> SafeString:
+    """A coloured badge for a run status or a node state (``.ta-state-<state|lower>``)."""
+    label = label if label is not None else STATE_LABELS.get(state, state)
+    # format_html, not a template: list pages draw a badge on every row.
+    state = state or ""
+    return format_html(
+        '<span class="ta-state ta-state-{}" title="{}">{}</span>', state.lower(), state, label
+    )
+
+
+@register.filter
+def duration(value: timedelta | float | None) -> str:
+    """``0.42 s``, ``12.3 s``, ``4 min 05 s``, ``2 h 03 min``; empty for None."""
+    if value is None:
+        return ""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 10:
+        return _("%(seconds).2f s") % {"seconds": seconds}
+    if seconds < 60:
+        return _("%(seconds).1f s") % {"seconds": seconds}
+    whole = int(seconds)
+    if whole < 3600:
+        return _("%(minutes)d min %(seconds)02d s") % {
+            "minutes": whole // 60, "seconds": whole % 60,
+        }
+    return _("%(hours)d h %(minutes)02d min") % {
+        "hours": whole // 3600, "minutes": whole % 3600 // 60,
+    }
+
+
+def cut(text: str, limit: int | None = None) -> str:
+    limit = get_config()["RESULT_PREVIEW_CHARS"] if limit is None else limit
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+@register.filter
+def result_preview(value: Any) -> str:
+    """A JSON value as one line of text, cut to ``RESULT_PREVIEW_CHARS`` (escape when shown)."""
+    if value is None:
+        return ""
+    try:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return cut(text)
+
+
+def preview_from_json_text(head: str | None) -> str:
+    """A preview from the first characters of a stored JSON value (see ``admin.runs``)."""
+    if head is None:
+        return ""
+    limit = get_config()["RESULT_PREVIEW_CHARS"]
+    if len(head) <= limit:
+        try:  # whole: normalise the database's spelling (escaped unicode, spaces)
+            return result_preview(json.loads(head))
+        except ValueError:
+            return head
+    return cut(head, limit)
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    """Indented JSON text (escape when shown)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+# -- the admin index dashboard ------------------------------------------------------------
+
+
+def _can_view_runs(user) -> bool:
+    return bool(
+        user
+        and user.is_active
+        and user.is_staff
+        and (
+            user.has_perm("task_admin.view_workflowrun")
+            or user.has_perm("task_admin.change_workflowrun")
+        )
+    )
+
+
+def _next_run(task, now: datetime) -> datetime | None:
+    """When beat will next send ``task`` (a PeriodicTask), estimated from its schedule."""
+    try:
+        last = task.last_run_at or task.date_changed or now
+        if timezone.is_naive(last):
+            last = timezone.make_aware(last, timezone.get_default_timezone())
+        when = now + task.schedule.remaining_estimate(last)
+        if when < now:
+            when = now
+        if task.start_time and task.start_time > when:
+            when = task.start_time
+        return when
+    except Exception:  # a schedule that cannot be computed must not break the index page
+        logger.debug("cannot estimate the next run of %s", task.pk, exc_info=True)
+        return None
+
+
+def next_scheduled(user, limit: int = DASHBOARD_ROWS) -> list[dict[str, Any]]:
+    """The enabled beat entries that run workflows, soonest first (two queries at most)."""
+    if not apps.is_installed("django_celery_beat"):
+        return []
+    from django_celery_beat.models import PeriodicTask
+
+    now = timezone.now()
+    rows = (
+        PeriodicTask.objects.filter(task=RUN_WORKFLOW_TASK, enabled=True)
+        .filter(Q(expires__isnull=True) | Q(expires__gt=now))
+        .select_related("interval", "crontab", "solar", "clocked")
+        .order_by("pk")[:DASHBOARD_SCHEDULES_READ]
+    )
+    can_view = user.has_perm("django_celery_beat.view_periodictask") or user.has_perm(
+        "django_celery_beat.change_periodictask"
+    )
+    out = []
+    for task in rows:
+        url = None
+        if can_view:
+            try:
+                url = reverse("admin:django_celery_beat_periodictask_change", args=[task.pk])
+            except NoReverseMatch:
+                url = None
+        out.append(
+            {
+                "name": task.name,
+                "schedule": str(task.scheduler) if task.scheduler else "",
+                "next_run": _next_run(task, now),
+                "last_run_at": task.last_run_at,
+                "url": url,
+            }
+        )
+    far = datetime.max.replace(tzinfo=timezone.get_current_timezone())
+    out.sort(key=lambda row: row["next_run"] or far)
+    return out[:limit]
+
+
+@register.inclusion_tag("task_admin/dashboard.html", takes_context=True)
+def task_admin_dashboard(context) -> dict[str, Any]:
+    """Recent runs, failures of the last 24 hours, next scheduled runs: for the admin index."""
+    request = context.get("request")
+    user = getattr(request, "user", None) or context.get("user")
+    if not _can_view_runs(user):
+        return {"show": False}
+    now = timezone.now()
+    since = now - timedelta(hours=24)
+    columns = (
+        "pk", "workflow_name", "status", "trigger", "created_at", "started_at", "finished_at",
+        "finished_nodes", "total_nodes",
+    )
+    recent = list(WorkflowRun.objects.only(*columns).order_by("-created_at", "-id")[
+        :DASHBOARD_ROWS
+    ])
+    failures = WorkflowRun.objects.filter(status__in=FAILED_RUN, finished_at__gte=since)
+    failure_count = failures.count()
+    failed = (
+        list(failures.only(*columns, "error").order_by("-finished_at")[:DASHBOARD_ROWS])
+        if failure_count
+        else []
+    )
+    return {
+        "show": True,
+        "recent": recent,
+        "failure_count": failure_count,
+        "failures": failed,
+        "scheduled": next_scheduled(user),
+        "since": since,
+        "now": now,
+    }

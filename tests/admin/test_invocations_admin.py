@@ -1,0 +1,166 @@
+"""The task invocation admin: a picker of allowed tasks, JSON arguments checked at the field."""
+
+import pytest
+from django.urls import reverse
+
+from task_admin.models import TaskInvocation
+from tests.factories import SUMA, invocation, workflow
+
+pytestmark = pytest.mark.django_db
+
+ADD_URL = reverse("admin:task_admin_taskinvocation_add")
+
+
+def change_url(inv):
+    return reverse("admin:task_admin_taskinvocation_change", args=[inv.pk])
+
+
+def form_data(**values):
+    """Everything the add/change form posts, with the given values."""
+    data = {
+        "name": "add 2 and 2",
+        "description": "",
+        "task": SUMA,
+        "args": "[2, 2]",
+        "kwargs": "{}",
+        "countdown": "",
+        "eta_0": "",
+        "eta_1": "",
+        "expires": "",
+        "queue": "",
+        "priority": "",
+        "retry": "on",
+        "retry_max_retries": "",
+        "retry_interval_start": "",
+        "retry_interval_step": "",
+        "retry_interval_max": "",
+        "soft_time_limit": "",
+        "time_limit": "",
+    }
+    data.update(values)
+    return data
+
+
+def form_of(response):
+    return response.context["adminform"].form
+
+
+def test_picker_lists_allowed_tasks_with_signature_and_doc(admin_client):
+    response = admin_client.get(ADD_URL)
+    assert response.status_code == 200
+    choices = dict(form_of(response).fields["task"].choices)
+    assert choices[SUMA] == (
+        "project.demo.tasks.suma — suma(a, b) — Add two numbers (the tutorial's first task)."
+    )
+    assert not [name for name in choices if name.startswith(("celery.", "task_admin."))]
+    html = response.content.decode()
+    assert f'<option value="{SUMA}">' in html
+    assert "suma(a, b)" in html
+    assert 'value="celery.' not in html
+    assert ">\n[]</textarea>" in html and ">\n{}</textarea>" in html
+
+
+def test_fieldsets_group_the_options(admin_client):
+    response = admin_client.get(ADD_URL)
+    names = [name for name, _options in response.context["adminform"].fieldsets]
+    assert [str(name) for name in names] == [
+        "Task", "Scheduling", "Routing", "Publishing retry policy", "Time limits",
+    ]
+
+
+def test_invalid_json_is_an_error_at_the_args_field(admin_client):
+    response = admin_client.post(ADD_URL, form_data(args="[2, 2"))
+    assert response.status_code == 200
+    form = form_of(response)
+    assert form.errors["args"] == ["Enter valid JSON."]
+    # Only the field error: no second error about arguments the user did not give.
+    assert not form.non_field_errors()
+    assert "[2, 2" in response.content.decode()  # what was typed is shown again
+    assert not TaskInvocation.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("args", '{"a": 1}', "Enter a JSON list, e.g. [2, 2]."),
+        ("kwargs", "[1]", 'Enter a JSON object, e.g. {"b": 2}.'),
+        ("args", "[NaN, 1]", "Enter valid JSON."),
+    ],
+)
+def test_wrong_json_shapes_are_field_errors(admin_client, field, value, message):
+    response = admin_client.post(ADD_URL, form_data(**{field: value}))
+    assert response.status_code == 200
+    assert form_of(response).errors[field] == [message]
+
+
+def test_wrong_arity_is_shown_as_a_form_error(admin_client):
+    response = admin_client.post(ADD_URL, form_data(args="[1, 2, 3]"))
+    assert response.status_code == 200
+    errors = form_of(response).non_field_errors()
+    assert any("suma(a, b) cannot take these arguments" in e for e in errors)
+    html = response.content.decode()
+    assert "suma(a, b) cannot take these arguments" in html
+    assert 'class="errorlist nonfield"' in html
+    assert not TaskInvocation.objects.exists()
+
+
+def test_valid_post_creates_the_invocation(admin_client):
+    response = admin_client.post(
+        ADD_URL, form_data(args="", kwargs='{"a": 2, "b": 3}', queue="fast", priority="3")
+    )
+    assert response.status_code == 302, form_of(response).errors
+    inv = TaskInvocation.objects.get(name="add 2 and 2")
+    assert (inv.task, inv.args, inv.kwargs, inv.queue, inv.priority) == (
+        SUMA, [], {"a": 2, "b": 3}, "fast", 3,
+    )
+
+
+def test_used_in_lists_the_workflows_with_links(admin_client):
+    inv = invocation(SUMA, [2, 2])
+    wf = workflow("tutorial chain", ("chain", [inv, invocation(SUMA, [4])]))
+    workflow("unrelated", ("group", [invocation(SUMA, [1, 1])]))
+    response = admin_client.get(change_url(inv))
+    assert response.status_code == 200
+    html = response.content.decode()
+    link = reverse("admin:task_admin_workflow_change", args=[wf.pk])
+    assert f'<a href="{link}">tutorial chain</a>' in html
+    assert "unrelated" not in html
+
+
+def test_used_in_says_when_nothing_uses_it(admin_client):
+    inv = invocation(SUMA, [2, 2])
+    response = admin_client.get(change_url(inv))
+    assert "No workflow uses this invocation yet." in response.content.decode()
+    assert "No workflow uses" not in admin_client.get(ADD_URL).content.decode()
+
+
+def test_a_task_no_longer_allowed_renders_and_fails_at_the_field(admin_client):
+    inv = invocation("celery.backend_cleanup", [], clean=False, name="old")
+    response = admin_client.get(change_url(inv))
+    assert response.status_code == 200
+    assert 'value="celery.backend_cleanup" selected' in response.content.decode()
+    response = admin_client.post(
+        change_url(inv), form_data(name="old", task="celery.backend_cleanup", args="[]")
+    )
+    assert response.status_code == 200
+    assert "not a task that may be run" in form_of(response).errors["task"][0]
+
+
+def test_an_edit_that_would_break_a_workflow_is_refused(admin_client):
+    inv = invocation(SUMA, [2, 2], name="first")
+    workflow("tutorial chain", ("chain", [inv, invocation(SUMA, [4])]))
+    response = admin_client.post(change_url(inv), form_data(name="first", immutable="on",
+                                                            args="[2]"))
+    assert response.status_code == 200
+    errors = " ".join(form_of(response).non_field_errors())
+    assert "missing a required argument" in errors
+
+
+def test_changelist_search_and_filters(admin_client):
+    invocation(SUMA, [2, 2], name="adds two", description="the tutorial's add")
+    invocation("project.demo.tasks.slow", [1], name="sleeps")
+    url = reverse("admin:task_admin_taskinvocation_changelist")
+    response = admin_client.get(url, {"q": "tutorial"})
+    assert [obj.name for obj in response.context["cl"].result_list] == ["adds two"]
+    response = admin_client.get(url, {"task": "project.demo.tasks.slow"})
+    assert [obj.name for obj in response.context["cl"].result_list] == ["sleeps"]

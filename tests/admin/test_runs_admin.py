@@ -1,0 +1,475 @@
+"""The run pages: workflow runs and task runs in the admin, revoke and re-run, big tables."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from unittest import mock
+
+import pytest
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from task_admin import services
+from task_admin.admin.runs import BoundedCountPaginator
+from task_admin.compile import InvalidWorkflow
+from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, Trigger, WorkflowRun
+from tests.factories import SUMA, invocation, workflow
+
+pytestmark = pytest.mark.django_db
+
+XSS = "<script>alert(1)</script>"
+XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+HAS_GRAPH = importlib.util.find_spec("task_admin.graph") is not None
+
+
+def start_run(capture, name: str = "adds", tree=None) -> WorkflowRun:
+    """A run recorded by ``services.run_workflow`` and never sent (on_commit not executed)."""
+    tree = tree or ("chain", [invocation(SUMA, [2, 2]), invocation(SUMA, [4])])
+    wf = workflow(name, tree)
+    with capture(execute=False):
+        return services.run_workflow(wf)
+
+
+def finish(run: WorkflowRun, **states: tuple[str, object]) -> WorkflowRun:
+    """Give nodes (keyed by path, dots as underscores) a final state and result."""
+    now = timezone.now()
+    for key, (state, result) in states.items():
+        node = run.nodes.get(path=key.replace("_", "."))
+        node.state = state
+        node.finished_at = now
+        node.started_at = now
+        if state == NodeState.SUCCESS:
+            node.result = result
+        else:
+            node.exception = f"ValueError: {result}"
+            node.traceback = f"Traceback (most recent call last):\n  ...\nValueError: {result}"
+        node.attempts = 1
+        node.worker = "celery@test"
+        node.save()
+    counts = {s: run.nodes.filter(state=s).count() for s in NodeState}
+    run.finished_nodes = run.nodes.exclude(state=NodeState.PENDING).count()
+    from task_admin.tracking import derive_status
+
+    run.status = derive_status({k: v for k, v in counts.items() if v})
+    run.started_at = now
+    run.finished_at = now if run.finished_nodes == run.total_nodes else None
+    run.save()
+    return run
+
+
+def url(name: str, *args) -> str:
+    return reverse(f"admin:task_admin_{name}", args=args)
+
+
+@pytest.fixture
+def run(django_capture_on_commit_callbacks):
+    return start_run(django_capture_on_commit_callbacks)
+
+
+@pytest.fixture
+def failed_run(django_capture_on_commit_callbacks):
+    run = start_run(django_capture_on_commit_callbacks, "half")
+    return finish(run, root_0=(NodeState.SUCCESS, 4), root_1=(NodeState.FAILURE, "boom"))
+
+
+# -- the run page -------------------------------------------------------------------------
+
+
+def test_run_page_shows_nodes_states_graph_and_canvas(admin_client, run):
+    response = admin_client.get(url("workflowrun_change", run.pk))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert run.workflow_name in html
+    for node in run.nodes.all():
+        assert f'data-path="{node.path}"' in html
+        assert reverse("admin:task_admin_taskrun_change", args=[node.pk]) in html
+    assert "ta-state-pending" in html
+    assert "chain(suma.s(2, 2), suma.s(4))" in html  # the exact canvas sent
+    assert 'id="ta-run-config"' in html and "run_refresh.js" in html  # auto-refresh is on
+    assert url("workflowrun_status", run.pk) in html
+    if HAS_GRAPH:
+        assert "<svg" in html and 'class="ta-node ta-state-pending"' in html
+    # Actions for a superuser on an unfinished run: revoke, not re-run.
+    assert url("workflowrun_revoke", run.pk) in html
+    assert url("workflowrun_rerun", run.pk) not in html
+
+
+def test_run_page_queries_do_not_grow_with_nodes(admin_client, django_capture_on_commit_callbacks):
+    small = start_run(django_capture_on_commit_callbacks, "small")
+    big = start_run(
+        django_capture_on_commit_callbacks, "big",
+        ("group", [invocation(SUMA, [i, i]) for i in range(30)]),
+    )
+    for node in big.nodes.all()[:10]:
+        TaskAttempt.objects.create(task_run=node, number=1, state=NodeState.STARTED)
+    counts = []
+    for run in (small, big):
+        with CaptureQueriesContext(connection) as ctx:
+            assert admin_client.get(url("workflowrun_change", run.pk)).status_code == 200
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1] and counts[1] <= 16
+
+
+def test_task_runs_of_one_run(admin_client, django_capture_on_commit_callbacks, run):
+    other = start_run(django_capture_on_commit_callbacks, "other")
+    html = admin_client.get(url("workflowrun_change", run.pk)).content.decode()
+    nodes_url = url("taskrun_changelist") + f"?run={run.pk}"
+    assert nodes_url in html
+    listing = admin_client.get(nodes_url).content.decode()
+    assert "2 task runs" in listing
+    for node in other.nodes.all():
+        assert url("taskrun_change", node.pk) not in listing
+
+
+def test_run_page_of_finished_run_has_no_refresh_and_offers_rerun(admin_client, failed_run):
+    html = admin_client.get(url("workflowrun_change", failed_run.pk)).content.decode()
+    assert "run_refresh.js" not in html
+    assert url("workflowrun_rerun", failed_run.pk) in html
+    assert url("workflowrun_revoke", failed_run.pk) not in html
+    assert "ta-state-partially_failed" in html and "ta-state-failure" in html
+    assert "2/2" in html
+    assert "ValueError: boom" in html and "<details>" in html  # traceback on demand
+
+
+def test_run_page_links_nodes_to_task_results_in_one_query(admin_client, failed_run):
+    from django_celery_results.models import TaskResult
+
+    nodes = list(failed_run.nodes.order_by("position"))
+    rows = [TaskResult.objects.create(task_id=n.task_id, status=n.state) for n in nodes]
+    with CaptureQueriesContext(connection) as ctx:
+        html = admin_client.get(url("workflowrun_change", failed_run.pk)).content.decode()
+    for row in rows:
+        assert reverse("admin:django_celery_results_taskresult_change", args=[row.pk]) in html
+    result_queries = [q for q in ctx.captured_queries
+                      if TaskResult._meta.db_table in q["sql"]]
+    assert len(result_queries) == 1
+
+
+def test_results_and_tracebacks_are_escaped(admin_client, django_capture_on_commit_callbacks):
+    run = start_run(django_capture_on_commit_callbacks, XSS)
+    first, second = run.nodes.order_by("position")
+    TaskRun.objects.filter(pk=first.pk).update(state=NodeState.SUCCESS, result={"x": XSS})
+    TaskRun.objects.filter(pk=second.pk).update(
+        state=NodeState.FAILURE, exception=XSS, traceback=f"Traceback\n{XSS}"
+    )
+    TaskAttempt.objects.create(task_run=second, number=1, state=NodeState.RETRY, reason=XSS)
+    for page in (
+        url("workflowrun_change", run.pk),
+        url("taskrun_change", first.pk),
+        url("taskrun_change", second.pk),
+        url("workflowrun_changelist"),
+        url("taskrun_changelist"),
+    ):
+        html = admin_client.get(page).content.decode()
+        assert XSS not in html, page
+    run_page = admin_client.get(url("workflowrun_change", run.pk)).content.decode()
+    assert XSS_ESCAPED in run_page
+    assert run_page.count(XSS_ESCAPED) >= 3  # result preview, exception, traceback, reason
+    result_page = admin_client.get(url("taskrun_change", first.pk)).content.decode()
+    assert "&quot;x&quot;: &quot;" + XSS_ESCAPED in result_page  # pretty JSON, escaped
+    traceback_page = admin_client.get(url("taskrun_change", second.pk)).content.decode()
+    assert XSS_ESCAPED in traceback_page
+
+
+def test_result_preview_is_cut(admin_client, settings, failed_run):
+    settings.TASK_ADMIN = {**settings.TASK_ADMIN, "RESULT_PREVIEW_CHARS": 12}
+    node = failed_run.nodes.get(path="root.0")
+    node.result = {"long": "x" * 500}
+    node.save()
+    html = admin_client.get(url("workflowrun_change", failed_run.pk)).content.decode()
+    assert "x" * 30 not in html
+    assert "{&quot;long&quot;: &quot;xx…</code>" in html
+    data = admin_client.get(url("workflowrun_status", failed_run.pk)).json()
+    assert data["nodes"][0]["result"] == '{"long": "xx…'
+
+
+def test_status_endpoint(admin_client, failed_run):
+    response = admin_client.get(url("workflowrun_status", failed_run.pk))
+    assert response.status_code == 200
+    data = response.json()
+    assert data["status"] == RunStatus.PARTIALLY_FAILED and data["finished"] is True
+    assert (data["finished_nodes"], data["total_nodes"]) == (2, 2)
+    assert data["counts"] == {"SUCCESS": 1, "FAILURE": 1}
+    assert [(n["path"], n["state"], n["attempts"], n["result"]) for n in data["nodes"]] == [
+        ("root.0", "SUCCESS", 1, "4"),
+        ("root.1", "FAILURE", 1, ""),
+    ]
+    assert admin_client.post(url("workflowrun_status", failed_run.pk)).status_code == 405
+    assert admin_client.get(url("workflowrun_status", 999999)).status_code == 404
+    assert admin_client.get(url("workflowrun_status", "nope")).status_code == 404
+
+
+def test_run_page_reconciles_and_survives_reconcile_errors(admin_client, run):
+    with mock.patch.object(services, "reconcile_run", side_effect=RuntimeError("down")) as rec:
+        response = admin_client.get(url("workflowrun_change", run.pk))
+    assert response.status_code == 200
+    rec.assert_called_once()
+
+
+def test_get_never_mutates(admin_client, run, failed_run):
+    def state():
+        return (
+            list(WorkflowRun.objects.order_by("pk").values_list("pk", "status", "finished_nodes")),
+            list(TaskRun.objects.order_by("pk").values_list("pk", "state")),
+            LogEntry.objects.count(),
+        )
+
+    before = state()
+    for target in (run, failed_run):
+        for name in ("change", "status", "revoke", "rerun", "history", "delete"):
+            response = admin_client.get(url(f"workflowrun_{name}", target.pk))
+            assert response.status_code == 200, name
+    assert state() == before
+
+
+def test_nobody_adds_or_changes_runs(admin_client, run):
+    assert admin_client.get(url("workflowrun_add")).status_code == 403
+    assert admin_client.post(url("workflowrun_change", run.pk), {"note": "x"}).status_code == 403
+    node = run.nodes.first()
+    assert admin_client.get(url("taskrun_add")).status_code == 403
+    assert admin_client.post(url("taskrun_change", node.pk), {}).status_code == 403
+    assert admin_client.get(url("taskrun_delete", node.pk)).status_code == 403
+    run.refresh_from_db()
+    assert run.note == ""
+
+
+def test_deleting_a_run_takes_its_task_runs(admin_client, failed_run):
+    response = admin_client.get(url("workflowrun_delete", failed_run.pk))
+    assert response.status_code == 200
+    assert "permission to delete" not in response.content.decode()
+    response = admin_client.post(url("workflowrun_delete", failed_run.pk), {"post": "yes"})
+    assert response.status_code == 302
+    assert not TaskRun.objects.filter(run_id=failed_run.pk).exists()
+
+
+# -- revoke -------------------------------------------------------------------------------
+
+
+def test_revoke_confirmation_then_post(admin_client, admin_user, run):
+    page = url("workflowrun_revoke", run.pk)
+    response = admin_client.get(page)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "root.0" in html and "root.1" in html and 'name="terminate"' in html
+    assert set(run.nodes.values_list("state", flat=True)) == {NodeState.PENDING}  # GET: nothing
+
+    response = admin_client.post(page)
+    assert response.status_code == 302 and response.url == url("workflowrun_change", run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.REVOKED
+    assert set(run.nodes.values_list("state", flat=True)) == {NodeState.REVOKED}
+    entry = LogEntry.objects.get(object_id=str(run.pk), action_flag=CHANGE)
+    assert entry.user == admin_user and "Revoked 2 unfinished tasks" in entry.change_message
+
+
+def test_revoke_of_finished_run_is_refused_without_500(admin_client, failed_run):
+    page = url("workflowrun_revoke", failed_run.pk)
+    html = admin_client.get(page).content.decode()
+    assert "already finished" in html and "Yes, revoke" not in html
+    response = admin_client.post(page, follow=True)
+    assert response.status_code == 200
+    assert "already finished" in response.content.decode()
+    assert not LogEntry.objects.exists()
+
+
+def test_revoke_broker_error_is_a_message(admin_client, run):
+    with mock.patch.object(
+        services, "revoke_run", side_effect=OperationalError("Connection refused")
+    ):
+        response = admin_client.post(url("workflowrun_revoke", run.pk), follow=True)
+    assert response.status_code == 200
+    assert "broker could not be reached" in response.content.decode()
+    run.refresh_from_db()
+    assert run.status == RunStatus.PENDING
+    assert not LogEntry.objects.exists()
+
+
+def test_revoke_action_in_changelist(admin_client, django_capture_on_commit_callbacks,
+                                     failed_run):
+    first = start_run(django_capture_on_commit_callbacks, "one")
+    second = start_run(django_capture_on_commit_callbacks, "two")
+    response = admin_client.post(
+        url("workflowrun_changelist"),
+        {"action": "revoke_runs", "_selected_action": [first.pk, second.pk, failed_run.pk]},
+        follow=True,
+    )
+    html = response.content.decode()
+    assert "Revoked 2 runs (4 unfinished tasks)." in html
+    assert "1 run had already finished and was left alone." in html
+    assert set(WorkflowRun.objects.filter(pk__in=[first.pk, second.pk])
+               .values_list("status", flat=True)) == {RunStatus.REVOKED}
+    assert LogEntry.objects.filter(action_flag=CHANGE).count() == 2
+
+
+# -- re-run -------------------------------------------------------------------------------
+
+
+def test_rerun_confirmation_lists_kept_and_rerun_nodes(admin_client, failed_run):
+    before = WorkflowRun.objects.count()
+    response = admin_client.get(url("workflowrun_rerun", failed_run.pk))
+    assert response.status_code == 200
+    html = response.content.decode()
+    again = html[html.index('id="ta-rerun-again"'):html.index('id="ta-rerun-kept"')]
+    kept = html[html.index('id="ta-rerun-kept"'):]
+    assert "1 task will run again" in again and 'data-path="root.1"' in again
+    assert "1 result is kept" in kept and 'data-path="root.0"' in kept
+    assert 'data-path="root.0"' not in again and 'data-path="root.1"' not in kept
+    assert WorkflowRun.objects.count() == before  # GET never mutates
+    assert not LogEntry.objects.exists()
+
+
+def test_rerun_post_creates_a_new_run_and_redirects(
+    admin_client, admin_user, failed_run, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin_client.post(url("workflowrun_rerun", failed_run.pk))
+    assert len(callbacks) == 1  # the dispatch, not executed here
+    new = WorkflowRun.objects.get(rerun_of=failed_run)
+    assert response.status_code == 302 and response.url == url("workflowrun_change", new.pk)
+    assert new.trigger == Trigger.RERUN and new.triggered_by == admin_user
+    kept = new.nodes.get(path="root.0")
+    assert kept.task_name == services.REPLAY_TASK
+    assert kept.reused_from == failed_run.nodes.get(path="root.0")
+    assert new.nodes.get(path="root.1").task_name == SUMA
+    assert LogEntry.objects.filter(object_id=str(new.pk), action_flag=ADDITION).exists()
+    assert LogEntry.objects.filter(object_id=str(failed_run.pk), action_flag=CHANGE).exists()
+    page = admin_client.get(response.url).content.decode()
+    assert f"Re-run of #{failed_run.pk}" in page
+
+
+def test_rerun_refusals_are_messages(admin_client, run, failed_run):
+    # Unfinished: the confirmation says why and offers no button; a POST is refused politely.
+    html = admin_client.get(url("workflowrun_rerun", run.pk)).content.decode()
+    assert "has not finished yet" in html and "Yes, re-run" not in html
+    response = admin_client.post(url("workflowrun_rerun", run.pk), follow=True)
+    assert response.status_code == 200 and "has not finished yet" in response.content.decode()
+    problem = services.canvas.Problem("root.1", "task is not registered")
+    with mock.patch.object(services, "rerun_from_failure",
+                           side_effect=InvalidWorkflow([problem])):
+        response = admin_client.post(url("workflowrun_rerun", failed_run.pk), follow=True)
+    assert response.status_code == 200
+    assert "task is not registered" in response.content.decode()
+    assert WorkflowRun.objects.filter(rerun_of__isnull=False).count() == 0
+
+
+def test_rerun_action_in_changelist(admin_client, failed_run, run,
+                                    django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        response = admin_client.post(
+            url("workflowrun_changelist"),
+            {"action": "rerun_runs", "_selected_action": [failed_run.pk, run.pk]},
+            follow=True,
+        )
+    html = response.content.decode()
+    new = WorkflowRun.objects.get(rerun_of=failed_run)
+    assert f"Started 1 re-run: #{new.pk}." in html
+    assert "1 run was skipped" in html
+
+
+def test_user_with_view_and_revoke_permission(client, django_user_model, run, failed_run):
+    user = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(
+        content_type__app_label="task_admin",
+        codename__in=["view_workflowrun", "view_taskrun", "revoke_workflowrun"],
+    ))
+    client.force_login(user)
+    html = client.get(url("workflowrun_change", run.pk)).content.decode()
+    assert url("workflowrun_revoke", run.pk) in html
+    changelist = client.get(url("workflowrun_changelist")).content.decode()
+    assert 'value="revoke_runs"' in changelist and 'value="rerun_runs"' not in changelist
+    assert client.get(url("workflowrun_rerun", failed_run.pk)).status_code == 403
+    assert client.post(url("workflowrun_rerun", failed_run.pk)).status_code == 403
+    assert client.post(url("workflowrun_revoke", run.pk)).status_code == 302
+    run.refresh_from_db()
+    assert run.status == RunStatus.REVOKED
+
+
+# -- lists over big tables ----------------------------------------------------------------
+
+
+def _unbounded_counts(queries, table: str) -> list[str]:
+    """COUNT queries over ``table`` that are not capped by a LIMIT."""
+    out = []
+    for query in queries:
+        sql = query["sql"]
+        if re.search(r"\bCOUNT\(", sql, re.I) and table in sql and "LIMIT" not in sql.upper():
+            out.append(sql)
+    return out
+
+
+@pytest.fixture
+def many_runs(db):
+    spec = {"version": 1, "root": {"type": "task", "task": SUMA, "args": [1, 2]}}
+    now = timezone.now()
+    WorkflowRun.objects.bulk_create(
+        [
+            WorkflowRun(
+                workflow_name=f"bulk {i % 7}", spec=spec, trigger=Trigger.SCHEDULE,
+                trigger_detail="beat", status=RunStatus.SUCCEEDED, total_nodes=1,
+                finished_nodes=1, started_at=now, finished_at=now,
+            )
+            for i in range(10_000)
+        ],
+        batch_size=2000,
+    )
+    run_ids = list(WorkflowRun.objects.values_list("pk", flat=True)[:100])
+    TaskRun.objects.bulk_create(
+        [
+            TaskRun(
+                run_id=run_ids[i // 100], task_id=f"bulk-{i}", path=f"root.{i % 100}",
+                position=i % 100, task_name=SUMA, state=NodeState.SUCCESS, result=i,
+                attempts=1, worker="celery@bulk", runtime=0.01,
+            )
+            for i in range(10_000)
+        ],
+        batch_size=2000,
+    )
+
+
+LISTS = [
+    ("workflowrun", ""),
+    ("workflowrun", "?status__exact=succeeded"),
+    ("workflowrun", "?trigger__exact=schedule&created_at__year=2020"),
+    ("workflowrun", "?q=bulk"),
+    ("workflowrun", "?q=%2342"),
+    ("workflowrun", "?p=3"),
+    ("taskrun", ""),
+    ("taskrun", "?state__exact=SUCCESS"),
+    ("taskrun", f"?task_name={SUMA}"),
+    ("taskrun", "?run=1"),
+    ("taskrun", "?q=bulk-5"),
+]
+
+
+def test_changelists_over_10000_rows(admin_client, many_runs, django_assert_max_num_queries):
+    for model, params in LISTS:
+        table = {"workflowrun": WorkflowRun, "taskrun": TaskRun}[model]._meta.db_table
+        with CaptureQueriesContext(connection) as ctx, django_assert_max_num_queries(12):
+            response = admin_client.get(url(f"{model}_changelist") + params)
+        assert response.status_code == 200, (model, params)
+        assert not _unbounded_counts(ctx.captured_queries, table), (model, params)
+        if not params:
+            html = response.content.decode()
+            limit = BoundedCountPaginator.count_limit
+            assert f"more than {limit}" in html or re.search(r"about \d+ ", html)
+
+
+def test_bounded_paginator_counts_exactly_below_the_limit(many_runs):
+    paginator = BoundedCountPaginator(WorkflowRun.objects.filter(workflow_name="bulk 3"), 100)
+    assert paginator.count == WorkflowRun.objects.filter(workflow_name="bulk 3").count()
+    assert paginator.count_is_exact
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {WorkflowRun._meta.db_table}")
+        estimated = BoundedCountPaginator(WorkflowRun.objects.all(), 100)
+        assert 9000 <= estimated.count <= 11000  # the planner's estimate, not a count
+        assert estimated.count_is_estimate and not estimated.count_is_exact
+    else:
+        capped = BoundedCountPaginator(WorkflowRun.objects.all(), 100)
+        assert capped.count == BoundedCountPaginator.count_limit and not capped.count_is_exact

@@ -1,0 +1,104 @@
+"""A person's path through the admin, in headless Chromium, against a real worker."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from task_admin.models import TaskInvocation, Workflow, WorkflowRun
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def fill(browser, name, value):
+    field = browser.find_element(By.NAME, name)
+    field.clear()
+    field.send_keys(value)
+
+
+def submit(browser, locator):
+    """Click and wait for the next page: click() returns before the browser navigates, so the
+    next lookup could otherwise find an element of the old page that goes stale under it."""
+    old_page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(*locator).click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(old_page))
+    WebDriverWait(browser, 20).until(
+        lambda b: b.execute_script("return document.readyState") == "complete"
+    )
+
+
+def save_and_continue(browser):
+    submit(browser, (By.NAME, "_continue"))
+
+
+def add_invocation(browser, base, name, args):
+    browser.get(f"{base}/admin/task_admin/taskinvocation/add/")
+    fill(browser, "name", name)
+    Select(browser.find_element(By.NAME, "task")).select_by_value("project.demo.tasks.suma")
+    fill(browser, "args", args)
+    submit(browser, (By.NAME, "_save"))
+    assert "/add/" not in browser.current_url, browser.page_source[:3000]
+    assert TaskInvocation.objects.filter(name=name).exists(), browser.page_source[:3000]
+
+
+def add_node(browser, **values):
+    """Fill the inline's empty row and save: kind, parent, position, invocation by label."""
+    index = browser.find_element(By.NAME, "nodes-INITIAL_FORMS").get_attribute("value")
+    Select(browser.find_element(By.NAME, f"nodes-{index}-kind")).select_by_value(values["kind"])
+    if "parent" in values:
+        parent = Select(browser.find_element(By.NAME, f"nodes-{index}-parent"))
+        parent.select_by_visible_text(next(
+            o.text for o in parent.options if o.text.startswith(values["parent"])
+        ))
+    fill(browser, f"nodes-{index}-position", str(values.get("position", 0)))
+    if "invocation" in values:
+        Select(browser.find_element(By.NAME, f"nodes-{index}-invocation")).select_by_visible_text(
+            values["invocation"]
+        )
+    save_and_continue(browser)
+    assert "errornote" not in browser.page_source, browser.page_source[:5000]
+
+
+def test_compose_and_run_a_chain_in_the_browser(browser, live_server, worker, artifacts):
+    get_user_model().objects.create_superuser("staff", "staff@example.com", "pw-for-browser")
+    base = live_server.url
+    browser.get(f"{base}/admin/login/")
+    fill(browser, "username", "staff")
+    fill(browser, "password", "pw-for-browser")
+    submit(browser, (By.CSS_SELECTOR, "input[type=submit]"))
+    assert "/login/" not in browser.current_url
+
+    add_invocation(browser, base, "two plus two", "[2, 2]")
+    add_invocation(browser, base, "plus four", "[4]")
+
+    browser.get(f"{base}/admin/task_admin/workflow/add/")
+    fill(browser, "name", "browser chain")
+    Select(browser.find_element(By.NAME, "nodes-0-kind")).select_by_value("chain")
+    save_and_continue(browser)
+    add_node(browser, kind="task", parent="root", position=0, invocation="two plus two")
+    add_node(browser, kind="task", parent="root", position=1, invocation="plus four")
+    workflow = Workflow.objects.get(name="browser chain")
+    assert "chain(suma.s(2, 2), suma.s(4))" in browser.page_source
+
+    browser.get(f"{base}/admin/task_admin/workflow/{workflow.pk}/run/")
+    submit(browser, (By.CSS_SELECTOR, "#workflow_run_form input[type=submit]"))
+    assert "/workflowrun/" in browser.current_url
+    run = WorkflowRun.objects.get(workflow=workflow)
+
+    # The page refreshes itself while the run is unfinished; no reload from the test.
+    # The page reloads itself when the run finishes: elements may go stale mid-check.
+    WebDriverWait(browser, 60, poll_frequency=0.2, ignored_exceptions=(
+        StaleElementReferenceException, NoSuchElementException,
+    )).until(
+        lambda b: "succeeded" in b.find_element(By.ID, "content").text.lower()
+        and b.find_element(By.CSS_SELECTOR, "svg.ta-graph .ta-state-success")
+    )
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert [n.result for n in run.nodes.order_by("position")] == [4, 8]
+    WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda b: "8" in b.find_element(By.ID, "content").text
+    )
+    browser.save_screenshot(str(artifacts / "run_page.png"))

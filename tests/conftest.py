@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.workers import CeleryProcess, start_celery
+
+
+@pytest.fixture(scope="session")
+def celery_app():
+    from project.celery import app
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, celery_app, tmp_path_factory):
+    """A real ``celery worker`` (prefork, 2 processes) on the test database and Redis."""
+    worker = start_celery(
+        "worker",
+        log_dir=tmp_path_factory.mktemp("celery"),
+        app=celery_app,
+    )
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(celery_worker: CeleryProcess, celery_app):
+    """Per test: the session's worker, with the queue emptied afterwards."""
+    celery_worker.assert_alive()
+    yield celery_worker
+    celery_app.control.purge()

@@ -1,0 +1,61 @@
+"""Build stored invocations and workflows from a compact description.
+
+    workflow("adds", ("chord", [inv_a, inv_b], inv_c))
+    workflow("steps", ("chain", [inv_a, ("group", [inv_b, inv_c]), ("workflow", other)]))
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from task_admin.models import NodeKind, NodeRole, TaskInvocation, Workflow, WorkflowNode
+
+SUMA = "project.demo.tasks.suma"
+_names = itertools.count()
+
+
+def invocation(task: str = SUMA, args=(), kwargs=None, *, name: str | None = None, clean=True,
+               **fields) -> TaskInvocation:
+    inv = TaskInvocation(
+        name=name or f"{task.rsplit('.', 1)[-1]}-{next(_names)}",
+        task=task,
+        args=list(args),
+        kwargs=kwargs or {},
+        **fields,
+    )
+    if clean:
+        inv.full_clean()
+    inv.save()
+    return inv
+
+
+def workflow(name: str, tree, **fields) -> Workflow:
+    wf = Workflow.objects.create(name=name, **fields)
+    add_node(wf, tree)
+    return wf
+
+
+def add_node(wf, tree, parent=None, role=NodeRole.STEP, position=0) -> WorkflowNode:
+    if isinstance(tree, TaskInvocation):
+        return WorkflowNode.objects.create(
+            workflow=wf, parent=parent, role=role, position=position, kind=NodeKind.TASK,
+            invocation=tree,
+        )
+    kind = tree[0]
+    if kind == "workflow":
+        return WorkflowNode.objects.create(
+            workflow=wf, parent=parent, role=role, position=position, kind=NodeKind.WORKFLOW,
+            reuse=tree[1],
+        )
+    node = WorkflowNode.objects.create(
+        workflow=wf, parent=parent, role=role, position=position, kind=kind
+    )
+    if kind == "chord":
+        for i, child in enumerate(tree[1]):
+            add_node(wf, child, node, NodeRole.HEADER, i)
+        if len(tree) > 2 and tree[2] is not None:
+            add_node(wf, tree[2], node, NodeRole.BODY, 0)
+    else:
+        for i, child in enumerate(tree[1]):
+            add_node(wf, child, node, NodeRole.STEP, i)
+    return node

@@ -1,0 +1,85 @@
+"""The README's demo command: everything comes up, the printed login works, Ctrl-C stops all."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+import pytest
+
+from project import localredis
+from tests.workers import wait_for
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def login(base: str, password: str) -> str:
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    page = opener.open(f"{base}/admin/login/").read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    data = urllib.parse.urlencode(
+        {"csrfmiddlewaretoken": token, "username": "admin", "password": password,
+         "next": "/admin/"}
+    ).encode()
+    request = urllib.request.Request(f"{base}/admin/login/", data, headers={"Referer": base})
+    return opener.open(request).read().decode()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_demo_comes_up_and_stops_on_ctrl_c(tmp_path):
+    port = localredis._free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/demo.sqlite3",
+        "DEMO_PORT": str(port),
+    }
+    env.pop("DEMO_ADMIN_PASSWORD", None)
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "project.launch"], cwd=ROOT, env=env, stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        pattern = re.compile(r"admin: (\S+)/admin/\s+user: admin\s+password: (\S+)")
+        line = wait_for(
+            lambda: pattern.search(log.read_text()),
+            timeout=120, what="the demo to print its admin URL",
+        )
+        base, password = line.group(1), line.group(2)
+        page = wait_for(lambda: _try(login, base, password), timeout=30, what="the login")
+        assert "Log out" in page and "Site administration" in page
+        pids = [int(p) for p in re.findall(r"started \w[\w ]* \(pid (\d+)\)", log.read_text())]
+        assert len(pids) == 3  # worker, beat, web server
+    finally:
+        demo.send_signal(signal.SIGINT)
+        code = demo.wait(timeout=60)
+    text = log.read_text()
+    assert code == 0, text
+    assert "[demo] stopped" in text
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if alive(pid)]
+
+
+def _try(function, *args):
+    try:
+        return function(*args)
+    except OSError:
+        return None

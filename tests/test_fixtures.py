@@ -1,0 +1,61 @@
+"""Demo workflows ship as a fixture with natural keys: it loads, validates and round-trips."""
+
+import io
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from task_admin import canvas
+from task_admin.compile import workflow_to_spec
+from task_admin.models import TaskInvocation, Workflow, WorkflowNode
+from task_admin.validation import workflow_problems
+
+pytestmark = pytest.mark.django_db
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_workflows.json"
+MODELS = ["task_admin.taskinvocation", "task_admin.workflow", "task_admin.workflownode"]
+
+
+def specs() -> dict[str, dict]:
+    return {wf.name: canvas.to_dict(workflow_to_spec(wf)) for wf in Workflow.objects.all()}
+
+
+def without_refs(spec):
+    # Refs name database ids, which differ between databases.
+    if isinstance(spec, dict):
+        return {k: without_refs(v) for k, v in spec.items() if k != "ref"}
+    if isinstance(spec, list):
+        return [without_refs(v) for v in spec]
+    return spec
+
+
+def test_demo_fixture_loads_and_every_workflow_is_valid():
+    call_command("loaddata", FIXTURE, verbosity=0)
+    assert Workflow.objects.count() >= 8
+    assert {wf.name: workflow_problems(wf) for wf in Workflow.objects.all()} == {
+        wf.name: [] for wf in Workflow.objects.all()
+    }
+    nested = canvas.to_dict(workflow_to_spec(Workflow.objects.get(name="Nested report")))
+    assert nested["root"]["type"] == "chord"
+
+
+def test_loading_twice_updates_instead_of_duplicating():
+    call_command("loaddata", FIXTURE, verbosity=0)
+    counts = (TaskInvocation.objects.count(), WorkflowNode.objects.count())
+    call_command("loaddata", FIXTURE, verbosity=0)
+    assert (TaskInvocation.objects.count(), WorkflowNode.objects.count()) == counts
+
+
+def test_dump_and_load_round_trip(tmp_path):
+    call_command("loaddata", FIXTURE, verbosity=0)
+    before = without_refs(specs())
+    out = io.StringIO()
+    call_command("dumpdata", *MODELS, natural_foreign=True, natural_primary=True, stdout=out)
+    dump = tmp_path / "dump.json"
+    dump.write_text(out.getvalue())
+    assert '"pk"' not in out.getvalue()  # natural keys only: ids never travel
+    WorkflowNode.objects.all().delete()
+    Workflow.objects.all().delete()
+    TaskInvocation.objects.all().delete()
+    call_command("loaddata", dump, verbosity=0)
+    assert without_refs(specs()) == before

@@ -1,0 +1,44 @@
+"""The server-side SVG graph: every leaf drawn once, states as classes, text escaped."""
+
+import re
+from xml.etree import ElementTree
+
+from task_admin import canvas
+from task_admin.graph import render_svg
+
+SUMA = "project.demo.tasks.suma"
+
+
+def nested():
+    return canvas.Chord(
+        header=(
+            canvas.Chain(tasks=(canvas.Task(SUMA, (1, 1)), canvas.Task(SUMA, (5,)))),
+            canvas.Group(tasks=(canvas.Task(SUMA, (2, 2)), canvas.Task(SUMA, (3, 3)))),
+        ),
+        body=canvas.Task("project.demo.tasks.sum_list", label="<b>total</b>"),
+    )
+
+
+def test_every_leaf_is_drawn_once_with_its_state():
+    svg = render_svg(nested(), states={"root.header.0.0": "SUCCESS", "root.body": "FAILURE"})
+    ElementTree.fromstring(svg)  # well-formed
+    paths = re.findall(r'data-path="([^"]+)"', svg)
+    assert paths == [p for p, _ in canvas.leaves(nested())]
+    assert 'class="ta-node ta-state-success" data-path="root.header.0.0"' in svg
+    assert 'class="ta-node ta-state-failure" data-path="root.body"' in svg
+    # The chord's two header members each point at the body; the chain has one arrow.
+    assert svg.count('class="ta-edge"') == 3
+
+
+def test_labels_are_escaped_and_links_added():
+    svg = render_svg(nested(), links={"root.body": "/admin/x/?a=1&b=2"})
+    assert "<b>total</b>" not in svg
+    assert "&lt;b&gt;total&lt;/b&gt;" in svg
+    assert 'href="/admin/x/?a=1&amp;b=2"' in svg
+
+
+def test_an_empty_container_is_still_wide_enough_for_its_caption():
+    svg = render_svg(canvas.Chain(tasks=()))
+    frame = r'class="ta-frame ta-frame-chain" x="[\d.]+" y="[\d.]+" width="([\d.]+)"'
+    width = float(re.search(frame, svg).group(1))
+    assert width >= 140

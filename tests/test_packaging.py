@@ -1,0 +1,61 @@
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    [path] = out.glob("django_task_admin-*.whl")
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+    return names, metadata.decode()
+
+
+def test_wheel_holds_the_app_with_its_data(wheel):
+    wheel, _ = wheel
+    source = {
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "task_admin").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert source, "the app has files"
+    assert source <= wheel, f"missing from the wheel: {sorted(source - wheel)}"
+    assert any(name.startswith("task_admin/migrations/0001") for name in wheel)
+    assert any(name.startswith("task_admin/templates/") for name in wheel)
+    assert any(name.startswith("task_admin/static/") for name in wheel)
+
+
+def test_wheel_leaves_out_tests_and_demo(wheel):
+    wheel, _ = wheel
+    top_level = {name.split("/", 1)[0] for name in wheel}
+    assert {"tests", "project", "bench", "fixtures", "templates"}.isdisjoint(top_level)
+    assert "task_admin" in top_level
+
+
+def test_wheel_declares_its_dependencies(wheel):
+    _, metadata = wheel
+    requires = {
+        line.split(":", 1)[1].split(";")[0].strip()
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist:")
+    }
+    assert {
+        "Django<5.3,>=5.2",
+        "celery[redis]<6,>=5.4",
+        "django-celery-beat<3,>=2.7",
+        "django-celery-results<3,>=2.5",
+        "django-import-export<5,>=4.1",
+    } <= requires
+    assert any(r.startswith("pytest-django") for r in requires)  # the test extra

@@ -1,0 +1,92 @@
+"""Start and stop real Celery processes for integration tests; wait without sleeping blindly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def wait_for(
+    predicate: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
+) -> T:
+    """Return the predicate's first truthy value, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+@dataclass
+class CeleryProcess:
+    kind: str
+    nodename: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def assert_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"celery {self.kind} exited; its log:\n{self.log()[-5000:]}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # warm shutdown
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start_celery(kind: str, *, log_dir: Path, app, extra: tuple[str, ...] = ()) -> CeleryProcess:
+    """Start ``celery worker`` or ``celery beat`` against the test database and wait for it."""
+    nodename = f"test-{uuid.uuid4().hex[:8]}@%h"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        # pytest-django has renamed the database in place: hand the test database to the child.
+        "TASK_ADMIN_WORKER_DB": str(connection.settings_dict["NAME"]),
+        "PYTHONUNBUFFERED": "1",
+    }
+    argv = [sys.executable, "-m", "celery", "-A", "project", kind, "--loglevel", "INFO"]
+    if kind == "worker":
+        argv += ["--pool", "prefork", "--concurrency", "2", "--hostname", nodename,
+                 "--without-gossip", "--without-mingle"]
+    argv += list(extra)
+    log_path = log_dir / f"{kind}-{nodename.split('@')[0]}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # so stop() reaches the pool children too
+        )
+    celery = CeleryProcess(kind, nodename.replace("%h", os.uname().nodename), process, log_path)
+    if kind == "worker":
+        def ready():
+            celery.assert_alive()
+            return app.control.ping(destination=[celery.nodename], timeout=0.5)
+
+        try:
+            wait_for(ready, timeout=60, what=f"worker {celery.nodename} to answer a ping")
+        except BaseException:
+            celery.stop()
+            raise
+    return celery
