@@ -58,7 +58,9 @@ def main() -> int:
     env["REDIS_URL"] = redis.url
     port = env.get("DEMO_PORT", "8000")
     children: dict[str, subprocess.Popen] = {}
-    # Ctrl-C reaches this process only: the children are in their own sessions.
+    # Ctrl-C reaches this process only: the children are in their own sessions. SIGINT is set
+    # explicitly because a shell starting us in the background hands it down ignored.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         manage("migrate", "--noinput", env=env)

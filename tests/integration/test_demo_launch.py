@@ -1,5 +1,6 @@
 """The README's demo command: everything comes up, the printed login works, Ctrl-C stops all."""
 
+import contextlib
 import os
 import re
 import signal
@@ -51,9 +52,11 @@ def test_demo_comes_up_and_stops_on_ctrl_c(tmp_path):
     env.pop("DEMO_ADMIN_PASSWORD", None)
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
+        # Started as a shell starts `make demo &`: SIGINT ignored. Ctrl-C must still stop it.
         demo = subprocess.Popen(
             [sys.executable, "-m", "project.launch"], cwd=ROOT, env=env, stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     try:
         pattern = re.compile(r"admin: (\S+)/admin/\s+user: admin\s+password: (\S+)")
@@ -64,11 +67,18 @@ def test_demo_comes_up_and_stops_on_ctrl_c(tmp_path):
         base, password = line.group(1), line.group(2)
         page = wait_for(lambda: _try(login, base, password), timeout=30, what="the login")
         assert "Log out" in page and "Site administration" in page
-        pids = [int(p) for p in re.findall(r"started \w[\w ]* \(pid (\d+)\)", log.read_text())]
+        pids = _started_pids(log)
         assert len(pids) == 3  # worker, beat, web server
     finally:
         demo.send_signal(signal.SIGINT)
-        code = demo.wait(timeout=60)
+        try:
+            code = demo.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            # Never leave the demo's worker, beat and web server behind a failed test.
+            demo.kill()
+            for pid in _started_pids(log):
+                _kill_group(pid)
+            raise
     text = log.read_text()
     assert code == 0, text
     assert "[demo] stopped" in text
@@ -83,3 +93,13 @@ def _try(function, *args):
         return function(*args)
     except OSError:
         return None
+
+
+def _started_pids(log: Path) -> list[int]:
+    return [int(p) for p in re.findall(r"started \w[\w ]* \(pid (\d+)\)", log.read_text())]
+
+
+def _kill_group(pid: int) -> None:
+    """Each demo child leads its own session, so its pid names its process group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
