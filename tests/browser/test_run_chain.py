@@ -92,8 +92,11 @@ def test_compose_and_run_a_chain_in_the_browser(browser, live_server, worker, ar
     WebDriverWait(browser, 60, poll_frequency=0.2, ignored_exceptions=(
         StaleElementReferenceException, NoSuchElementException,
     )).until(
-        lambda b: "succeeded" in b.find_element(By.ID, "content").text.lower()
-        and b.find_element(By.CSS_SELECTOR, "svg.ta-graph .ta-state-success")
+        # The run's own badge: a node's "succeeded" badge shows as soon as the first step ends.
+        lambda b: b.find_element(By.CSS_SELECTOR, "#ta-run-status .ta-state").get_attribute(
+            "title"
+        ) == "succeeded"
+        and len(b.find_elements(By.CSS_SELECTOR, "svg.ta-graph .ta-state-success")) == 2
     )
     run.refresh_from_db()
     assert run.status == "succeeded"
