@@ -1,4 +1,5 @@
-"""Admin forms: the task picker, JSON fields that fail at the field, the workflow node editor.
+"""Admin forms: the task picker, JSON fields that fail at the field, the workflow node editor,
+the schedule form.
 
 Nothing here talks to Celery except through ``registry`` (which tasks may be picked) and
 ``canvas.build.to_python`` (readable labels); tree-wide checks stay in ``validation``.
@@ -6,21 +7,36 @@ Nothing here talks to Celery except through ``registry`` (which tasks may be pic
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import defaultdict
 from collections.abc import Iterable
 
 from django import forms
+from django.contrib.admin import widgets as admin_widgets
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet, construct_instance
 from django.utils.text import Truncator
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    SolarSchedule,
+)
 
-from task_admin import canvas, registry
+from task_admin import canvas, registry, scheduling
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow
-from task_admin.models import NodeKind, NodeRole, TaskInvocation, Workflow, WorkflowNode
+from task_admin.models import (
+    NodeKind,
+    NodeRole,
+    TaskInvocation,
+    Workflow,
+    WorkflowNode,
+    WorkflowSchedule,
+)
 from task_admin.validation import check_spec
 
 CONTAINERS = frozenset({NodeKind.GROUP, NodeKind.CHAIN, NodeKind.CHORD})
@@ -615,3 +631,99 @@ class RunOverridesForm(forms.Form):
                            problem.message if problem.path in self.fields else str(problem))
         self.overrides = overrides
         return data
+
+
+# -- schedules ---------------------------------------------------------------------------------
+
+
+def _schedule_choice(model, label) -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(model.objects.all(), required=False, label=label)
+
+
+class WorkflowScheduleForm(forms.ModelForm):
+    """A schedule and the timing of its beat entry (a ``PeriodicTask``), validated together.
+
+    The timing fields belong to the PeriodicTask; ``scheduling.save_schedule`` writes them, with
+    what this form puts in ``self.timing``.
+    """
+
+    name = forms.CharField(
+        label=_("name"), max_length=200,
+        help_text=_("Unique; beat's log and its periodic tasks list show it."),
+    )
+    enabled = forms.BooleanField(label=_("enabled"), required=False, initial=True)
+    interval = _schedule_choice(IntervalSchedule, _("interval"))
+    crontab = _schedule_choice(CrontabSchedule, _("crontab"))
+    solar = _schedule_choice(SolarSchedule, _("solar event"))
+    clocked = _schedule_choice(ClockedSchedule, _("clocked (once, at a time)"))
+    start_time = forms.SplitDateTimeField(
+        label=_("not before"), required=False, widget=admin_widgets.AdminSplitDateTime
+    )
+    expires = forms.SplitDateTimeField(
+        label=_("not after"), required=False, widget=admin_widgets.AdminSplitDateTime
+    )
+    one_off = forms.BooleanField(
+        label=_("run once only"), required=False,
+        help_text=_("Disable the schedule after its first run (always so for clocked)."),
+    )
+    overrides = JSONObjectField(
+        label=_("kwargs overrides"),
+        help_text=_('Extra keyword arguments by node path for every scheduled run, e.g. '
+                    '{"root.0": {"b": 5}}. The run page lists the paths.'),
+    )
+
+    class Meta:
+        model = WorkflowSchedule
+        fields = ["workflow", "overlap", "overrides"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.timing: dict = {}
+        task = self.instance.periodic_task if self.instance.periodic_task_id else None
+        if task is not None:
+            self.initial.setdefault("name", task.name)
+            for field in scheduling.TIMING_FIELDS:
+                value = getattr(task, field)
+                self.initial.setdefault(field, value.pk if hasattr(value, "pk") else value)
+
+    def clean(self):
+        data = super().clean()
+        timing = {field: data.get(field) for field in scheduling.TIMING_FIELDS if field in data}
+        self._check_timing(data.get("name") or "", timing)
+        workflow = data.get("workflow")
+        if workflow is not None and "overrides" in data:
+            self._check_workflow(workflow, data["overrides"])
+        self.timing = timing
+        return data
+
+    def _check_timing(self, name: str, timing: dict) -> None:
+        kinds = [kind for kind in scheduling.SCHEDULE_KINDS if timing.get(kind)]
+        if len(kinds) != 1:
+            message = _("Pick one of interval, crontab, solar event or clocked.")
+            for kind in kinds or [None]:
+                self.add_error(kind, message)
+            return
+        # Beat's own model validation for the rest (a unique name), on a copy.
+        current = self.instance.periodic_task if self.instance.periodic_task_id else None
+        probe = copy.copy(current) if current is not None else None
+        holder = WorkflowSchedule(periodic_task=probe) if probe is not None else WorkflowSchedule()
+        task = scheduling.periodic_task_for(holder, name=name, **timing)
+        try:
+            task.full_clean(exclude=["task", "kwargs"])
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, messages)
+
+    def _check_workflow(self, workflow: Workflow, overrides: dict) -> None:
+        from task_admin.compile import workflow_to_spec
+        from task_admin.services import apply_overrides
+
+        try:
+            spec = apply_overrides(workflow_to_spec(workflow), overrides)
+        except InvalidWorkflow as exc:
+            field = "overrides" if overrides else "workflow"
+            for problem in exc.problems:
+                self.add_error(field, str(problem))
+            return
+        for problem in check_spec(spec):
+            self.add_error("workflow", str(problem))

@@ -1,4 +1,5 @@
-"""Celery signal handlers that record what happens to every node of a run.
+"""Signal handlers: Celery's, recording what happens to every node of a run, and the one that
+removes a deleted schedule's beat entry.
 
 They run inside the worker (the main process for ``task_received``/``task_revoked`` and a lost
 pool child's failure; the pool child otherwise), so a handler must never raise: a tracking
@@ -13,6 +14,7 @@ import time
 
 from celery import signals
 from django.db import close_old_connections
+from django.db.models.signals import post_delete
 
 from task_admin import tracking
 
@@ -93,9 +95,23 @@ def on_revoked(sender=None, request=None, terminated=False, expired=False, **kwa
     tracking.revoked(request.id, reason)
 
 
+def delete_periodic_task(sender, instance, **kwargs):
+    """A deleted schedule (or the workflow it ran) takes its beat entry with it."""
+    from django_celery_beat.models import PeriodicTask, PeriodicTasks
+
+    # A queryset delete, not instance.delete(): the cascade may already have removed it.
+    PeriodicTask.objects.filter(pk=instance.periodic_task_id).delete()
+    PeriodicTasks.update_changed()
+
+
 def connect() -> None:
     """Wire the handlers; called once from ``TaskAdminConfig.ready()``."""
+    from task_admin.models import WorkflowSchedule
+
     uid = "task_admin"
+    post_delete.connect(
+        delete_periodic_task, sender=WorkflowSchedule, dispatch_uid=f"{uid}.schedule_deleted"
+    )
     signals.task_received.connect(on_received, weak=False, dispatch_uid=f"{uid}.received")
     signals.task_prerun.connect(on_prerun, weak=False, dispatch_uid=f"{uid}.prerun")
     signals.task_success.connect(on_success, weak=False, dispatch_uid=f"{uid}.success")

@@ -61,6 +61,7 @@ def run_workflow(
     user=None,
     trigger: str = Trigger.MANUAL,
     detail: str = "",
+    schedule=None,
     app: Celery | None = None,
 ) -> WorkflowRun:
     """Record a run of ``workflow`` and send its canvas once the record is committed.
@@ -76,7 +77,7 @@ def run_workflow(
         raise InvalidWorkflow(problems)
     return _start(
         spec, workflow=workflow, overrides=overrides or {}, user=user, trigger=trigger,
-        detail=detail, app=app,
+        detail=detail, schedule=schedule, app=app,
     )
 
 
@@ -93,6 +94,7 @@ def _start(
     rerun_of: WorkflowRun | None = None,
     reused: Mapping[str, TaskRun] | None = None,
     note: str = "",
+    schedule=None,
 ) -> WorkflowRun:
     app = app or registry.get_app()
     signature, task_ids = to_signature(spec, app=app)
@@ -108,6 +110,7 @@ def _start(
             triggered_by=user if user is not None and user.is_authenticated else None,
             trigger_detail=detail,
             rerun_of=rerun_of,
+            schedule=schedule,
             note=note,
             total_nodes=len(leaves),
         )

@@ -5,3 +5,12 @@ from celery import shared_task
 def replay(value):
     """Return a result kept from an earlier run, so a re-run does not compute it again."""
     return value
+
+
+@shared_task(name="task_admin.run_workflow")
+def run_workflow(schedule):
+    """What beat sends for a WorkflowSchedule: start a run of its workflow, minding overlap."""
+    # Imported here: this module is loaded while Celery finds tasks, before models are needed.
+    from task_admin import scheduling
+
+    return scheduling.fire(schedule)

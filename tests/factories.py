@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import itertools
 
-from task_admin.models import NodeKind, NodeRole, TaskInvocation, Workflow, WorkflowNode
+from task_admin import scheduling
+from task_admin.models import (
+    NodeKind,
+    NodeRole,
+    Overlap,
+    TaskInvocation,
+    Workflow,
+    WorkflowNode,
+    WorkflowSchedule,
+)
 
 SUMA = "project.demo.tasks.suma"
 _names = itertools.count()
@@ -59,3 +68,17 @@ def add_node(wf, tree, parent=None, role=NodeRole.STEP, position=0) -> WorkflowN
         for i, child in enumerate(tree[1]):
             add_node(wf, child, node, NodeRole.STEP, i)
     return node
+
+
+def schedule(wf: Workflow, *, name: str | None = None, every: int = 60, period: str = "seconds",
+             overlap: str = Overlap.SKIP, enabled: bool = True, **fields) -> WorkflowSchedule:
+    """A schedule of ``wf`` every ``every`` ``period``, saved as the admin saves one."""
+    from django_celery_beat.models import IntervalSchedule
+
+    interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=period)
+    return scheduling.save_schedule(
+        WorkflowSchedule(workflow=wf, overlap=overlap, **fields),
+        name=name or f"{wf.name} every {every} {period}",
+        interval=interval,
+        enabled=enabled,
+    )

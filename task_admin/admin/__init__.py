@@ -1,3 +1,3 @@
 """Admin registrations, one module per model family. Nothing else imports this package."""
 
-from task_admin.admin import invocations, runs, workflows  # noqa: F401  (they register)
+from task_admin.admin import invocations, runs, schedules, workflows  # noqa: F401  (they register)

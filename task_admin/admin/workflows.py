@@ -39,7 +39,14 @@ from task_admin.forms import (
     WorkflowNodeFormSet,
     node_title,
 )
-from task_admin.models import NodeKind, RunStatus, Workflow, WorkflowNode, WorkflowRun
+from task_admin.models import (
+    NodeKind,
+    RunStatus,
+    Workflow,
+    WorkflowNode,
+    WorkflowRun,
+    WorkflowSchedule,
+)
 from task_admin.validation import workflow_problems
 
 # More problems than this are summarised in the messages (the preview lists them all).
@@ -313,6 +320,14 @@ class WorkflowAdmin(admin.ModelAdmin):
     def has_run_permission(self, request, obj=None):
         return request.user.has_perm(f"{self.opts.app_label}.run_workflow")
 
+    def schedule_url(self, request, workflow: Workflow) -> str | None:
+        """The add-schedule page with this workflow chosen, for those who may schedule."""
+        schedule_admin = self.admin_site._registry.get(WorkflowSchedule)
+        if schedule_admin is None or not schedule_admin.has_add_permission(request):
+            return None
+        url = reverse("admin:task_admin_workflowschedule_add", current_app=self.admin_site.name)
+        return f"{url}?workflow={workflow.pk}"
+
     # -- change form ---------------------------------------------------------------------------
 
     def render_change_form(self, request, context, add=False, change=False, form_url="",
@@ -323,6 +338,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             context["workflow_preview"] = preview(obj)
             context["has_run_permission"] = self.has_run_permission(request, obj)
             context["run_url"] = self.run_url(obj)
+            context["schedule_url"] = self.schedule_url(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_related(self, request, form, formsets, change):

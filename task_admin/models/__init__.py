@@ -1,11 +1,13 @@
 from task_admin.models.invocations import TaskInvocation
 from task_admin.models.runs import NodeState, RunStatus, TaskAttempt, TaskRun, Trigger, WorkflowRun
+from task_admin.models.schedules import Overlap, WorkflowSchedule
 from task_admin.models.workflows import NodeKind, NodeRole, Workflow, WorkflowNode
 
 __all__ = [
     "NodeKind",
     "NodeRole",
     "NodeState",
+    "Overlap",
     "RunStatus",
     "TaskAttempt",
     "TaskInvocation",
@@ -14,4 +16,5 @@ __all__ = [
     "Workflow",
     "WorkflowNode",
     "WorkflowRun",
+    "WorkflowSchedule",
 ]

@@ -93,6 +93,14 @@ class WorkflowRun(models.Model):
         related_name="reruns",
         verbose_name=_("re-run of"),
     )
+    schedule = models.ForeignKey(
+        "task_admin.WorkflowSchedule",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="runs",
+        verbose_name=_("schedule"),
+    )
     note = models.TextField(_("note"), blank=True)
     error = models.TextField(_("dispatch error"), blank=True)
     total_nodes = models.PositiveIntegerField(_("tasks"), default=0)

@@ -12,14 +12,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django import template
-from django.apps import apps
 from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
+from django_celery_beat.models import PeriodicTask
 
+from task_admin import scheduling
 from task_admin.conf import get_config
 from task_admin.models import NodeState, RunStatus, WorkflowRun
 
@@ -27,7 +28,6 @@ logger = logging.getLogger(__name__)
 register = template.Library()
 
 FAILED_RUN = (RunStatus.FAILED, RunStatus.PARTIALLY_FAILED, RunStatus.DISPATCH_FAILED)
-RUN_WORKFLOW_TASK = "task_admin.run_workflow"
 STATE_LABELS = {**dict(RunStatus.choices), **dict(NodeState.choices)}
 
 # How many rows each part of the dashboard shows, and how many schedules it reads at most.
@@ -123,52 +123,45 @@ def _can_view_runs(user) -> bool:
     )
 
 
-def _next_run(task, now: datetime) -> datetime | None:
-    """When beat will next send ``task`` (a PeriodicTask), estimated from its schedule."""
+def _admin_url(name: str, pk) -> str | None:
     try:
-        last = task.last_run_at or task.date_changed or now
-        if timezone.is_naive(last):
-            last = timezone.make_aware(last, timezone.get_default_timezone())
-        when = now + task.schedule.remaining_estimate(last)
-        if when < now:
-            when = now
-        if task.start_time and task.start_time > when:
-            when = task.start_time
-        return when
-    except Exception:  # a schedule that cannot be computed must not break the index page
-        logger.debug("cannot estimate the next run of %s", task.pk, exc_info=True)
+        return reverse(f"admin:{name}", args=[pk])
+    except NoReverseMatch:
         return None
 
 
 def next_scheduled(user, limit: int = DASHBOARD_ROWS) -> list[dict[str, Any]]:
     """The enabled beat entries that run workflows, soonest first (two queries at most)."""
-    if not apps.is_installed("django_celery_beat"):
-        return []
-    from django_celery_beat.models import PeriodicTask
-
     now = timezone.now()
     rows = (
-        PeriodicTask.objects.filter(task=RUN_WORKFLOW_TASK, enabled=True)
+        PeriodicTask.objects.filter(task=scheduling.RUN_WORKFLOW_TASK, enabled=True)
         .filter(Q(expires__isnull=True) | Q(expires__gt=now))
-        .select_related("interval", "crontab", "solar", "clocked")
+        .select_related(
+            "interval", "crontab", "solar", "clocked", "workflow_schedule__workflow"
+        )
         .order_by("pk")[:DASHBOARD_SCHEDULES_READ]
     )
-    can_view = user.has_perm("django_celery_beat.view_periodictask") or user.has_perm(
+    can_view_schedule = user.has_perm("task_admin.view_workflowschedule") or user.has_perm(
+        "task_admin.change_workflowschedule"
+    )
+    can_view_task = user.has_perm("django_celery_beat.view_periodictask") or user.has_perm(
         "django_celery_beat.change_periodictask"
     )
     out = []
     for task in rows:
-        url = None
-        if can_view:
-            try:
-                url = reverse("admin:django_celery_beat_periodictask_change", args=[task.pk])
-            except NoReverseMatch:
-                url = None
+        schedule = getattr(task, "workflow_schedule", None)
+        if schedule is not None and can_view_schedule:
+            url = _admin_url("task_admin_workflowschedule_change", schedule.pk)
+        elif can_view_task:
+            url = _admin_url("django_celery_beat_periodictask_change", task.pk)
+        else:
+            url = None
         out.append(
             {
                 "name": task.name,
+                "workflow": schedule.workflow.name if schedule is not None else "",
                 "schedule": str(task.scheduler) if task.scheduler else "",
-                "next_run": _next_run(task, now),
+                "next_run": scheduling.next_run(task, now),
                 "last_run_at": task.last_run_at,
                 "url": url,
             }

@@ -18,7 +18,7 @@ from django.urls import URLPattern, URLResolver, reverse
 
 from task_admin.models import NodeState, TaskInvocation, TaskRun, Workflow, WorkflowRun
 from tests.admin.test_runs_admin import finish, start_run
-from tests.factories import SUMA, invocation, workflow
+from tests.factories import SUMA, invocation, schedule, workflow
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +51,7 @@ def task_admin_urls():
 def objects(django_capture_on_commit_callbacks):
     """One real object of every registered task_admin model, for URLs that need a pk."""
     inv = invocation(SUMA, [1, 2], name="smoke-invocation")
-    workflow("smoke", ("chain", [inv, invocation(SUMA, [3])]))
+    schedule(workflow("smoke", ("chain", [inv, invocation(SUMA, [3])])))
     run = start_run(django_capture_on_commit_callbacks, "smoke-run")
     finish(run, root_0=(NodeState.SUCCESS, 3), root_1=(NodeState.FAILURE, "boom"))
     found = {}

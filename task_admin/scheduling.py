@@ -1,0 +1,133 @@
+"""Schedules: keep a WorkflowSchedule and its beat PeriodicTask in step, and fire one.
+
+Beat sends ``task_admin.run_workflow(schedule=<pk>)`` (``task_admin.tasks``); the worker that
+receives it calls ``fire``, which applies the overlap policy and starts the run through
+``services.run_workflow`` like any other trigger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from celery import Celery
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django_celery_beat.models import PeriodicTask
+
+from task_admin import services
+from task_admin.compile import InvalidWorkflow
+from task_admin.models import Overlap, Trigger, WorkflowSchedule
+
+logger = logging.getLogger(__name__)
+
+RUN_WORKFLOW_TASK = "task_admin.run_workflow"
+# What the admin form edits on the PeriodicTask; everything else there stays beat's business.
+SCHEDULE_KINDS = ("interval", "crontab", "solar", "clocked")
+TIMING_FIELDS = (
+    "enabled", "interval", "crontab", "solar", "clocked", "start_time", "expires", "one_off",
+)
+
+
+def periodic_task_for(schedule: WorkflowSchedule, *, name: str, **timing: Any) -> PeriodicTask:
+    """The schedule's PeriodicTask (unsaved) with ``name`` and ``timing`` applied."""
+    unknown = set(timing) - set(TIMING_FIELDS)
+    if unknown:
+        raise TypeError(f"not timing fields: {sorted(unknown)}")
+    task = schedule.periodic_task if schedule.periodic_task_id else PeriodicTask()
+    task.name = name
+    task.task = RUN_WORKFLOW_TASK
+    for field, value in timing.items():
+        setattr(task, field, value)
+    if task.clocked_id:
+        task.one_off = True  # beat refuses a clocked entry that is not one-off
+    return task
+
+
+def next_run(task: PeriodicTask, now: datetime) -> datetime | None:
+    """When beat will next send ``task``, estimated from its schedule; None if it cannot say."""
+    try:
+        last = task.last_run_at or task.date_changed or now
+        if timezone.is_naive(last):
+            last = timezone.make_aware(last, timezone.get_default_timezone())
+        when = max(now, now + task.schedule.remaining_estimate(last))
+        if task.start_time and task.start_time > when:
+            when = task.start_time
+        return when
+    except Exception:  # a schedule that cannot be computed must not break a page
+        logger.debug("cannot estimate the next run of %s", task.pk, exc_info=True)
+        return None
+
+
+def save_schedule(schedule: WorkflowSchedule, *, name: str, **timing: Any) -> WorkflowSchedule:
+    """Save the schedule and its PeriodicTask together.
+
+    ``PeriodicTask.save()`` validates the timing (exactly one of interval, crontab, solar,
+    clocked) and tells beat that its schedule changed.
+    """
+    with transaction.atomic():
+        task = periodic_task_for(schedule, name=name, **timing)
+        task.save()
+        schedule.periodic_task = task
+        schedule.save()
+        # The pk exists only now; beat passes these kwargs to ``task_admin.run_workflow``.
+        kwargs = json.dumps({"schedule": schedule.pk})
+        if task.kwargs != kwargs:
+            task.kwargs = kwargs
+            task.save()
+    return schedule
+
+
+def fire(schedule_id: int, *, app: Celery | None = None) -> str:
+    """Start a run for the schedule, minding its overlap policy; returns what happened."""
+    with transaction.atomic():
+        # Locked, so two overlapping deliveries of the beat message cannot both see "no run".
+        schedule = (
+            WorkflowSchedule.objects.select_for_update(of=("self",))
+            .select_related("workflow", "periodic_task")
+            .filter(pk=schedule_id)
+            .first()
+        )
+        if schedule is None:
+            logger.warning("task_admin: schedule %s no longer exists; nothing run", schedule_id)
+            return _("schedule %(id)s no longer exists") % {"id": schedule_id}
+        unfinished = list(schedule.runs.unfinished().order_by("pk"))
+        skipped = False
+        if unfinished and schedule.overlap == Overlap.SKIP:
+            skipped = True
+            outcome = _("skipped: run #%(id)s is unfinished") % {"id": unfinished[-1].pk}
+        else:
+            if unfinished and schedule.overlap == Overlap.REPLACE:
+                for run in unfinished:
+                    # CannotRun: it finished between the query and now.
+                    with contextlib.suppress(services.CannotRun):
+                        services.revoke_run(run, terminate=True, app=app)
+            outcome = _start(schedule, app)
+        WorkflowSchedule.objects.filter(pk=schedule.pk).update(
+            last_fired_at=timezone.now(),
+            last_outcome=outcome[:255],
+            skipped_count=F("skipped_count") + int(skipped),
+        )
+    logger.info("task_admin: schedule %s: %s", schedule.periodic_task.name, outcome)
+    return outcome
+
+
+def _start(schedule: WorkflowSchedule, app: Celery | None) -> str:
+    try:
+        run = services.run_workflow(
+            schedule.workflow,
+            overrides=schedule.overrides,
+            trigger=Trigger.SCHEDULE,
+            detail=schedule.periodic_task.name,
+            schedule=schedule,
+            app=app,
+        )
+    except (services.CannotRun, InvalidWorkflow) as exc:
+        return _("not run: %(reason)s") % {"reason": exc}
+    return _("started run #%(id)s") % {"id": run.pk}
+
