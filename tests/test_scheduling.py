@@ -1,0 +1,102 @@
+"""``scheduling.fire``: what beat's ``task_admin.run_workflow`` does, policy by policy.
+
+The canvas is not sent here (on_commit callbacks are captured, not run); that beat and a real
+worker carry a schedule through is proven in tests/integration/test_beat.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from task_admin import scheduling
+from task_admin.models import NodeState, Overlap, RunStatus, Trigger, WorkflowRun
+from tests.factories import SUMA, invocation, schedule, workflow
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def adds():
+    return workflow("adds", ("chain", [invocation(SUMA, [2, 2]), invocation(SUMA, [4])]))
+
+
+@pytest.fixture
+def fire(django_capture_on_commit_callbacks):
+    def fire(sched):
+        with django_capture_on_commit_callbacks(execute=False) as sent:
+            outcome = scheduling.fire(sched.pk)
+        sched.refresh_from_db()
+        return outcome, len(sent)
+
+    return fire
+
+
+def test_a_fired_schedule_starts_a_run_it_owns(fire):
+    adds = workflow("adds", ("chain", [invocation(SUMA, [2], {"b": 2}), invocation(SUMA, [4])]))
+    sched = schedule(adds, name="adds hourly", overrides={"root.0": {"b": 6}})
+    outcome, sent = fire(sched)
+    run = WorkflowRun.objects.get()
+    assert outcome == f"started run #{run.pk}" == sched.last_outcome
+    assert sent == 1 and sched.last_fired_at is not None
+    assert (run.trigger, run.trigger_detail, run.schedule) == (
+        Trigger.SCHEDULE, "adds hourly", sched
+    )
+    assert run.overrides == {"root.0": {"b": 6}}
+    assert run.spec["root"]["tasks"][0]["kwargs"] == {"b": 6}
+
+
+def test_skip_while_the_previous_run_is_unfinished(adds, fire):
+    sched = schedule(adds, overlap=Overlap.SKIP)
+    fire(sched)
+    first = WorkflowRun.objects.get()
+    outcome, sent = fire(sched)
+    assert outcome == f"skipped: run #{first.pk} is unfinished"
+    assert (sent, sched.skipped_count, WorkflowRun.objects.count()) == (0, 1, 1)
+    WorkflowRun.objects.filter(pk=first.pk).update(status=RunStatus.SUCCEEDED)
+    outcome, sent = fire(sched)
+    assert outcome.startswith("started run #") and WorkflowRun.objects.count() == 2
+
+
+def test_allow_starts_runs_side_by_side(adds, fire):
+    sched = schedule(adds, overlap=Overlap.ALLOW)
+    fire(sched)
+    fire(sched)
+    assert WorkflowRun.objects.filter(schedule=sched, status=RunStatus.PENDING).count() == 2
+    assert sched.skipped_count == 0
+
+
+def test_replace_revokes_the_unfinished_run_then_starts(adds, fire):
+    sched = schedule(adds, overlap=Overlap.REPLACE)
+    fire(sched)
+    first = WorkflowRun.objects.get()
+    fire(sched)
+    first.refresh_from_db()
+    assert first.status == RunStatus.REVOKED
+    assert set(first.nodes.values_list("state", flat=True)) == {NodeState.REVOKED}
+    second = WorkflowRun.objects.exclude(pk=first.pk).get()
+    assert second.status == RunStatus.PENDING and second.schedule == sched
+
+
+def test_a_disabled_workflow_is_not_run_and_says_why(adds, fire):
+    sched = schedule(adds)
+    adds.enabled = False
+    adds.save()
+    outcome, sent = fire(sched)
+    assert outcome == "not run: The workflow “adds” is disabled." == sched.last_outcome
+    assert sent == 0 and not WorkflowRun.objects.exists()
+
+
+def test_a_workflow_broken_after_scheduling_is_not_run(adds, fire):
+    sched = schedule(adds)
+    adds.nodes.filter(parent__isnull=False).delete()  # an empty chain
+    outcome, _sent = fire(sched)
+    assert outcome.startswith("not run:") and "root" in outcome
+    assert not WorkflowRun.objects.exists()
+
+
+def test_a_deleted_schedule_runs_nothing(adds):
+    sched = schedule(adds)
+    pk = sched.pk
+    sched.delete()
+    assert scheduling.fire(pk) == f"schedule {pk} no longer exists"
+    assert not WorkflowRun.objects.exists()
