@@ -59,3 +59,18 @@ def test_dump_and_load_round_trip(tmp_path):
     TaskInvocation.objects.all().delete()
     call_command("loaddata", dump, verbosity=0)
     assert without_refs(specs()) == before
+
+
+def test_demo_schedules_are_created_once_and_edits_kept():
+    from task_admin.models import WorkflowSchedule
+
+    call_command("loaddata", FIXTURE, verbosity=0)
+    call_command("demo_schedules", stdout=io.StringIO())
+    sched = WorkflowSchedule.objects.select_related("periodic_task", "workflow").get()
+    assert sched.workflow.name == "Tutorial: chain"
+    assert sched.periodic_task.task == "task_admin.run_workflow" and sched.periodic_task.enabled
+    sched.periodic_task.enabled = False
+    sched.periodic_task.save()
+    call_command("demo_schedules", stdout=io.StringIO())
+    assert WorkflowSchedule.objects.count() == 1
+    assert not WorkflowSchedule.objects.get().periodic_task.enabled

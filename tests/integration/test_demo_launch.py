@@ -67,6 +67,8 @@ def test_demo_comes_up_and_stops_on_ctrl_c(tmp_path):
         base, password = line.group(1), line.group(2)
         page = wait_for(lambda: _try(login, base, password), timeout=30, what="the login")
         assert "Log out" in page and "Site administration" in page
+        # The index dashboard lists the demo's beat schedule.
+        assert "Tutorial chain every 2 minutes" in page
         pids = _started_pids(log)
         assert len(pids) == 3  # worker, beat, web server
     finally:
