@@ -192,8 +192,14 @@ def rerun_from_failure(
         raise CannotRun(_("The run has not finished yet."))
     if run.status == RunStatus.SUCCEEDED:
         raise CannotRun(_("Every task of this run succeeded: there is nothing to re-run."))
+    if run.workflow is not None and not run.workflow.enabled:
+        raise CannotRun(_("The workflow “%(name)s” is disabled.") % {"name": run.workflow.name})
     spec = canvas.from_dict(run.spec)
-    kept = {node.path: node for node in run.nodes.filter(state=NodeState.SUCCESS)}
+    # A result stored as a stand-in cannot be handed on: that task runs again.
+    kept = {
+        node.path: node
+        for node in run.nodes.filter(state=NodeState.SUCCESS, result_complete=True)
+    }
     rerun_spec = canvas.replace_succeeded(
         spec, {path: node.result for path, node in kept.items()}, replay_task=REPLAY_TASK
     )
@@ -206,19 +212,27 @@ def rerun_from_failure(
         "Re-run of #%(run)s: %(again)d of %(total)d tasks run again; results kept: %(kept)d.",
         total,
     ) % {"run": run.pk, "again": total - len(kept), "total": total, "kept": len(kept)}
-    return _start(
-        rerun_spec,
-        workflow=run.workflow,
-        workflow_name=run.workflow_name,
-        overrides=run.overrides,
-        user=user,
-        trigger=Trigger.RERUN,
-        detail=f"#{run.pk}",
-        app=app,
-        rerun_of=run,
-        reused=kept,
-        note=note,
-    )
+    with transaction.atomic():
+        # Locked, so that two submits of the same re-run cannot both start one.
+        WorkflowRun.objects.select_for_update().filter(pk=run.pk).first()
+        pending = run.reruns.unfinished().order_by("pk").first()
+        if pending is not None:
+            raise CannotRun(
+                _("Run #%(id)s, a re-run of this run, has not finished yet.") % {"id": pending.pk}
+            )
+        return _start(
+            rerun_spec,
+            workflow=run.workflow,
+            workflow_name=run.workflow_name,
+            overrides=run.overrides,
+            user=user,
+            trigger=Trigger.RERUN,
+            detail=f"#{run.pk}",
+            app=app,
+            rerun_of=run,
+            reused=kept,
+            note=note,
+        )
 
 
 def reconcile_run(run: WorkflowRun, *, app: Celery | None = None) -> int:

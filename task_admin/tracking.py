@@ -32,16 +32,17 @@ def _now() -> datetime:
     return timezone.now()
 
 
-def json_result(value: Any) -> Any:
-    """The value as stored: JSON as is when small enough, else a shortened repr."""
+def json_result(value: Any) -> tuple[Any, bool]:
+    """The value as stored and whether it is whole: JSON as is when small enough, else a
+    shortened repr."""
     limit = get_config()["MAX_VALUE_BYTES"]
     try:
         size = len(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError):
-        return {"repr": repr(value)[:limit]}
+    except (TypeError, ValueError, RecursionError):
+        return {"repr": repr(value)[:limit]}, False
     if size > limit:
-        return {"repr": repr(value)[:limit], "truncated": True}
-    return value
+        return {"repr": repr(value)[:limit], "truncated": True}, False
+    return value, True
 
 
 def received(task_id: str, worker: str) -> None:
@@ -91,9 +92,10 @@ def retried(task_id: str, attempt: int, reason: str, when: Any, traceback: str) 
 
 def succeeded(task_id: str, result: Any, runtime: float | None) -> None:
     now = _now()
+    stored, complete = json_result(result)
     changed = TaskRun.objects.filter(task_id=task_id, state__in=UNFINISHED).update(
-        state=S.SUCCESS, result=json_result(result), runtime=runtime, finished_at=now,
-        exception="", traceback="",
+        state=S.SUCCESS, result=stored, result_complete=complete, runtime=runtime,
+        finished_at=now, exception="", traceback="",
     )
     TaskAttempt.objects.filter(task_run__task_id=task_id, state=S.STARTED).update(
         state=S.SUCCESS, finished_at=now

@@ -172,6 +172,9 @@ class TaskRun(models.Model):
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     runtime = models.FloatField(_("runtime (s)"), null=True, blank=True)
     result = models.JSONField(_("result"), null=True, blank=True)
+    # False when ``result`` is a stand-in (a repr of a non-JSON or oversized value): a re-run
+    # must then run the task again rather than hand the stand-in to the next task.
+    result_complete = models.BooleanField(_("result stored whole"), default=True)
     exception = models.TextField(_("exception"), blank=True)
     traceback = models.TextField(_("traceback"), blank=True)
 

@@ -473,3 +473,41 @@ def test_bounded_paginator_counts_exactly_below_the_limit(many_runs):
     else:
         capped = BoundedCountPaginator(WorkflowRun.objects.all(), 100)
         assert capped.count == BoundedCountPaginator.count_limit and not capped.count_is_exact
+
+
+def test_a_second_rerun_waits_for_the_first(admin_client, failed_run,
+                                            django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        first = services.rerun_from_failure(failed_run)
+        with pytest.raises(services.CannotRun, match=f"Run #{first.pk}, a re-run"):
+            services.rerun_from_failure(failed_run)
+        response = admin_client.post(url("workflowrun_rerun", failed_run.pk), follow=True)
+    assert f"Run #{first.pk}, a re-run of this run" in response.content.decode()
+    assert WorkflowRun.objects.filter(rerun_of=failed_run).count() == 1
+    WorkflowRun.objects.filter(pk=first.pk).update(status=RunStatus.FAILED)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert services.rerun_from_failure(failed_run).pk != first.pk
+
+
+def test_a_disabled_workflow_is_not_rerun(admin_client, failed_run):
+    failed_run.workflow.enabled = False
+    failed_run.workflow.save()
+    response = admin_client.post(url("workflowrun_rerun", failed_run.pk), follow=True)
+    assert "is disabled" in response.content.decode()
+    assert not WorkflowRun.objects.filter(rerun_of=failed_run).exists()
+
+
+def test_a_result_stored_as_a_stand_in_is_computed_again(failed_run,
+                                                          django_capture_on_commit_callbacks):
+    from task_admin import tracking
+
+    assert tracking.json_result(float("nan")) == ({"repr": "nan"}, False)
+    assert tracking.json_result([1, 2]) == ([1, 2], True)
+    TaskRun.objects.filter(run=failed_run, path="root.0").update(
+        result={"repr": "nan"}, result_complete=False
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        new = services.rerun_from_failure(failed_run)
+    again = new.nodes.get(path="root.0")
+    assert again.task_name == SUMA and again.reused_from is None
+    assert "2 of 2 tasks run again; results kept: 0" in new.note
