@@ -36,6 +36,25 @@ def _reachable_workflows_sql() -> str:
     )
 
 
+def _workflows_using_sql() -> str:
+    # The other way round: workflows holding the invocation, and every workflow reusing one of
+    # them, at any depth (UNION stops at a cycle).
+    table = WorkflowNode._meta.db_table
+    return (
+        "WITH RECURSIVE users(id) AS ("
+        f" SELECT n.workflow_id FROM {table} n WHERE n.invocation_id = CAST(%s AS BIGINT)"
+        f" UNION SELECT n.workflow_id FROM {table} n JOIN users u ON n.reuse_id = u.id"
+        ") SELECT id FROM users"
+    )
+
+
+def workflows_using(invocation_id: int):
+    """The workflows that run the invocation, directly or through a reused workflow."""
+    from task_admin.models import Workflow
+
+    return Workflow.objects.filter(pk__in=RawSQL(_workflows_using_sql(), [invocation_id]))
+
+
 def load_nodes(workflow_id: int) -> list[WorkflowNode]:
     """Every node of the workflow and of the workflows it reuses, in one query."""
     return list(

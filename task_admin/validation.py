@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from task_admin import canvas, registry
-from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec
+from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec, workflows_using
 from task_admin.conf import get_config
 
 
@@ -82,10 +82,8 @@ def _check_workflows_using(invocation, signatures) -> None:
     """
     if invocation.pk is None:
         return
-    from task_admin.models import Workflow
-
     broken = []
-    for workflow in Workflow.objects.filter(nodes__invocation=invocation).distinct():
+    for workflow in workflows_using(invocation.pk).order_by("name"):
         nodes = load_nodes(workflow.pk)
         before = {
             (p.path, p.message) for p in workflow_problems(workflow, nodes, tasks=signatures)

@@ -140,6 +140,20 @@ def test_editing_an_invocation_may_not_break_a_workflow_using_it():
         four.full_clean()
 
 
+def test_an_edit_may_not_break_a_workflow_that_reuses_its_workflow():
+    slow = invocation("project.demo.tasks.slow", [], name="slow-step")
+    inner = workflow("inner", ("chain", [slow]))
+    middle = workflow("middle", ("group", [("workflow", inner)]))
+    workflow("outer", ("chain", [invocation(SUMA, [1, 1]), ("workflow", middle)]))
+    # Alone, or in a group, slow(3) is fine; in "outer" the chain hands it 2 as well.
+    slow.args = [3]
+    with pytest.raises(ValidationError) as refused:
+        slow.full_clean()
+    messages = " ".join(refused.value.messages)
+    assert "workflow “outer” at root.1" in messages
+    assert "“inner”" not in messages and "“middle”" not in messages
+
+
 def test_database_constraints_hold_what_they_can():
     two = invocation(SUMA, [2, 2])
     wf = workflow("wf", ("chord", [two], two))
