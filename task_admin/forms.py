@@ -28,6 +28,7 @@ from django_celery_beat.models import (
 
 from task_admin import canvas, registry, scheduling
 from task_admin.canvas.build import to_python
+from task_admin.canvas.spec import json_value_problem
 from task_admin.compile import InvalidWorkflow
 from task_admin.models import (
     NodeKind,
@@ -81,10 +82,24 @@ class JSONValueField(forms.JSONField):
     def to_python(self, value):
         if not self.disabled and value in self.empty_values:
             return self.expected_type()
-        return super().to_python(value)
+        try:
+            return super().to_python(value)
+        except (RecursionError, ValueError):
+            # Django catches only JSONDecodeError: too deep a nesting, or an integer of more
+            # than 4300 digits, would otherwise be a server error.
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except (RecursionError, ValueError):
+            return forms.fields.InvalidJSONInput(data)
 
     def validate(self, value):
         super().validate(value)
+        problem = json_value_problem(value, str(self.label or "value"))
+        if problem:
+            raise ValidationError(problem, code="invalid")
         if not isinstance(value, self.expected_type):
             raise ValidationError(self.error_messages["type"], code="type")
 

@@ -63,6 +63,14 @@ PROGRESS_STATES = (
 # -- big tables ---------------------------------------------------------------------------
 
 
+def as_pk(value: str | None) -> int | None:
+    """A primary key typed by a person, or None: ASCII digits only ("²".isdigit() is True, and
+    int() refuses it) and within a 64-bit column."""
+    if value and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
 class BoundedCountPaginator(Paginator):
     """A paginator whose count never reads more than ``count_limit`` rows.
 
@@ -281,9 +289,9 @@ class WorkflowRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
-        number = term.removeprefix("#")
-        if number.isdigit():
-            return queryset.filter(pk=int(number)), False
+        pk = as_pk(term.removeprefix("#"))
+        if pk is not None:
+            return queryset.filter(pk=pk), False
         return super().get_search_results(request, queryset, search_term)
 
     # -- urls ---------------------------------------------------------------------------------
@@ -724,14 +732,12 @@ class RunFilter(admin.SimpleListFilter):
     parameter_name = "run"
 
     def lookups(self, request, model_admin):
-        value = self.value()
-        return [(value, f"#{value}")] if value and value.isdigit() else []
+        pk = as_pk(self.value())
+        return [(str(pk), f"#{pk}")] if pk is not None else []
 
     def queryset(self, request, queryset):
-        value = self.value()
-        if value and value.isdigit():
-            return queryset.filter(run_id=int(value))
-        return queryset
+        pk = as_pk(self.value())
+        return queryset.filter(run_id=pk) if pk is not None else queryset
 
 
 @admin.register(TaskRun)

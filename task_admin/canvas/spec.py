@@ -157,30 +157,37 @@ def node_at(root: Node, path: str) -> Node:
 # -- JSON values -------------------------------------------------------------------------
 
 
+MAX_VALUE_DEPTH = 32
+
+
 def json_value_problem(value: Any, where: str = "value") -> str | None:
     """Why ``value`` is not plain JSON (``None`` when it is).
 
     Stricter than ``json.dumps``: non-string keys are refused because json would
-    silently turn them into strings and the task would receive something else.
+    silently turn them into strings and the task would receive something else, and values
+    nested deeper than ``MAX_VALUE_DEPTH`` are refused because the pages that show them (and
+    many a task) would recurse that deep.
     """
     # Explicit stack: values come from users and may be deeply nested.
-    stack: list[tuple[str, Any]] = [(where, value)]
+    stack: list[tuple[str, Any, int]] = [(where, value, 0)]
     while stack:
-        loc, item = stack.pop()
+        loc, item, depth = stack.pop()
         if item is None or isinstance(item, bool | int | str):
             continue
         if isinstance(item, float):
             if not math.isfinite(item):
                 return f"{loc} is {item!r}, which is not valid JSON"
             continue
+        if isinstance(item, list | tuple | dict) and depth >= MAX_VALUE_DEPTH:
+            return f"{where} is nested deeper than {MAX_VALUE_DEPTH} levels"
         if isinstance(item, list | tuple):
-            stack.extend((f"{loc}[{i}]", v) for i, v in enumerate(item))
+            stack.extend((f"{loc}[{i}]", v, depth + 1) for i, v in enumerate(item))
             continue
         if isinstance(item, dict):
             for k, v in item.items():
                 if not isinstance(k, str):
                     return f"{loc} has a non-string key {k!r}"
-                stack.append((f"{loc}[{k!r}]", v))
+                stack.append((f"{loc}[{k!r}]", v, depth + 1))
             continue
         return f"{loc} is a {type(item).__name__}, which is not JSON-serialisable"
     return None

@@ -93,6 +93,21 @@ def test_wrong_json_shapes_are_field_errors(admin_client, field, value, message)
     assert form_of(response).errors[field] == [message]
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[" * 2000 + "]" * 2000, "Enter valid JSON."),  # json.loads: RecursionError
+        ("[" + "9" * 5000 + "]", "Enter valid JSON."),  # int(): more than 4300 digits
+        ("[" * 100 + "]" * 100, "nested deeper than 32 levels"),  # parses; too deep to show
+    ],
+)
+def test_pathological_json_is_a_field_error_not_a_server_error(admin_client, value, message):
+    response = admin_client.post(ADD_URL, form_data(args=value))
+    assert response.status_code == 200
+    assert message in " ".join(form_of(response).errors["args"])
+    assert not TaskInvocation.objects.exists()
+
+
 def test_wrong_arity_is_shown_as_a_form_error(admin_client):
     response = admin_client.post(ADD_URL, form_data(args="[1, 2, 3]"))
     assert response.status_code == 200

@@ -511,3 +511,13 @@ def test_a_result_stored_as_a_stand_in_is_computed_again(failed_run,
     again = new.nodes.get(path="root.0")
     assert again.task_name == SUMA and again.reused_from is None
     assert "2 of 2 tasks run again; results kept: 0" in new.note
+
+
+@pytest.mark.parametrize("typed", ["²", "#²", "9" * 40])
+def test_odd_numbers_typed_in_search_and_filters_are_no_server_error(admin_client, run, typed):
+    runs = admin_client.get(url("workflowrun_changelist"), {"q": typed})
+    assert runs.status_code == 200 and runs.context["cl"].result_count == 0
+    nodes = admin_client.get(url("taskrun_changelist"), {"run": typed})
+    assert nodes.status_code == 200
+    by_number = admin_client.get(url("workflowrun_changelist"), {"q": f"#{run.pk}"})
+    assert list(by_number.context["cl"].result_list) == [run]
