@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
+from celery.states import READY_STATES
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -245,22 +246,46 @@ def reconcile_run(run: WorkflowRun, *, app: Celery | None = None) -> int:
         return 0
     app = app or registry.get_app()
     since = timezone.now() - timedelta(seconds=get_config()["RECONCILE_AFTER"])
-    stale = run.nodes.filter(state__in=tracking.UNFINISHED, run__created_at__lte=since)
+    stale = list(
+        run.nodes.filter(state__in=tracking.UNFINISHED, run__created_at__lte=since)
+        .values_list("task_id", flat=True)
+    )
     changed = 0
-    for node in stale.only("task_id", "state"):
-        result = app.AsyncResult(node.task_id)
+    for task_id in _maybe_finished(app, stale):
+        result = app.AsyncResult(task_id)
         state = result.state
         if state == "SUCCESS":
-            tracking.succeeded(node.task_id, result.result, None)
+            tracking.succeeded(task_id, result.result, None)
         elif state == "FAILURE":
             exc = result.result
             message = (
                 tracking.describe_exception(exc) if isinstance(exc, BaseException) else str(exc)
             )
-            tracking.failed(node.task_id, message, result.traceback or "")
+            tracking.failed(task_id, message, result.traceback or "")
         elif state == "REVOKED":
-            tracking.revoked(node.task_id, "revoked")
+            tracking.revoked(task_id, "revoked")
         else:
             continue
         changed += 1
     return changed
+
+
+def _maybe_finished(app: Celery, task_ids: list[str]) -> list[str]:
+    """The task ids worth asking the result backend about, one by one.
+
+    With django-celery-results one query says which have a final state, so a page showing a
+    big pending run does not ask once per task; other backends are asked for each.
+    """
+    if not task_ids:
+        return []
+    try:
+        from django_celery_results.backends.database import DatabaseBackend
+        from django_celery_results.models import TaskResult
+    except ImportError:
+        return task_ids
+    if not isinstance(app.backend, DatabaseBackend):
+        return task_ids
+    return list(
+        TaskResult.objects.filter(task_id__in=task_ids, status__in=READY_STATES)
+        .values_list("task_id", flat=True)
+    )
