@@ -66,7 +66,7 @@ def main() -> int:
         manage("migrate", "--noinput", env=env)
         fixtures = sorted(str(p) for p in (ROOT / "fixtures").glob("*.json"))
         if fixtures:
-            manage("loaddata", *fixtures, env=env)
+            manage("demo_load", *fixtures, env=env)
         manage("demo_schedules", env=env)
         password = env.get("DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
         manage("demo_admin", "--username", "admin", "--password", password, env=env)

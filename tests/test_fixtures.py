@@ -74,3 +74,19 @@ def test_demo_schedules_are_created_once_and_edits_kept():
     call_command("demo_schedules", stdout=io.StringIO())
     assert WorkflowSchedule.objects.count() == 1
     assert not WorkflowSchedule.objects.get().periodic_task.enabled
+
+
+def test_demo_load_resets_a_demo_workflow_whose_nodes_were_moved():
+    call_command("loaddata", FIXTURE, verbosity=0)
+    original = without_refs(specs())
+    chain = Workflow.objects.get(name="Tutorial: chain")
+    root = chain.nodes.get(parent=None)
+    first = chain.nodes.get(parent=root, position=0)
+    # The reviewer's edit: the old first step moved to 7, a new node at 0.
+    first.position = 7
+    first.save()
+    WorkflowNode.objects.create(workflow=chain, parent=root, position=0, kind="task",
+                                invocation=first.invocation, key="added-by-user")
+    call_command("demo_load", str(FIXTURE), verbosity=0)
+    assert without_refs(specs()) == original
+    assert not WorkflowNode.objects.filter(key="added-by-user").exists()
