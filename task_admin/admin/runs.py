@@ -519,11 +519,24 @@ class WorkflowRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
             "Revoked %(count)d unfinished tasks.",
             count,
         ) % {"count": count}
+        level = messages.SUCCESS
         if terminate:
             message += " " + _("Running tasks were terminated.")
+        else:
+            running = run.nodes.filter(state=NodeState.STARTED).count()
+            if running:
+                # Without terminate Celery lets a started task finish: say so, not "done".
+                level = messages.WARNING
+                message += " " + ngettext(
+                    "%(running)d task had started and runs to its end; revoke with "
+                    "“terminate” to stop it.",
+                    "%(running)d tasks had started and run to their end; revoke with "
+                    "“terminate” to stop them.",
+                    running,
+                ) % {"running": running}
         self.log_change(request, run, message)
         self.message_user(request, _("Run #%(run)s: %(message)s") % {
-            "run": run.pk, "message": message}, messages.SUCCESS)
+            "run": run.pk, "message": message}, level)
         return count
 
     @admin.action(description=gettext_lazy("Revoke selected runs"), permissions=["revoke"])

@@ -272,6 +272,16 @@ def test_revoke_confirmation_then_post(admin_client, admin_user, run):
     assert entry.user == admin_user and "Revoked 2 unfinished tasks" in entry.change_message
 
 
+def test_revoke_without_terminate_says_started_tasks_go_on(admin_client, run):
+    run.nodes.filter(path="root.0").update(state=NodeState.STARTED)
+    response = admin_client.post(url("workflowrun_revoke", run.pk), follow=True)
+    [message] = list(response.context["messages"])
+    assert message.level_tag == "warning"
+    assert "Revoked 1 unfinished task." in message.message
+    assert "1 task had started and runs to its end" in message.message
+    assert run.nodes.get(path="root.0").state == NodeState.STARTED
+
+
 def test_revoke_of_finished_run_is_refused_without_500(admin_client, failed_run):
     page = url("workflowrun_revoke", failed_run.pk)
     html = admin_client.get(page).content.decode()
