@@ -8,12 +8,15 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from task_admin.admin.files import FilesMixin
 from task_admin.forms import TaskInvocationForm
 from task_admin.models import TaskInvocation, Workflow
+from task_admin.resources import TaskInvocationResource
 
 
 @admin.register(TaskInvocation)
-class TaskInvocationAdmin(admin.ModelAdmin):
+class TaskInvocationAdmin(FilesMixin, admin.ModelAdmin):
+    resource_classes = [TaskInvocationResource]
     form = TaskInvocationForm
     list_display = ("name", "task", "immutable", "updated_at")
     list_filter = ("task", "immutable", "queue")

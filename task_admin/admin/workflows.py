@@ -29,6 +29,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from task_admin import canvas, services
+from task_admin.admin.files import FilesMixin
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec
 from task_admin.forms import (
@@ -47,6 +48,7 @@ from task_admin.models import (
     WorkflowRun,
     WorkflowSchedule,
 )
+from task_admin.resources import WorkflowResource
 from task_admin.validation import workflow_problems
 
 # More problems than this are summarised in the messages (the preview lists them all).
@@ -268,7 +270,8 @@ class WorkflowNodeInline(admin.TabularInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
+class WorkflowAdmin(FilesMixin, admin.ModelAdmin):
+    resource_classes = [WorkflowResource]
     list_display = ("name", "enabled", "node_count", "last_run", "updated_at")
     list_filter = ("enabled",)
     search_fields = ("name", "description")

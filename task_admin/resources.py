@@ -1,0 +1,255 @@
+"""Invocations and workflows as files, through django-import-export (CSV, JSON, YAML, XLSX...).
+
+An invocation is a row, keyed by its name. A workflow is a row keyed by its name whose ``tree``
+column holds its nodes as nested JSON, naming invocations and reused workflows by name::
+
+    {"chain": [{"invocation": "two plus two"},
+               {"group": [{"invocation": "plus four"}, {"workflow": "Tutorial: group"}]},
+               {"chord": [{"invocation": "a"}, {"invocation": "b"}],
+                "body": {"invocation": "total"}}],
+     "label": "optional, on any node"}
+
+Importing a workflow replaces its tree. A row is refused, with the reason in the import report,
+for a malformed tree, an unknown name, or any problem the workflow check finds (arity, reuse
+cycles, depth); the admin rolls the whole import back when any row is refused. Import the
+invocations first, and list a reused workflow above the workflows that reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from import_export import fields, resources, widgets
+
+from task_admin.conf import get_config
+from task_admin.models import NodeKind, NodeRole, TaskInvocation, Workflow, WorkflowNode
+from task_admin.validation import workflow_problems
+
+CONTAINERS = (NodeKind.GROUP, NodeKind.CHAIN, NodeKind.CHORD)
+NODE_KEYS = ("invocation", "workflow", *CONTAINERS)
+
+
+class StrictJSONWidget(widgets.JSONWidget):
+    """JSON as typed; import-export's widget would also try the text with ' turned into "."""
+
+    def clean(self, value, row=None, **kwargs):
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str):
+            return value  # a JSON or YAML file gives the structure itself
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(_("not valid JSON: %(error)s") % {"error": exc}) from None
+
+
+class TaskInvocationResource(resources.ModelResource):
+    args = fields.Field(attribute="args", column_name="args", widget=StrictJSONWidget())
+    kwargs = fields.Field(attribute="kwargs", column_name="kwargs", widget=StrictJSONWidget())
+
+    class Meta:
+        model = TaskInvocation
+        import_id_fields = ("name",)
+        exclude = ("id", "created_at", "updated_at")
+        # full_clean() on every row: the task must be allowed and the arguments must bind.
+        clean_model_instances = True
+        skip_unchanged = True
+        report_skipped = True
+
+    def import_instance(self, instance, row, **kwargs):
+        super().import_instance(instance, row, **kwargs)
+        # An empty cell means "none", as in the admin form.
+        if instance.args is None:
+            instance.args = []
+        if instance.kwargs is None:
+            instance.kwargs = {}
+
+
+class WorkflowResource(resources.ModelResource):
+    tree = fields.Field(column_name="tree", widget=StrictJSONWidget())
+
+    class Meta:
+        model = Workflow
+        import_id_fields = ("name",)
+        fields = ("name", "description", "enabled", "tree")
+        clean_model_instances = True
+
+    # -- export: every tree from one query ----------------------------------------------------
+
+    def before_export(self, queryset=None, **kwargs):
+        if queryset is None:
+            queryset = self.get_queryset()
+        self._children: dict[int | None, list[WorkflowNode]] = defaultdict(list)
+        self._roots: dict[int, WorkflowNode] = {}
+        nodes = (
+            WorkflowNode.objects.filter(workflow__in=queryset.order_by().values("pk"))
+            .select_related("invocation", "reuse")
+            .order_by("parent_id", "role", "position", "pk")
+        )
+        for node in nodes:
+            if node.parent_id is None:
+                self._roots[node.workflow_id] = node
+            else:
+                self._children[node.parent_id].append(node)
+
+    def dehydrate_tree(self, workflow: Workflow) -> str:
+        if not hasattr(self, "_roots"):
+            self.before_export(Workflow.objects.filter(pk=workflow.pk))
+        root = self._roots.get(workflow.pk)
+        return "" if root is None else json.dumps(self._node_data(root), ensure_ascii=False)
+
+    def _node_data(self, node: WorkflowNode) -> dict[str, Any]:
+        children = self._children.get(node.pk, [])
+        if node.kind == NodeKind.TASK:
+            data: dict[str, Any] = {"invocation": node.invocation.name}
+        elif node.kind == NodeKind.WORKFLOW:
+            data = {"workflow": node.reuse.name}
+        elif node.kind == NodeKind.CHORD:
+            data = {
+                "chord": [self._node_data(c) for c in children if c.role == NodeRole.HEADER],
+                "body": next(
+                    (self._node_data(c) for c in children if c.role == NodeRole.BODY), None
+                ),
+            }
+        else:
+            data = {node.kind: [self._node_data(c) for c in children]}
+        if node.label:
+            data["label"] = node.label
+        return data
+
+    # -- import: parse before saving, replace the tree after ----------------------------------
+
+    def import_instance(self, instance, row, **kwargs):
+        super().import_instance(instance, row, **kwargs)
+        try:
+            raw = self.fields["tree"].clean(row, **kwargs) if "tree" in row else None
+            instance._imported_tree = None if raw is None else parse_tree(raw)
+        except ValueError as exc:
+            raise ValidationError({"tree": str(exc)}) from None
+        except ValidationError as exc:
+            raise ValidationError({"tree": exc.messages}) from None
+
+    def after_save_instance(self, instance, row, **kwargs):
+        parsed = getattr(instance, "_imported_tree", None)
+        if parsed is None:
+            return
+        try:
+            save_tree(instance, parsed)
+        except ValidationError as exc:
+            raise ValidationError({"tree": exc.messages}) from None
+        problems = workflow_problems(instance)
+        if problems:
+            raise ValidationError({"tree": [str(p) for p in problems]})
+
+
+# -- the tree format ---------------------------------------------------------------------------
+
+
+class ParsedNode:
+    __slots__ = ("children", "kind", "label", "name", "role")
+
+    def __init__(self, kind, name="", label="", children=(), role=NodeRole.STEP):
+        self.kind, self.name, self.label = kind, name, label
+        self.children, self.role = list(children), role
+
+
+def parse_tree(data: Any) -> ParsedNode:
+    """The tree of an import row, checked for shape; errors name the node's path."""
+    limits = get_config()
+    count = 0
+
+    def parse(item: Any, path: str, depth: int, role=NodeRole.STEP) -> ParsedNode:
+        nonlocal count
+        count += 1
+        if count > limits["MAX_NODES"]:
+            raise ValidationError(_("more than %(max)d nodes") % {"max": limits["MAX_NODES"]})
+        if depth > limits["MAX_DEPTH"]:
+            raise ValidationError(
+                _("%(path)s: nested deeper than %(max)d levels")
+                % {"path": path, "max": limits["MAX_DEPTH"]}
+            )
+        if not isinstance(item, dict):
+            raise ValidationError(_("%(path)s: a node must be a JSON object") % {"path": path})
+        kinds = [key for key in NODE_KEYS if key in item]
+        allowed = {*kinds, "label", *(("body",) if kinds == ["chord"] else ())}
+        if len(kinds) != 1 or set(item) - allowed:
+            raise ValidationError(
+                _("%(path)s: a node has exactly one of %(keys)s (and an optional label; a "
+                  "chord also its body), not %(found)s")
+                % {"path": path, "keys": ", ".join(NODE_KEYS), "found": ", ".join(item) or "{}"}
+            )
+        key = kinds[0]
+        label = item.get("label", "")
+        if not isinstance(label, str):
+            raise ValidationError(_("%(path)s: the label must be text") % {"path": path})
+        value = item[key]
+        if key in ("invocation", "workflow"):
+            if not isinstance(value, str) or not value:
+                raise ValidationError(
+                    _("%(path)s: %(key)s must name one") % {"path": path, "key": key}
+                )
+            kind = NodeKind.TASK if key == "invocation" else NodeKind.WORKFLOW
+            return ParsedNode(kind, name=value, label=label, role=role)
+        if not isinstance(value, list):
+            raise ValidationError(
+                _("%(path)s: %(key)s must be a list of nodes") % {"path": path, "key": key}
+            )
+        if key == NodeKind.CHORD:
+            children = [
+                parse(child, f"{path}.header.{i}", depth + 1, NodeRole.HEADER)
+                for i, child in enumerate(value)
+            ]
+            if item.get("body") is not None:
+                children.append(parse(item["body"], f"{path}.body", depth + 1, NodeRole.BODY))
+        else:
+            children = [
+                parse(child, f"{path}.{i}", depth + 1) for i, child in enumerate(value)
+            ]
+        return ParsedNode(key, label=label, children=children, role=role)
+
+    return parse(data, "root", 1)
+
+
+def save_tree(workflow: Workflow, root: ParsedNode) -> None:
+    """Replace the workflow's nodes with ``root``; unknown names are refused."""
+    wanted = defaultdict(set)
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.kind in (NodeKind.TASK, NodeKind.WORKFLOW):
+            wanted[node.kind].add(node.name)
+        stack.extend(node.children)
+    invocations = TaskInvocation.objects.in_bulk(wanted[NodeKind.TASK], field_name="name")
+    reused = Workflow.objects.in_bulk(wanted[NodeKind.WORKFLOW], field_name="name")
+    missing = [
+        _("no invocation named “%(name)s”") % {"name": name}
+        for name in sorted(wanted[NodeKind.TASK] - set(invocations))
+    ] + [
+        _("no workflow named “%(name)s” (import it first)") % {"name": name}
+        for name in sorted(wanted[NodeKind.WORKFLOW] - set(reused))
+    ]
+    if missing:
+        raise ValidationError(missing)
+    workflow.nodes.all().delete()
+
+    def create(node: ParsedNode, parent: WorkflowNode | None, position: int) -> None:
+        saved = WorkflowNode.objects.create(
+            workflow=workflow,
+            parent=parent,
+            kind=node.kind,
+            role=node.role,
+            position=position,
+            label=node.label,
+            invocation=invocations.get(node.name) if node.kind == NodeKind.TASK else None,
+            reuse=reused.get(node.name) if node.kind == NodeKind.WORKFLOW else None,
+        )
+        positions: dict[str, int] = defaultdict(int)
+        for child in node.children:
+            create(child, saved, positions[child.role])
+            positions[child.role] += 1
+
+    create(root, None, 0)
