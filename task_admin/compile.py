@@ -36,13 +36,12 @@ def _reachable_workflows_sql() -> str:
     )
 
 
-def _workflows_using_sql() -> str:
-    # The other way round: workflows holding the invocation, and every workflow reusing one of
-    # them, at any depth (UNION stops at a cycle).
+def _users_sql(seed: str) -> str:
+    # The other way round: the seed workflows and every workflow reusing one of them, at any
+    # depth (UNION stops at a cycle).
     table = WorkflowNode._meta.db_table
     return (
-        "WITH RECURSIVE users(id) AS ("
-        f" SELECT n.workflow_id FROM {table} n WHERE n.invocation_id = CAST(%s AS BIGINT)"
+        f"WITH RECURSIVE users(id) AS ({seed}"
         f" UNION SELECT n.workflow_id FROM {table} n JOIN users u ON n.reuse_id = u.id"
         ") SELECT id FROM users"
     )
@@ -52,7 +51,17 @@ def workflows_using(invocation_id: int):
     """The workflows that run the invocation, directly or through a reused workflow."""
     from task_admin.models import Workflow
 
-    return Workflow.objects.filter(pk__in=RawSQL(_workflows_using_sql(), [invocation_id]))
+    table = WorkflowNode._meta.db_table
+    seed = f"SELECT n.workflow_id FROM {table} n WHERE n.invocation_id = CAST(%s AS BIGINT)"
+    return Workflow.objects.filter(pk__in=RawSQL(_users_sql(seed), [invocation_id]))
+
+
+def workflows_reusing(workflow_id: int):
+    """The workflow and every workflow that reuses it, at any depth."""
+    from task_admin.models import Workflow
+
+    seed = "SELECT CAST(%s AS BIGINT)"
+    return Workflow.objects.filter(pk__in=RawSQL(_users_sql(seed), [workflow_id]))
 
 
 def load_nodes(workflow_id: int) -> list[WorkflowNode]:

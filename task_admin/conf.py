@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_VALUE_BYTES": 64_000,
     # Seconds a node may stay unfinished before its state is checked in the result backend.
     "RECONCILE_AFTER": 30,
+    # Seconds after which an unfinished run no longer holds back a schedule set to skip (a
+    # run whose whole worker was killed may never finish); None waits for ever.
+    "SKIP_STALE_AFTER": 6 * 3600,
     # How often (ms) the run page refreshes itself while the run is unfinished.
     "REFRESH_INTERVAL": 2000,
     # Result previews in lists are cut to this many characters.

@@ -16,6 +16,7 @@ from django import forms
 from django.contrib.admin import widgets as admin_widgets
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet, construct_instance
+from django.utils import timezone
 from django.utils.text import Truncator
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -704,9 +705,13 @@ class WorkflowScheduleForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         timing = {field: data.get(field) for field in scheduling.TIMING_FIELDS if field in data}
+        if timing.get("expires"):
+            # One end date: beat refuses "expires" beside an "expire_seconds" set in its admin.
+            timing["expire_seconds"] = None
         self._check_timing(data.get("name") or "", timing)
         workflow = data.get("workflow")
-        if workflow is not None and "overrides" in data:
+        # A disabled schedule may keep a broken workflow: it can then at least be switched off.
+        if workflow is not None and "overrides" in data and data.get("enabled"):
             self._check_workflow(workflow, data["overrides"])
         self.timing = timing
         return data
@@ -718,6 +723,11 @@ class WorkflowScheduleForm(forms.ModelForm):
             for kind in kinds or [None]:
                 self.add_error(kind, message)
             return
+        start, end = timing.get("start_time"), timing.get("expires")
+        if end and end <= timezone.now():
+            self.add_error("expires", _("This is in the past: the schedule would never run."))
+        elif end and start and end <= start:
+            self.add_error("expires", _("This is before “not before”."))
         # Beat's own model validation for the rest (a unique name), on a copy.
         current = self.instance.periodic_task if self.instance.periodic_task_id else None
         probe = copy.copy(current) if current is not None else None
@@ -728,6 +738,13 @@ class WorkflowScheduleForm(forms.ModelForm):
         except ValidationError as exc:
             for field, messages in exc.message_dict.items():
                 self.add_error(field if field in self.fields else None, messages)
+            return
+        try:
+            task.schedule.remaining_estimate(timezone.now())
+        except Exception as exc:  # whatever would stop beat must stop the save
+            # E.g. a solar schedule without the ephem package: beat would crash on it.
+            self.add_error(kinds[0], _("Beat cannot compute this schedule: %(error)s")
+                           % {"error": exc})
 
     def _check_workflow(self, workflow: Workflow, overrides: dict) -> None:
         from task_admin.compile import workflow_to_spec

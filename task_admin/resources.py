@@ -25,6 +25,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
 
+from task_admin.compile import workflows_reusing
 from task_admin.conf import get_config
 from task_admin.models import NodeKind, NodeRole, TaskInvocation, Workflow, WorkflowNode
 from task_admin.validation import workflow_problems
@@ -96,6 +97,28 @@ class WorkflowResource(resources.ModelResource):
             else:
                 self._children[node.parent_id].append(node)
 
+    def iter_queryset(self, queryset):
+        """Reused workflows before the workflows reusing them, so the file imports in order."""
+        workflows = list(super().iter_queryset(queryset))
+        by_pk = {wf.pk: wf for wf in workflows}
+        reuses: dict[int, list[int]] = defaultdict(list)
+        for nodes in (self._roots.values(), *self._children.values()):
+            for node in nodes:
+                if node.kind == NodeKind.WORKFLOW and node.reuse_id in by_pk:
+                    reuses[node.workflow_id].append(node.reuse_id)
+        done: set[int] = set()
+
+        def visit(pk: int, seen: frozenset = frozenset()):
+            if pk in done or pk in seen:  # a cycle is the import check's to report
+                return
+            for reused in reuses[pk]:
+                yield from visit(reused, seen | {pk})
+            done.add(pk)
+            yield by_pk[pk]
+
+        for workflow in workflows:
+            yield from visit(workflow.pk)
+
     def dehydrate_tree(self, workflow: Workflow) -> str:
         if not hasattr(self, "_roots"):
             self.before_export(Workflow.objects.filter(pk=workflow.pk))
@@ -137,13 +160,26 @@ class WorkflowResource(resources.ModelResource):
         parsed = getattr(instance, "_imported_tree", None)
         if parsed is None:
             return
+        # Workflows reusing this one must not break either: only problems this row brings.
+        users = list(workflows_reusing(instance.pk).exclude(pk=instance.pk).order_by("name"))
+        before = {user.pk: _problem_set(user) for user in users}
         try:
             save_tree(instance, parsed)
         except ValidationError as exc:
             raise ValidationError({"tree": exc.messages}) from None
-        problems = workflow_problems(instance)
+        problems = [str(p) for p in workflow_problems(instance)]
+        for user in users:
+            problems += [
+                _("this breaks workflow “%(workflow)s” at %(path)s: %(message)s")
+                % {"workflow": user.name, "path": path, "message": message}
+                for path, message in sorted(_problem_set(user) - before[user.pk])
+            ]
         if problems:
-            raise ValidationError({"tree": [str(p) for p in problems]})
+            raise ValidationError({"tree": problems})
+
+
+def _problem_set(workflow: Workflow) -> set[tuple[str, str]]:
+    return {(p.path, p.message) for p in workflow_problems(workflow)}
 
 
 # -- the tree format ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
@@ -22,7 +22,8 @@ from django_celery_beat.models import PeriodicTask
 
 from task_admin import services
 from task_admin.compile import InvalidWorkflow
-from task_admin.models import Overlap, Trigger, WorkflowSchedule
+from task_admin.conf import get_config
+from task_admin.models import Overlap, Trigger, WorkflowRun, WorkflowSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +33,13 @@ SCHEDULE_KINDS = ("interval", "crontab", "solar", "clocked")
 TIMING_FIELDS = (
     "enabled", "interval", "crontab", "solar", "clocked", "start_time", "expires", "one_off",
 )
+# Set only by the form, to clear an expiry beat's admin set (it refuses both at once).
+EXTRA_FIELDS = ("expire_seconds",)
 
 
 def periodic_task_for(schedule: WorkflowSchedule, *, name: str, **timing: Any) -> PeriodicTask:
     """The schedule's PeriodicTask (unsaved) with ``name`` and ``timing`` applied."""
-    unknown = set(timing) - set(TIMING_FIELDS)
+    unknown = set(timing) - set(TIMING_FIELDS) - set(EXTRA_FIELDS)
     if unknown:
         raise TypeError(f"not timing fields: {sorted(unknown)}")
     task = schedule.periodic_task if schedule.periodic_task_id else PeriodicTask()
@@ -96,11 +99,12 @@ def fire(schedule_id: int, *, app: Celery | None = None) -> str:
         if schedule is None:
             logger.warning("task_admin: schedule %s no longer exists; nothing run", schedule_id)
             return _("schedule %(id)s no longer exists") % {"id": schedule_id}
-        unfinished = list(schedule.runs.unfinished().order_by("pk"))
+        unfinished = _unfinished_runs(schedule, app)
         skipped = False
-        if unfinished and schedule.overlap == Overlap.SKIP:
+        blocking = _blocking(unfinished)
+        if blocking is not None and schedule.overlap == Overlap.SKIP:
             skipped = True
-            outcome = _("skipped: run #%(id)s is unfinished") % {"id": unfinished[-1].pk}
+            outcome = _("skipped: run #%(id)s is unfinished") % {"id": blocking.pk}
         else:
             if unfinished and schedule.overlap == Overlap.REPLACE:
                 for run in unfinished:
@@ -115,6 +119,23 @@ def fire(schedule_id: int, *, app: Celery | None = None) -> str:
         )
     logger.info("task_admin: schedule %s: %s", schedule.periodic_task.name, outcome)
     return outcome
+
+
+def _unfinished_runs(schedule: WorkflowSchedule, app: Celery | None) -> list[WorkflowRun]:
+    runs = list(schedule.runs.unfinished().order_by("pk"))
+    for run in runs:
+        # Events a killed worker never sent may be in the result backend.
+        services.reconcile_run(run, app=app)
+    return list(schedule.runs.unfinished().order_by("pk")) if runs else []
+
+
+def _blocking(unfinished: list[WorkflowRun]) -> WorkflowRun | None:
+    """The newest unfinished run that still counts for "skip"."""
+    stale_after = get_config()["SKIP_STALE_AFTER"]
+    if stale_after is not None:
+        since = timezone.now() - timedelta(seconds=stale_after)
+        unfinished = [run for run in unfinished if run.created_at > since]
+    return unfinished[-1] if unfinished else None
 
 
 def _start(schedule: WorkflowSchedule, app: Celery | None) -> str:

@@ -47,6 +47,11 @@ def apply_overrides(spec: canvas.Node, overrides: Mapping[str, dict]) -> canvas.
     unknown = sorted(set(overrides) - leaf_paths)
     if unknown:
         raise InvalidWorkflow([canvas.Problem(unknown[0], _("no task at this path"))])
+    not_objects = sorted(path for path, extra in overrides.items() if not isinstance(extra, dict))
+    if not_objects:
+        raise InvalidWorkflow([canvas.Problem(
+            not_objects[0], _('overrides must be a JSON object of keyword arguments, e.g. {"b": 2}')
+        )])
 
     def merge(path: str, task: canvas.Task) -> canvas.Task:
         extra = overrides.get(path)

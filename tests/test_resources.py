@@ -55,9 +55,10 @@ def test_demo_workflows_round_trip_through_a_file(fmt):
     call_command("loaddata", FIXTURE, verbosity=0)
     before = specs()
     invocations = getattr(TaskInvocationResource().export(), fmt)
-    # Reused workflows first, as the docs ask: "Slow task beside..." reuses "Tutorial: chain".
-    ordered = Workflow.objects.order_by("-name")
-    workflows = getattr(WorkflowResource().export(queryset=ordered), fmt)
+    # By name, "Slow task beside a reused chain" comes before "Tutorial: chain", which it
+    # reuses: the export puts reused workflows first so that the file imports as it is.
+    workflows = getattr(WorkflowResource().export(queryset=Workflow.objects.order_by("name")),
+                        fmt)
     WorkflowNode.objects.all().delete()
     Workflow.objects.all().delete()
     TaskInvocation.objects.all().delete()
@@ -184,3 +185,38 @@ def test_admin_import_shows_the_report_then_imports_on_confirm(admin_client):
                              {**confirm.initial})
     assert done.status_code == 302
     assert Workflow.objects.get(name="w").nodes.count() == 2
+
+
+def test_importing_a_workflow_may_not_break_one_that_reuses_it():
+    a = invocation(SUMA, [2, 2], name="a")
+    email = invocation("project.demo.tasks.send_report_email", ["ops@example.com"],
+                       name="email", immutable=True)
+    leaf = workflow("Leaf", ("chain", [email]))
+    workflow("C", ("chain", [a, ("workflow", leaf)]))
+    workflow("Outer", ("group", [("workflow", Workflow.objects.get(name="C"))]))
+    result = WorkflowResource().import_data(dataset([
+        {"name": "Leaf", "description": "", "enabled": "1",
+         "tree": json.dumps({"chain": [{"invocation": "a"}]})},  # suma(2, 2) after a result
+    ]), rollback_on_validation_errors=True)
+    message = invalid(result)[1]
+    assert "this breaks workflow “C” at root.1" in message
+    assert "this breaks workflow “Outer”" in message
+    kept = Workflow.objects.get(name="Leaf").nodes.get(parent=None).children.get()
+    assert kept.invocation == email
+
+
+def test_the_confirm_step_reads_only_a_file_this_session_uploaded(admin_client, tmp_path,
+                                                                  settings):
+    import tempfile
+
+    victim = Path(tempfile.gettempdir()) / f"task-admin-victim-{tmp_path.name}.txt"
+    victim.write_text("name,description,enabled,tree\n")
+    try:
+        response = admin_client.post(reverse("admin:task_admin_workflow_process_import"), {
+            "import_file_name": victim.name, "original_file_name": "x.csv",
+            "format": 0, "resource": 0,
+        })
+        assert response.status_code == 403
+        assert victim.exists()
+    finally:
+        victim.unlink(missing_ok=True)

@@ -6,6 +6,8 @@ worker carry a schedule through is proven in tests/integration/test_beat.py.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from task_admin import scheduling
@@ -100,3 +102,25 @@ def test_a_deleted_schedule_runs_nothing(adds):
     sched.delete()
     assert scheduling.fire(pk) == f"schedule {pk} no longer exists"
     assert not WorkflowRun.objects.exists()
+
+
+def test_a_run_unfinished_for_too_long_no_longer_holds_back_skip(adds, fire, settings):
+    settings.TASK_ADMIN = {**settings.TASK_ADMIN, "SKIP_STALE_AFTER": 3600}
+    sched = schedule(adds, overlap=Overlap.SKIP)
+    fire(sched)
+    stuck = WorkflowRun.objects.get()
+    WorkflowRun.objects.filter(pk=stuck.pk).update(
+        created_at=stuck.created_at - timedelta(hours=2)
+    )
+    outcome, sent = fire(sched)
+    assert outcome.startswith("started run #") and sent == 1
+    assert WorkflowRun.objects.filter(schedule=sched).count() == 2
+
+
+def test_overrides_must_be_objects_of_kwargs(adds):
+    from task_admin import services
+    from task_admin.compile import InvalidWorkflow, workflow_to_spec
+
+    for bad in (5, "x", [], None):
+        with pytest.raises(InvalidWorkflow, match=r"root\.0: overrides must be a JSON object"):
+            services.apply_overrides(workflow_to_spec(adds), {"root.0": bad})

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from import_export.admin import ImportExportMixin
+
+# The temporary files this session's own uploads wrote, which its confirm step may name.
+SESSION_KEY = "task_admin_import_files"
+REMEMBERED_FILES = 20
 
 
 class FilesMixin(ImportExportMixin):
@@ -19,3 +24,22 @@ class FilesMixin(ImportExportMixin):
         kwargs = super().get_import_data_kwargs(**kwargs)
         kwargs["rollback_on_validation_errors"] = True
         return kwargs
+
+    def get_confirm_form_initial(self, request, import_form):
+        initial = super().get_confirm_form_initial(request, import_form)
+        name = initial.get("import_file_name")
+        if name:
+            names = request.session.get(SESSION_KEY, [])[-REMEMBERED_FILES + 1:]
+            request.session[SESSION_KEY] = [*names, name]
+        return initial
+
+    def process_import(self, request, **kwargs):
+        # The confirm step names the temporary file to read, then deletes it: without this
+        # check a crafted POST could name (and so delete) any file in the temp directory.
+        if request.method == "POST":
+            name = request.POST.get("import_file_name", "")
+            names = request.session.get(SESSION_KEY, [])
+            if name not in names:
+                raise PermissionDenied
+            request.session[SESSION_KEY] = [n for n in names if n != name]
+        return super().process_import(request, **kwargs)

@@ -150,11 +150,12 @@ class WorkflowScheduleAdmin(admin.ModelAdmin):
 
     # -- actions ---------------------------------------------------------------------------
 
-    @admin.action(description=_("Enable selected schedules"), permissions=["schedule"])
+    # "change" includes schedule_workflow (has_change_permission above).
+    @admin.action(description=_("Enable selected schedules"), permissions=["change"])
     def enable_schedules(self, request, queryset):
         self._set_enabled(request, queryset, enabled=True)
 
-    @admin.action(description=_("Disable selected schedules"), permissions=["schedule"])
+    @admin.action(description=_("Disable selected schedules"), permissions=["change"])
     def disable_schedules(self, request, queryset):
         self._set_enabled(request, queryset, enabled=False)
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import (
@@ -15,6 +16,7 @@ from django_celery_beat.models import (
     IntervalSchedule,
     PeriodicTask,
     PeriodicTasks,
+    SolarSchedule,
 )
 
 from task_admin.models import Overlap, Workflow, WorkflowRun, WorkflowSchedule
@@ -240,3 +242,70 @@ def test_dashboard_links_the_schedule(admin_client, adds):
     page = admin_client.get(reverse("admin:index")).content.decode()
     url = reverse("admin:task_admin_workflowschedule_change", args=[sched.pk])
     assert f'href="{url}"' in page and "nightly adds" in page
+
+
+def test_override_values_that_are_not_objects_are_field_errors(admin_client, adds, every_minute):
+    errors = errors_of(admin_client.post(
+        reverse(ADD_URL), form_data(adds, interval=every_minute.pk, overrides='{"root.0": 5}')
+    ))
+    assert "must be a JSON object" in " ".join(errors["overrides"])
+
+
+def test_solar_schedules_work_and_an_uncomputable_one_is_refused(admin_client, adds,
+                                                                 monkeypatch):
+    solar = SolarSchedule.objects.create(event="sunset", latitude=52.5, longitude=13.4)
+    response = admin_client.post(reverse(ADD_URL), form_data(adds, solar=solar.pk))
+    assert response.status_code == 302, errors_of(response)
+    listed = admin_client.get(reverse("admin:task_admin_workflowschedule_changelist"))
+    assert "sunset" in listed.content.decode().lower()
+
+    def broken(self):
+        raise ImproperlyConfigured("You need to install the ephem library")
+
+    monkeypatch.setattr(SolarSchedule, "schedule", property(broken))
+    errors = errors_of(admin_client.post(
+        reverse(ADD_URL), form_data(adds, name="other", solar=solar.pk)
+    ))
+    assert "Beat cannot compute this schedule" in " ".join(errors["solar"])
+
+
+def test_expiry_must_be_ahead_and_replaces_beats_expire_seconds(admin_client, adds,
+                                                                every_minute):
+    past = errors_of(admin_client.post(reverse(ADD_URL), form_data(
+        adds, interval=every_minute.pk, expires_0="2020-01-01", expires_1="00:00:00",
+    )))
+    assert "in the past" in " ".join(past["expires"])
+    sched = schedule(adds)
+    PeriodicTask.objects.filter(pk=sched.periodic_task_id).update(expire_seconds=60)
+    url = reverse("admin:task_admin_workflowschedule_change", args=[sched.pk])
+    response = admin_client.post(url, form_data(
+        adds, name=sched.periodic_task.name, interval=every_minute.pk,
+        expires_0="2099-01-01", expires_1="00:00:00",
+    ))
+    assert response.status_code == 302, errors_of(response)
+    task = PeriodicTask.objects.get(pk=sched.periodic_task_id)
+    assert task.expire_seconds is None and task.expires.year == 2099
+
+
+def test_a_schedule_of_a_broken_workflow_can_still_be_disabled(admin_client, adds,
+                                                               every_minute):
+    sched = schedule(adds)
+    adds.nodes.filter(parent__isnull=False).delete()  # now an empty chain
+    url = reverse("admin:task_admin_workflowschedule_change", args=[sched.pk])
+    enabled = errors_of(admin_client.post(url, form_data(
+        adds, name=sched.periodic_task.name, interval=every_minute.pk)))
+    assert "workflow" in enabled
+    response = admin_client.post(url, form_data(
+        adds, name=sched.periodic_task.name, interval=every_minute.pk, enabled=None))
+    assert response.status_code == 302, errors_of(response)
+    assert not PeriodicTask.objects.get(pk=sched.periodic_task_id).enabled
+
+
+def test_enable_and_disable_need_the_change_permission(client, adds):
+    sched = schedule(adds, enabled=False)
+    client.force_login(staff("task_admin.view_workflowschedule", "task_admin.schedule_workflow"))
+    url = reverse("admin:task_admin_workflowschedule_changelist")
+    page = client.get(url)
+    assert "enable_schedules" not in page.content.decode()
+    client.post(url, {"action": "enable_schedules", "_selected_action": [sched.pk]})
+    assert not PeriodicTask.objects.get(pk=sched.periodic_task_id).enabled
