@@ -82,3 +82,12 @@ def schedule(wf: Workflow, *, name: str | None = None, every: int = 60, period: 
         interval=interval,
         enabled=enabled,
     )
+
+
+def without_refs(spec):
+    """A spec without its refs: they name database ids, which differ between databases."""
+    if isinstance(spec, dict):
+        return {k: without_refs(v) for k, v in spec.items() if k != "ref"}
+    if isinstance(spec, list):
+        return [without_refs(v) for v in spec]
+    return spec

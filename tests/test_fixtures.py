@@ -10,6 +10,7 @@ from task_admin import canvas
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow, WorkflowNode
 from task_admin.validation import workflow_problems
+from tests.factories import without_refs
 
 pytestmark = pytest.mark.django_db
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_workflows.json"
@@ -20,13 +21,6 @@ def specs() -> dict[str, dict]:
     return {wf.name: canvas.to_dict(workflow_to_spec(wf)) for wf in Workflow.objects.all()}
 
 
-def without_refs(spec):
-    # Refs name database ids, which differ between databases.
-    if isinstance(spec, dict):
-        return {k: without_refs(v) for k, v in spec.items() if k != "ref"}
-    if isinstance(spec, list):
-        return [without_refs(v) for v in spec]
-    return spec
 
 
 def test_demo_fixture_loads_and_every_workflow_is_valid():

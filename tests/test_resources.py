@@ -14,18 +14,12 @@ from task_admin import canvas
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow, WorkflowNode
 from task_admin.resources import TaskInvocationResource, WorkflowResource
-from tests.factories import SUMA, invocation, workflow
+from tests.factories import SUMA, invocation, without_refs, workflow
 
 pytestmark = pytest.mark.django_db
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_workflows.json"
 
 
-def without_refs(spec):
-    if isinstance(spec, dict):
-        return {k: without_refs(v) for k, v in spec.items() if k != "ref"}
-    if isinstance(spec, list):
-        return [without_refs(v) for v in spec]
-    return spec
 
 
 def specs() -> dict[str, dict]:
