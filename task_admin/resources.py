@@ -11,7 +11,8 @@ column holds its nodes as nested JSON, naming invocations and reused workflows b
 
 Importing a workflow replaces its tree. A row is refused, with the reason in the import report,
 for a malformed tree, an unknown name, or any problem the workflow check finds (arity, reuse
-cycles, depth); the admin rolls the whole import back when any row is refused. Import the
+cycles, depth) and nothing of it is kept; the admin rolls the whole import back when any
+row is refused. Import the
 invocations first, and list a reused workflow above the workflows that reuse it.
 """
 
@@ -22,8 +23,10 @@ from collections import defaultdict
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
+from import_export.results import RowResult
 
 from task_admin.compile import workflows_reusing
 from task_admin.conf import get_config
@@ -70,8 +73,26 @@ class TaskInvocationResource(resources.ModelResource):
             instance.kwargs = {}
 
 
+class _RowRefused(Exception):
+    pass
+
+
 class WorkflowResource(resources.ModelResource):
     tree = fields.Field(column_name="tree", widget=StrictJSONWidget())
+
+    def import_row(self, row, instance_loader, **kwargs):
+        # A row is only refused once its tree is written and checked: undo the row then, even
+        # when the caller does not roll the whole import back.
+        result = None
+        try:
+            with transaction.atomic():
+                result = super().import_row(row, instance_loader, **kwargs)
+                if result.import_type in (RowResult.IMPORT_TYPE_INVALID,
+                                          RowResult.IMPORT_TYPE_ERROR):
+                    raise _RowRefused
+        except _RowRefused:
+            pass
+        return result
 
     class Meta:
         model = Workflow

@@ -7,7 +7,6 @@ receives it calls ``fire``, which applies the overlap policy and starts the run 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from datetime import datetime, timedelta
@@ -106,12 +105,12 @@ def fire(schedule_id: int, *, app: Celery | None = None) -> str:
             skipped = True
             outcome = _("skipped: run #%(id)s is unfinished") % {"id": blocking.pk}
         else:
-            if unfinished and schedule.overlap == Overlap.REPLACE:
-                for run in unfinished:
-                    # CannotRun: it finished between the query and now.
-                    with contextlib.suppress(services.CannotRun):
-                        services.revoke_run(run, terminate=True, app=app)
-            outcome = _start(schedule, app)
+            outcome, started = _start(schedule, app)
+            if started and unfinished and schedule.overlap == Overlap.REPLACE:
+                # Only once the new run is committed: a run that could not start, or a rolled
+                # back transaction, must not have stopped the old one.
+                old = [run.pk for run in unfinished]
+                transaction.on_commit(lambda: _revoke(old, app))
         WorkflowSchedule.objects.filter(pk=schedule.pk).update(
             last_fired_at=timezone.now(),
             last_outcome=outcome[:255],
@@ -138,7 +137,17 @@ def _blocking(unfinished: list[WorkflowRun]) -> WorkflowRun | None:
     return unfinished[-1] if unfinished else None
 
 
-def _start(schedule: WorkflowSchedule, app: Celery | None) -> str:
+def _revoke(run_ids: list[int], app: Celery | None) -> None:
+    for run in WorkflowRun.objects.filter(pk__in=run_ids):
+        try:
+            services.revoke_run(run, terminate=True, app=app)
+        except services.CannotRun:
+            pass  # it finished meanwhile
+        except Exception:  # the broker: the new run is started, say what was not stopped
+            logger.exception("task_admin: could not revoke run %s replaced by a schedule", run.pk)
+
+
+def _start(schedule: WorkflowSchedule, app: Celery | None) -> tuple[str, bool]:
     try:
         run = services.run_workflow(
             schedule.workflow,
@@ -149,6 +158,6 @@ def _start(schedule: WorkflowSchedule, app: Celery | None) -> str:
             app=app,
         )
     except (services.CannotRun, InvalidWorkflow) as exc:
-        return _("not run: %(reason)s") % {"reason": exc}
-    return _("started run #%(id)s") % {"id": run.pk}
+        return _("not run: %(reason)s") % {"reason": exc}, False
+    return _("started run #%(id)s") % {"id": run.pk}, True
 

@@ -214,3 +214,19 @@ def test_the_confirm_step_reads_only_a_file_this_session_uploaded(admin_client, 
         assert victim.exists()
     finally:
         victim.unlink(missing_ok=True)
+
+
+def test_a_refused_row_keeps_nothing_even_without_rolling_back_the_import():
+    a = invocation(SUMA, [1, 1], name="a")
+    wf = workflow("kept", ("chain", [a]))
+    before = specs()
+    result = WorkflowResource().import_data(dataset([
+        {"name": "kept", "description": "changed", "enabled": "1",
+         "tree": json.dumps({"chain": [{"invocation": "a"}, {"invocation": "a"}]})},
+        {"name": "new", "description": "", "enabled": "1",
+         "tree": json.dumps({"group": [{"invocation": "a"}]})},
+    ]))  # no rollback_on_validation_errors: rows stand or fall alone
+    assert list(invalid(result)) == [1]
+    wf.refresh_from_db()
+    assert wf.description == "" and specs()["kept"] == before["kept"]
+    assert Workflow.objects.filter(name="new").exists()

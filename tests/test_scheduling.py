@@ -67,16 +67,39 @@ def test_allow_starts_runs_side_by_side(adds, fire):
     assert sched.skipped_count == 0
 
 
-def test_replace_revokes_the_unfinished_run_then_starts(adds, fire):
+def test_replace_revokes_the_unfinished_run_once_the_new_one_is_committed(
+    adds, django_capture_on_commit_callbacks, monkeypatch
+):
+    from task_admin import services
+
+    monkeypatch.setattr(services, "dispatch", lambda run_id, signature: None)  # no broker
     sched = schedule(adds, overlap=Overlap.REPLACE)
-    fire(sched)
+    with django_capture_on_commit_callbacks(execute=True):
+        scheduling.fire(sched.pk)
     first = WorkflowRun.objects.get()
-    fire(sched)
+    with django_capture_on_commit_callbacks(execute=False) as pending:
+        scheduling.fire(sched.pk)
+    first.refresh_from_db()
+    assert first.status == RunStatus.PENDING  # nothing revoked before the commit
+    for callback in pending:
+        callback()
     first.refresh_from_db()
     assert first.status == RunStatus.REVOKED
     assert set(first.nodes.values_list("state", flat=True)) == {NodeState.REVOKED}
     second = WorkflowRun.objects.exclude(pk=first.pk).get()
     assert second.status == RunStatus.PENDING and second.schedule == sched
+
+
+def test_replace_leaves_the_old_run_alone_when_the_new_one_cannot_start(adds, fire):
+    sched = schedule(adds, overlap=Overlap.REPLACE)
+    fire(sched)
+    first = WorkflowRun.objects.get()
+    adds.enabled = False
+    adds.save()
+    outcome, sent = fire(sched)  # no dispatch and no revoke waiting for the commit
+    assert outcome.startswith("not run:") and sent == 0
+    first.refresh_from_db()
+    assert first.status == RunStatus.PENDING
 
 
 def test_a_disabled_workflow_is_not_run_and_says_why(adds, fire):

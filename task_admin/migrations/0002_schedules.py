@@ -4,6 +4,12 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+def mark_stand_in_results(apps, schema_editor):
+    # Results stored before this field existed: a {"repr": ...} stand-in is not the value.
+    TaskRun = apps.get_model("task_admin", "TaskRun")
+    TaskRun.objects.filter(result__has_key="repr").update(result_complete=False)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -41,4 +47,5 @@ class Migration(migrations.Migration):
             name='schedule',
             field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='runs', to='task_admin.workflowschedule', verbose_name='schedule'),
         ),
+        migrations.RunPython(mark_stand_in_results, migrations.RunPython.noop),
     ]
