@@ -123,8 +123,12 @@ def fire(schedule_id: int, *, app: Celery | None = None) -> str:
 def _unfinished_runs(schedule: WorkflowSchedule, app: Celery | None) -> list[WorkflowRun]:
     runs = list(schedule.runs.unfinished().order_by("pk"))
     for run in runs:
-        # Events a killed worker never sent may be in the result backend.
-        services.reconcile_run(run, app=app)
+        # Events a killed worker never sent may be in the result backend; a backend that
+        # cannot be read leaves the run as it is, it does not stop the schedule.
+        try:
+            services.reconcile_run(run, app=app)
+        except Exception:
+            logger.warning("task_admin: could not reconcile run %s", run.pk, exc_info=True)
     return list(schedule.runs.unfinished().order_by("pk")) if runs else []
 
 
