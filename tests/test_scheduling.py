@@ -147,3 +147,17 @@ def test_overrides_must_be_objects_of_kwargs(adds):
     for bad in (5, "x", [], None):
         with pytest.raises(InvalidWorkflow, match=r"root\.0: overrides must be a JSON object"):
             services.apply_overrides(workflow_to_spec(adds), {"root.0": bad})
+
+
+def test_an_unreadable_result_backend_does_not_stop_the_schedule(adds, fire, monkeypatch):
+    from task_admin import services
+
+    sched = schedule(adds, overlap=Overlap.SKIP)
+    fire(sched)
+
+    def unreachable(run, app=None):
+        raise ConnectionError("result backend down")
+
+    monkeypatch.setattr(services, "reconcile_run", unreachable)
+    outcome, _sent = fire(sched)
+    assert outcome.startswith("skipped: run #") and sched.skipped_count == 1
