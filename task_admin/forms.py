@@ -30,7 +30,7 @@ from django_celery_beat.models import (
 from task_admin import canvas, registry, scheduling
 from task_admin.canvas.build import to_python
 from task_admin.canvas.spec import json_value_problem
-from task_admin.compile import InvalidWorkflow
+from task_admin.compile import InvalidWorkflow, workflow_to_spec
 from task_admin.models import (
     NodeKind,
     NodeRole,
@@ -39,6 +39,7 @@ from task_admin.models import (
     WorkflowNode,
     WorkflowSchedule,
 )
+from task_admin.services import apply_overrides
 from task_admin.validation import check_spec
 
 CONTAINERS = frozenset({NodeKind.GROUP, NodeKind.CHAIN, NodeKind.CHORD})
@@ -634,8 +635,6 @@ class RunOverridesForm(forms.Form):
         if self.errors:
             return data
         overrides = {path: value for path, value in data.items() if value}
-        from task_admin.services import apply_overrides
-
         try:
             spec = apply_overrides(self.spec, overrides)
         except InvalidWorkflow as exc:
@@ -730,9 +729,9 @@ class WorkflowScheduleForm(forms.ModelForm):
             self.add_error("expires", _("This is before “not before”."))
         # Beat's own model validation for the rest (a unique name), on a copy.
         current = self.instance.periodic_task if self.instance.periodic_task_id else None
-        probe = copy.copy(current) if current is not None else None
-        holder = WorkflowSchedule(periodic_task=probe) if probe is not None else WorkflowSchedule()
-        task = scheduling.periodic_task_for(holder, name=name, **timing)
+        task = scheduling.periodic_task_for(
+            copy.copy(current) if current is not None else None, name=name, **timing
+        )
         try:
             task.full_clean(exclude=["task", "kwargs"])
         except ValidationError as exc:
@@ -747,9 +746,6 @@ class WorkflowScheduleForm(forms.ModelForm):
                            % {"error": exc})
 
     def _check_workflow(self, workflow: Workflow, overrides: dict) -> None:
-        from task_admin.compile import workflow_to_spec
-        from task_admin.services import apply_overrides
-
         try:
             spec = apply_overrides(workflow_to_spec(workflow), overrides)
         except InvalidWorkflow as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -31,7 +32,7 @@ from import_export.results import RowResult
 from task_admin.compile import workflows_reusing
 from task_admin.conf import get_config
 from task_admin.models import NodeKind, NodeRole, TaskInvocation, Workflow, WorkflowNode
-from task_admin.validation import workflow_problems
+from task_admin.validation import brought_problems, workflow_problems
 
 CONTAINERS = (NodeKind.GROUP, NodeKind.CHAIN, NodeKind.CHORD)
 NODE_KEYS = ("invocation", "workflow", *CONTAINERS)
@@ -80,6 +81,12 @@ class _RowRefused(Exception):
 class WorkflowResource(resources.ModelResource):
     tree = fields.Field(column_name="tree", widget=StrictJSONWidget())
 
+    class Meta:
+        model = Workflow
+        import_id_fields = ("name",)
+        fields = ("name", "description", "enabled", "tree")
+        clean_model_instances = True
+
     def import_row(self, row, instance_loader, **kwargs):
         # A row is only refused once its tree is written and checked: undo the row then, even
         # when the caller does not roll the whole import back.
@@ -93,12 +100,6 @@ class WorkflowResource(resources.ModelResource):
         except _RowRefused:
             pass
         return result
-
-    class Meta:
-        model = Workflow
-        import_id_fields = ("name",)
-        fields = ("name", "description", "enabled", "tree")
-        clean_model_instances = True
 
     # -- export: every tree from one query ----------------------------------------------------
 
@@ -183,7 +184,7 @@ class WorkflowResource(resources.ModelResource):
             return
         # Workflows reusing this one must not break either: only problems this row brings.
         users = list(workflows_reusing(instance.pk).exclude(pk=instance.pk).order_by("name"))
-        before = {user.pk: _problem_set(user) for user in users}
+        before = {user.pk: workflow_problems(user) for user in users}
         try:
             save_tree(instance, parsed)
         except ValidationError as exc:
@@ -192,26 +193,23 @@ class WorkflowResource(resources.ModelResource):
         for user in users:
             problems += [
                 _("this breaks workflow “%(workflow)s” at %(path)s: %(message)s")
-                % {"workflow": user.name, "path": path, "message": message}
-                for path, message in sorted(_problem_set(user) - before[user.pk])
+                % {"workflow": user.name, "path": p.path, "message": p.message}
+                for p in brought_problems(before[user.pk], workflow_problems(user))
             ]
         if problems:
             raise ValidationError({"tree": problems})
 
 
-def _problem_set(workflow: Workflow) -> set[tuple[str, str]]:
-    return {(p.path, p.message) for p in workflow_problems(workflow)}
-
-
 # -- the tree format ---------------------------------------------------------------------------
 
 
+@dataclass
 class ParsedNode:
-    __slots__ = ("children", "kind", "label", "name", "role")
-
-    def __init__(self, kind, name="", label="", children=(), role=NodeRole.STEP):
-        self.kind, self.name, self.label = kind, name, label
-        self.children, self.role = list(children), role
+    kind: str
+    name: str = ""  # of the invocation or the reused workflow
+    label: str = ""
+    children: list[ParsedNode] = field(default_factory=list)
+    role: str = NodeRole.STEP
 
 
 def parse_tree(data: Any) -> ParsedNode:

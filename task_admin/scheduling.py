@@ -29,19 +29,17 @@ logger = logging.getLogger(__name__)
 RUN_WORKFLOW_TASK = "task_admin.run_workflow"
 # What the admin form edits on the PeriodicTask; everything else there stays beat's business.
 SCHEDULE_KINDS = ("interval", "crontab", "solar", "clocked")
-TIMING_FIELDS = (
-    "enabled", "interval", "crontab", "solar", "clocked", "start_time", "expires", "one_off",
-)
+TIMING_FIELDS = ("enabled", *SCHEDULE_KINDS, "start_time", "expires", "one_off")
 # Set only by the form, to clear an expiry beat's admin set (it refuses both at once).
 EXTRA_FIELDS = ("expire_seconds",)
 
 
-def periodic_task_for(schedule: WorkflowSchedule, *, name: str, **timing: Any) -> PeriodicTask:
-    """The schedule's PeriodicTask (unsaved) with ``name`` and ``timing`` applied."""
+def periodic_task_for(task: PeriodicTask | None, *, name: str, **timing: Any) -> PeriodicTask:
+    """``task`` (a new one if None) with ``name`` and ``timing`` applied, unsaved."""
     unknown = set(timing) - set(TIMING_FIELDS) - set(EXTRA_FIELDS)
     if unknown:
         raise TypeError(f"not timing fields: {sorted(unknown)}")
-    task = schedule.periodic_task if schedule.periodic_task_id else PeriodicTask()
+    task = task if task is not None else PeriodicTask()
     task.name = name
     task.task = RUN_WORKFLOW_TASK
     for field, value in timing.items():
@@ -73,7 +71,8 @@ def save_schedule(schedule: WorkflowSchedule, *, name: str, **timing: Any) -> Wo
     clocked) and tells beat that its schedule changed.
     """
     with transaction.atomic():
-        task = periodic_task_for(schedule, name=name, **timing)
+        current = schedule.periodic_task if schedule.periodic_task_id else None
+        task = periodic_task_for(current, name=name, **timing)
         task.save()
         schedule.periodic_task = task
         schedule.save()

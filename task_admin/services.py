@@ -16,6 +16,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+from django_celery_results.backends.database import DatabaseBackend
+from django_celery_results.models import TaskResult
 
 from task_admin import canvas, registry, tracking
 from task_admin.canvas.build import to_signature
@@ -281,14 +283,7 @@ def _maybe_finished(app: Celery, task_ids: list[str]) -> list[str]:
     With django-celery-results one query says which have a final state, so a page showing a
     big pending run does not ask once per task; other backends are asked for each.
     """
-    if not task_ids:
-        return []
-    try:
-        from django_celery_results.backends.database import DatabaseBackend
-        from django_celery_results.models import TaskResult
-    except ImportError:
-        return task_ids
-    if not isinstance(app.backend, DatabaseBackend):
+    if not task_ids or not isinstance(app.backend, DatabaseBackend):
         return task_ids
     return list(
         TaskResult.objects.filter(task_id__in=task_ids, status__in=READY_STATES)

@@ -42,6 +42,14 @@ def workflow_problems(workflow, nodes=None, *, tasks=None) -> list[canvas.Proble
     return check_spec(spec, tasks=tasks)
 
 
+def brought_problems(
+    before: list[canvas.Problem], after: list[canvas.Problem]
+) -> list[canvas.Problem]:
+    """The problems of ``after`` that ``before`` did not have: what an edit brings."""
+    known = {(p.path, p.message) for p in before}
+    return [p for p in after if (p.path, p.message) not in known]
+
+
 def validate_invocation(invocation) -> None:
     """Raise ``ValidationError`` (by field) unless the invocation can be sent as it stands."""
     tasks = registry.allowed_tasks()
@@ -85,17 +93,14 @@ def _check_workflows_using(invocation, signatures) -> None:
     broken = []
     for workflow in workflows_using(invocation.pk).order_by("name"):
         nodes = load_nodes(workflow.pk)
-        before = {
-            (p.path, p.message) for p in workflow_problems(workflow, nodes, tasks=signatures)
-        }
+        before = workflow_problems(workflow, nodes, tasks=signatures)
         for node in nodes:
             if node.invocation_id == invocation.pk:
                 node.invocation = invocation  # the edited, unsaved values
         broken += [
             _("workflow “%(workflow)s” at %(path)s: %(message)s")
             % {"workflow": workflow.name, "path": p.path, "message": p.message}
-            for p in workflow_problems(workflow, nodes, tasks=signatures)
-            if (p.path, p.message) not in before
+            for p in brought_problems(before, workflow_problems(workflow, nodes, tasks=signatures))
         ]
     if broken:
         raise ValidationError(
