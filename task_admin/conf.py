@@ -30,6 +30,9 @@ DEFAULTS: dict[str, Any] = {
     "REFRESH_INTERVAL": 2000,
     # Result previews in lists are cut to this many characters.
     "RESULT_PREVIEW_CHARS": 80,
+    # Seconds a busy worker process gathers tracking events before writing them in one batch
+    # (an idle one writes at once).
+    "FLUSH_INTERVAL": 0.25,
 }
 
 
