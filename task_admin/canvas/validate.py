@@ -15,9 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from .spec import RETRY_POLICY_KEYS, Chain, Chord, Group, Node, Task, json_value_problem, walk
+from .text import _
 
-PREVIOUS_RESULT = "the previous result"
-HEADER_RESULTS = "the list of header results"
+PREVIOUS_RESULT = _("the previous result")
+HEADER_RESULTS = _("the list of header results")
+# The template of the problem above; the Django side replaces it with a reason naming the setting.
+UNKNOWN_TASK = "unknown or disallowed task %(task)s"
 
 
 @dataclass(frozen=True)
@@ -71,40 +74,46 @@ def _option_problems(task: Task) -> list[str]:
     o = task.options
     out: list[str] = []
     if o.countdown is not None and not (_is_number(o.countdown) and o.countdown >= 0):
-        out.append(f"countdown must be a number of seconds >= 0, not {o.countdown!r}")
+        out.append(_("countdown must be a number of seconds >= 0, not %(value)s",
+                      value=repr(o.countdown)))
     if o.eta is not None and not (isinstance(o.eta, str) and _parses_iso(o.eta)):
-        out.append(f"eta must be an ISO 8601 date and time, not {o.eta!r}")
+        out.append(_("eta must be an ISO 8601 date and time, not %(value)s", value=repr(o.eta)))
     if o.countdown is not None and o.eta is not None:
         # Celery silently lets countdown win; make the ambiguity explicit instead.
-        out.append("set either countdown or eta, not both")
+        out.append(_("set either countdown or eta, not both"))
     if o.expires is not None:
         if isinstance(o.expires, str):
             if not _parses_iso(o.expires):
-                out.append(f"expires must be an ISO 8601 date and time, not {o.expires!r}")
+                out.append(_("expires must be an ISO 8601 date and time, not %(value)s",
+                              value=repr(o.expires)))
         elif not (_is_number(o.expires) and o.expires >= 0):
-            out.append(f"expires must be seconds >= 0 or an ISO 8601 date, not {o.expires!r}")
+            out.append(_("expires must be seconds >= 0 or an ISO 8601 date, not %(value)s",
+                          value=repr(o.expires)))
     if o.queue is not None and not (isinstance(o.queue, str) and o.queue):
-        out.append(f"queue must be a non-empty string, not {o.queue!r}")
+        out.append(_("queue must be a non-empty string, not %(value)s", value=repr(o.queue)))
     if o.priority is not None and not (
         isinstance(o.priority, int) and not isinstance(o.priority, bool) and 0 <= o.priority <= 255
     ):
-        out.append(f"priority must be an integer from 0 to 255, not {o.priority!r}")
+        out.append(_("priority must be an integer from 0 to 255, not %(value)s",
+                      value=repr(o.priority)))
     if o.retry is not None and not isinstance(o.retry, bool):
-        out.append(f"retry must be true or false, not {o.retry!r}")
+        out.append(_("retry must be true or false, not %(value)s", value=repr(o.retry)))
     if o.retry_policy is not None:
         if not isinstance(o.retry_policy, dict):
-            out.append("retry_policy must be a mapping")
+            out.append(_("retry_policy must be a mapping"))
         else:
             for key, value in o.retry_policy.items():
                 if key not in RETRY_POLICY_KEYS:
-                    out.append(f"unknown retry_policy key {key!r}")
+                    out.append(_("unknown retry_policy key %(key)s", key=repr(key)))
                 elif not (_is_number(value) and value >= 0):
-                    out.append(f"retry_policy {key} must be a number >= 0, not {value!r}")
+                    out.append(_("retry_policy %(key)s must be a number >= 0, not %(value)s",
+                                  key=key, value=repr(value)))
     limits_ok = True
     for name in ("soft_time_limit", "time_limit"):
         value = getattr(o, name)
         if value is not None and not (_is_number(value) and value > 0):
-            out.append(f"{name} must be a number of seconds > 0, not {value!r}")
+            out.append(_("%(option)s must be a number of seconds > 0, not %(value)s",
+                          option=name, value=repr(value)))
             limits_ok = False
     if (
         limits_ok
@@ -112,7 +121,7 @@ def _option_problems(task: Task) -> list[str]:
         and o.time_limit is not None
         and o.soft_time_limit >= o.time_limit
     ):
-        out.append("soft_time_limit must be lower than time_limit")
+        out.append(_("soft_time_limit must be lower than time_limit"))
     return out
 
 
@@ -132,13 +141,14 @@ def _task_problems(
     if values_ok:
         size = len(json.dumps([list(node.args), node.kwargs], allow_nan=False).encode("utf-8"))
         if size > max_value_bytes:
-            out.append(
-                f"arguments take {size} bytes as JSON, more than the limit of {max_value_bytes}"
-            )
+            out.append(_(
+                "arguments take %(size)d bytes as JSON, more than the limit of %(limit)d",
+                size=size, limit=max_value_bytes,
+            ))
     out.extend(_option_problems(node))
 
     if not isinstance(node.task, str) or node.task not in tasks:
-        out.append(f"unknown or disallowed task {node.task!r}")
+        out.append(_("unknown or disallowed task %(task)s", task=repr(node.task)))
         return out
     sig = tasks[node.task]
     if sig is None or not values_ok:
@@ -148,8 +158,16 @@ def _task_problems(
     try:
         sig.bind(*args, **node.kwargs)
     except TypeError as exc:
-        note = f" (counting {parent_result} passed as the first argument)" if counts_parent else ""
-        out.append(f"{signature_text(node.task, sig)} cannot take these arguments: {exc}{note}")
+        text = signature_text(node.task, sig)
+        if counts_parent:
+            out.append(_(
+                "%(signature)s cannot take these arguments: %(error)s (counting %(parent)s "
+                "passed as the first argument)",
+                signature=text, error=str(exc), parent=parent_result,
+            ))
+        else:
+            out.append(_("%(signature)s cannot take these arguments: %(error)s",
+                         signature=text, error=str(exc)))
     return out
 
 
@@ -177,7 +195,7 @@ def validate(
             problems.append(
                 Problem(
                     path,
-                    f"nested deeper than the limit of {max_depth} levels",
+                    _("nested deeper than the limit of %(limit)d levels", limit=max_depth),
                     getattr(node, "ref", None),
                 )
             )
@@ -186,7 +204,8 @@ def validate(
         problems.append(
             Problem(
                 "root",
-                f"{count} nodes, more than the limit of {max_nodes}",
+                _("%(count)d nodes, more than the limit of %(limit)d", count=count,
+                  limit=max_nodes),
                 getattr(root, "ref", None),
             )
         )
@@ -208,23 +227,25 @@ def validate(
             )
         elif isinstance(node, Group):
             if not node.tasks:
-                problems.append(Problem(path, "empty group", node.ref))
+                problems.append(Problem(path, _("empty group"), node.ref))
             todo = [(f"{path}.{i}", child, parent_result) for i, child in enumerate(node.tasks)]
         elif isinstance(node, Chain):
             if not node.tasks:
-                problems.append(Problem(path, "empty chain", node.ref))
+                problems.append(Problem(path, _("empty chain"), node.ref))
             todo = [
                 (f"{path}.{i}", child, parent_result if i == 0 else PREVIOUS_RESULT)
                 for i, child in enumerate(node.tasks)
             ]
         elif isinstance(node, Chord):
             if not node.header:
-                problems.append(Problem(path, "chord without header tasks", node.ref))
+                problems.append(Problem(path, _("chord without header tasks"), node.ref))
             todo = [
                 (f"{path}.header.{i}", child, parent_result) for i, child in enumerate(node.header)
             ]
             todo.append((f"{path}.body", node.body, HEADER_RESULTS))
         else:
-            problems.append(Problem(path, f"not a canvas node: {type(node).__name__}"))
+            problems.append(
+                Problem(path, _("not a canvas node: %(type)s", type=type(node).__name__))
+            )
         stack.extend(reversed(todo))
     return problems
