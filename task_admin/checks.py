@@ -123,7 +123,7 @@ def _allowed_tasks_problems(allowed) -> list:
         registered = registered_tasks(app)
     except NoCeleryApp:
         return []  # E002 says it
-    examples = ", ".join(registered[:5]) or "none"
+    examples = ", ".join(registered[:8]) or "none"
     return [
         checks.Warning(
             f"TASK_ADMIN['ALLOWED_TASKS'] = {list(allowed)!r} matches none of the tasks "
