@@ -493,6 +493,10 @@ class WorkflowNodeFormSet(BaseInlineFormSet):
             parent = form.cleaned_data.get("parent")
             if parent is not None and parent.pk in removed and changed(form):
                 form.add_error("parent", _("This node is being deleted."))
+            # The editor does not offer the workflow itself; a crafted POST must not get it in.
+            reuse = form.cleaned_data.get("reuse")
+            if reuse is not None and self.instance.pk is not None and reuse.pk == self.instance.pk:
+                form.add_error("reuse", _("A workflow cannot reuse itself."))
 
         # No node inside itself.
         for pk, form in forms_by_pk.items():
