@@ -29,9 +29,11 @@ from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
 from import_export.results import Error, RowResult
 
+from task_admin.canvas import paths
 from task_admin.compile import workflows_reusing
 from task_admin.conf import get_config
 from task_admin.models import NodeKind, NodeRole, TaskInvocation, Workflow, WorkflowNode
+from task_admin.tree import Tree
 from task_admin.validation import brought_problems, workflow_problems
 
 CONTAINERS = (NodeKind.GROUP, NodeKind.CHAIN, NodeKind.CHORD)
@@ -179,28 +181,20 @@ class WorkflowResource(FileResource):
     def before_export(self, queryset=None, **kwargs):
         if queryset is None:
             queryset = self.get_queryset()
-        self._children: dict[int | None, list[WorkflowNode]] = defaultdict(list)
-        self._roots: dict[int, WorkflowNode] = {}
-        nodes = (
+        self._tree = Tree(
             WorkflowNode.objects.filter(workflow__in=queryset.order_by().values("pk"))
             .select_related("invocation", "reuse")
-            .order_by("parent_id", "role", "position", "pk")
         )
-        for node in nodes:
-            if node.parent_id is None:
-                self._roots[node.workflow_id] = node
-            else:
-                self._children[node.parent_id].append(node)
+        self._roots = self._tree.roots
 
     def iter_queryset(self, queryset):
         """Reused workflows before the workflows reusing them, so the file imports in order."""
         workflows = list(super().iter_queryset(queryset))
         by_pk = {wf.pk: wf for wf in workflows}
         reuses: dict[int, list[int]] = defaultdict(list)
-        for nodes in (self._roots.values(), *self._children.values()):
-            for node in nodes:
-                if node.kind == NodeKind.WORKFLOW and node.reuse_id in by_pk:
-                    reuses[node.workflow_id].append(node.reuse_id)
+        for node in self._tree.nodes.values():
+            if node.kind == NodeKind.WORKFLOW and node.reuse_id in by_pk:
+                reuses[node.workflow_id].append(node.reuse_id)
         done: set[int] = set()
 
         def visit(pk: int, seen: frozenset = frozenset()):
@@ -221,7 +215,7 @@ class WorkflowResource(FileResource):
         return "" if root is None else json.dumps(self._node_data(root), ensure_ascii=False)
 
     def _node_data(self, node: WorkflowNode) -> dict[str, Any]:
-        children = self._children.get(node.pk, [])
+        children = self._tree.children(node)
         if node.kind == NodeKind.TASK:
             data: dict[str, Any] = {"invocation": node.invocation.name}
         elif node.kind == NodeKind.WORKFLOW:
@@ -328,18 +322,18 @@ def parse_tree(data: Any) -> ParsedNode:
             )
         if key == NodeKind.CHORD:
             children = [
-                parse(child, f"{path}.header.{i}", depth + 1, NodeRole.HEADER)
+                parse(child, paths.header(path, i), depth + 1, NodeRole.HEADER)
                 for i, child in enumerate(value)
             ]
             if item.get("body") is not None:
-                children.append(parse(item["body"], f"{path}.body", depth + 1, NodeRole.BODY))
+                children.append(parse(item["body"], paths.body(path), depth + 1, NodeRole.BODY))
         else:
             children = [
-                parse(child, f"{path}.{i}", depth + 1) for i, child in enumerate(value)
+                parse(child, paths.step(path, i), depth + 1) for i, child in enumerate(value)
             ]
         return ParsedNode(key, label=label, children=children, role=role)
 
-    return parse(data, "root", 1)
+    return parse(data, paths.ROOT, 1)
 
 
 def save_tree(workflow: Workflow, root: ParsedNode) -> None:

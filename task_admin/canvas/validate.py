@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from . import paths
 from .spec import RETRY_POLICY_KEYS, Chain, Chord, Group, Node, Task, json_value_problem, walk
 
 PREVIOUS_RESULT = "the previous result"
@@ -231,7 +232,7 @@ def validate(
     # semantics: chain steps after the first get the previous result, a chord body gets
     # the list of header results, and containers pass this on to their children).
     stack: list[tuple[str, Node, str | None]] = [
-        ("root", root, PREVIOUS_RESULT if root_receives_parent else None)
+        (paths.ROOT, root, PREVIOUS_RESULT if root_receives_parent else None)
     ]
     while stack:
         path, node, parent_result = stack.pop()
@@ -246,21 +247,23 @@ def validate(
         elif isinstance(node, Group):
             if not node.tasks:
                 problems.append(Problem(path, "empty group", node.ref))
-            todo = [(f"{path}.{i}", child, parent_result) for i, child in enumerate(node.tasks)]
+            todo = [
+                (paths.step(path, i), child, parent_result) for i, child in enumerate(node.tasks)
+            ]
         elif isinstance(node, Chain):
             if not node.tasks:
                 problems.append(Problem(path, "empty chain", node.ref))
             todo = [
-                (f"{path}.{i}", child, parent_result if i == 0 else PREVIOUS_RESULT)
+                (paths.step(path, i), child, parent_result if i == 0 else PREVIOUS_RESULT)
                 for i, child in enumerate(node.tasks)
             ]
         elif isinstance(node, Chord):
             if not node.header:
                 problems.append(Problem(path, "chord without header tasks", node.ref))
             todo = [
-                (f"{path}.header.{i}", child, parent_result) for i, child in enumerate(node.header)
+                (paths.header(path, i), child, parent_result) for i, child in enumerate(node.header)
             ]
-            todo.append((f"{path}.body", node.body, HEADER_RESULTS))
+            todo.append((paths.body(path), node.body, HEADER_RESULTS))
         else:
             problems.append(Problem(path, f"not a canvas node: {type(node).__name__}"))
         stack.extend(reversed(todo))
