@@ -15,9 +15,14 @@ from datetime import datetime
 from types import UnionType
 from typing import Any, Union
 
+from . import paths
 from .spec import RETRY_POLICY_KEYS, Chain, Chord, Group, Node, Task, json_value_problem, walk
 
 PREVIOUS_RESULT = "the previous result"
+# Celery turns countdown and expires into ``now + timedelta(seconds=...)``: past about 2.5e11 s
+# that overflows (year 9999), so every run of such a task would fail at dispatch. No broker
+# holds a message for 31 years either; this is the bound whatever the broker.
+MAX_SECONDS = 1_000_000_000
 HEADER_RESULTS = "the list of header results"
 
 
@@ -70,13 +75,39 @@ def _parses_iso(value: str) -> bool:
     return True
 
 
-def _option_problems(task: Task) -> list[str]:
+def _delay_problems(o, max_delay: float | None, now: datetime | None) -> list[str]:
+    """A countdown or eta that waits longer than the broker can hold a message."""
+    out: list[str] = []
+    longest = MAX_SECONDS if max_delay is None else min(max_delay, MAX_SECONDS)
+    why = (
+        "the longest Celery can schedule" if longest == MAX_SECONDS
+        else "the longest this broker holds a message before delivering it again "
+        "(see TASK_ADMIN['MAX_DELAY'])"
+    )
+    if _is_number(o.countdown) and o.countdown > longest:
+        out.append(f"countdown must be at most {longest:g} seconds, {why}")
+    if now is not None and isinstance(o.eta, str) and _parses_iso(o.eta):
+        eta = datetime.fromisoformat(o.eta)
+        if eta.tzinfo is None:
+            eta = eta.replace(tzinfo=now.tzinfo)
+        if (eta - now).total_seconds() > longest:
+            out.append(f"eta must be at most {longest:g} seconds from now, {why}")
+    if _is_number(o.expires) and o.expires > MAX_SECONDS:
+        out.append(f"expires must be at most {MAX_SECONDS:g} seconds, the longest Celery "
+                   "can schedule; or give a date")
+    return out
+
+
+def _option_problems(
+    task: Task, max_delay: float | None = None, now: datetime | None = None
+) -> list[str]:
     o = task.options
     out: list[str] = []
     if o.countdown is not None and not (_is_number(o.countdown) and o.countdown >= 0):
         out.append(f"countdown must be a number of seconds >= 0, not {o.countdown!r}")
     if o.eta is not None and not (isinstance(o.eta, str) and _parses_iso(o.eta)):
         out.append(f"eta must be an ISO 8601 date and time, not {o.eta!r}")
+    out.extend(_delay_problems(o, max_delay, now))
     if o.countdown is not None and o.eta is not None:
         # Celery silently lets countdown win; make the ambiguity explicit instead.
         out.append("set either countdown or eta, not both")
@@ -124,6 +155,8 @@ def _task_problems(
     parent_result: str | None,
     tasks: Mapping[str, inspect.Signature | None],
     max_value_bytes: int,
+    max_delay: float | None = None,
+    now: datetime | None = None,
 ) -> list[str]:
     out: list[str] = []
     values_ok = True
@@ -138,7 +171,7 @@ def _task_problems(
             out.append(
                 f"arguments take {size} bytes as JSON, more than the limit of {max_value_bytes}"
             )
-    out.extend(_option_problems(node))
+    out.extend(_option_problems(node, max_delay, now))
 
     if not isinstance(node.task, str) or node.task not in tasks:
         out.append(f"unknown or disallowed task {node.task!r}")
@@ -164,11 +197,14 @@ def validate(
     max_nodes: int = 1000,
     max_value_bytes: int = 64_000,
     root_receives_parent: bool = False,
+    max_delay: float | None = None,
+    now: datetime | None = None,
 ) -> list[Problem]:
     """All problems found in ``root``; an empty list means it may be run.
 
     ``tasks`` maps every task name that may be invoked to its signature (or ``None``
-    when it cannot be introspected, which skips the arity check).
+    when it cannot be introspected, which skips the arity check). ``max_delay`` bounds a
+    countdown, and an eta counted from ``now`` (aware), in seconds.
     """
     problems: list[Problem] = []
     count = 0
@@ -199,7 +235,7 @@ def validate(
     # semantics: chain steps after the first get the previous result, a chord body gets
     # the list of header results, and containers pass this on to their children).
     stack: list[tuple[str, Node, str | None]] = [
-        ("root", root, PREVIOUS_RESULT if root_receives_parent else None)
+        (paths.ROOT, root, PREVIOUS_RESULT if root_receives_parent else None)
     ]
     while stack:
         path, node, parent_result = stack.pop()
@@ -207,26 +243,30 @@ def validate(
         if isinstance(node, Task):
             problems.extend(
                 Problem(path, message, node.ref)
-                for message in _task_problems(node, parent_result, tasks, max_value_bytes)
+                for message in _task_problems(
+                    node, parent_result, tasks, max_value_bytes, max_delay, now
+                )
             )
         elif isinstance(node, Group):
             if not node.tasks:
                 problems.append(Problem(path, "empty group", node.ref))
-            todo = [(f"{path}.{i}", child, parent_result) for i, child in enumerate(node.tasks)]
+            todo = [
+                (paths.step(path, i), child, parent_result) for i, child in enumerate(node.tasks)
+            ]
         elif isinstance(node, Chain):
             if not node.tasks:
                 problems.append(Problem(path, "empty chain", node.ref))
             todo = [
-                (f"{path}.{i}", child, parent_result if i == 0 else PREVIOUS_RESULT)
+                (paths.step(path, i), child, parent_result if i == 0 else PREVIOUS_RESULT)
                 for i, child in enumerate(node.tasks)
             ]
         elif isinstance(node, Chord):
             if not node.header:
                 problems.append(Problem(path, "chord without header tasks", node.ref))
             todo = [
-                (f"{path}.header.{i}", child, parent_result) for i, child in enumerate(node.header)
+                (paths.header(path, i), child, parent_result) for i, child in enumerate(node.header)
             ]
-            todo.append((f"{path}.body", node.body, HEADER_RESULTS))
+            todo.append((paths.body(path), node.body, HEADER_RESULTS))
         else:
             problems.append(Problem(path, f"not a canvas node: {type(node).__name__}"))
         stack.extend(reversed(todo))
