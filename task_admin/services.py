@@ -22,7 +22,15 @@ from task_admin import canvas, registry, tracking
 from task_admin.canvas.build import to_signature
 from task_admin.compile import InvalidWorkflow, workflow_to_spec
 from task_admin.conf import get_config
-from task_admin.models import NodeState, RunStatus, TaskRun, Trigger, Workflow, WorkflowRun
+from task_admin.models import (
+    NodeState,
+    RunStatus,
+    TaskRun,
+    Trigger,
+    Workflow,
+    WorkflowNode,
+    WorkflowRun,
+)
 from task_admin.validation import check_spec
 
 logger = logging.getLogger(__name__)
@@ -182,6 +190,14 @@ def _start(
     leaves = canvas.leaves(spec)
     reused = reused or {}
     with transaction.atomic():
+        # A re-run sends an old run's snapshot: the tree nodes it names may have been deleted
+        # or replaced since (node editor, re-import). Their links stay empty; what runs is the
+        # snapshot either way.
+        node_ids = {pk for pk in (_node_pk(task.ref) for _path, task in leaves) if pk}
+        if node_ids:
+            node_ids = set(
+                WorkflowNode.objects.filter(pk__in=node_ids).values_list("pk", flat=True)
+            )
         run = WorkflowRun.objects.create(
             workflow=workflow,
             workflow_name=workflow.name if workflow else workflow_name,
@@ -203,7 +219,7 @@ def _start(
                 position=position,
                 task_name=task.task,
                 label=task.label,
-                node_id=_node_pk(task.ref),
+                node_id=pk if (pk := _node_pk(task.ref)) in node_ids else None,
                 reused_from=reused.get(path),
             )
             for position, (path, task) in enumerate(leaves)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from task_admin import canvas, registry
@@ -39,6 +40,8 @@ def check_spec(
         max_nodes=config["MAX_NODES"],
         max_value_bytes=config["MAX_VALUE_BYTES"],
         root_receives_parent=root_receives_parent,
+        max_delay=max_delay(),
+        now=timezone.now(),
     )
     if not problems:
         return problems
@@ -55,6 +58,39 @@ def _explained(leaves: Mapping[str, canvas.Task], problem: canvas.Problem) -> ca
         except registry.NoCeleryApp:
             pass
     return replace(problem, message=translated(message))
+
+
+# Brokers that give a message back to the queue when it is not acknowledged in time; a task
+# waiting for its countdown or eta inside a worker is not acknowledged, so a longer wait runs it
+# twice (Celery's "visibility timeout" caveat).
+VISIBILITY_TRANSPORTS = ("redis", "rediss", "sentinel", "sqs")
+DEFAULT_VISIBILITY_TIMEOUT = 3600
+# RabbitMQ closes a channel whose delivery is not acknowledged within consumer_timeout (30 min by
+# default, a server setting we cannot read from here).
+AMQP_TRANSPORTS = ("amqp", "amqps", "pyamqp", "librabbitmq")
+RABBITMQ_CONSUMER_TIMEOUT = 1800
+
+
+def max_delay() -> float | None:
+    """The longest countdown or eta (seconds) the broker carries safely; None for no bound.
+
+    ``TASK_ADMIN["MAX_DELAY"]`` when set, else what the Celery app's broker allows.
+    """
+    configured = get_config()["MAX_DELAY"]
+    if configured is not None:
+        return configured
+    try:
+        app = registry.get_app()
+    except registry.NoCeleryApp:
+        return None
+    url = app.conf.broker_url or ""
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
+    if scheme in VISIBILITY_TRANSPORTS:
+        options = app.conf.broker_transport_options or {}
+        return float(options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT))
+    if scheme in AMQP_TRANSPORTS:
+        return RABBITMQ_CONSUMER_TIMEOUT
+    return None
 
 
 def workflow_problems(workflow, nodes=None, *, tasks=None) -> list[canvas.Problem]:
@@ -99,8 +135,20 @@ def validate_invocation(invocation) -> None:
     ):
         problems = []
     if problems:
-        raise ValidationError([problem.message for problem in problems])
+        raise ValidationError(_by_field([problem.message for problem in problems]))
     _check_workflows_using(invocation, signatures)
+
+
+# Option problems start with the option's name: shown next to the field that holds it.
+OPTION_FIELDS = ("countdown", "eta", "expires", "priority", "queue")
+
+
+def _by_field(messages: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for message in messages:
+        field = next((f for f in OPTION_FIELDS if message.startswith(f + " ")), "__all__")
+        out.setdefault(field, []).append(message)
+    return out
 
 
 def _check_workflows_using(invocation, signatures) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, TypeAlias
 
+from . import paths
 from .text import _
 
 SPEC_VERSION = 1
@@ -121,17 +122,17 @@ Node: TypeAlias = Task | Group | Chain | Chord
 def children(path: str, node: Node) -> list[tuple[str, Node]]:
     """The direct children of ``node`` with their paths, in execution-ish order."""
     if isinstance(node, Group | Chain):
-        return [(f"{path}.{i}", child) for i, child in enumerate(node.tasks)]
+        return [(paths.step(path, i), child) for i, child in enumerate(node.tasks)]
     if isinstance(node, Chord):
-        header = [(f"{path}.header.{i}", child) for i, child in enumerate(node.header)]
-        return [*header, (f"{path}.body", node.body)]
+        header = [(paths.header(path, i), child) for i, child in enumerate(node.header)]
+        return [*header, (paths.body(path), node.body)]
     return []
 
 
 def walk(root: Node) -> Iterator[tuple[str, Node, int]]:
     """Yield ``(path, node, depth)`` in pre-order; the root is ``"root"`` at depth 0."""
     # Iterative so that absurdly deep trees produce validation errors, not RecursionError.
-    stack: list[tuple[str, Node, int]] = [("root", root, 0)]
+    stack: list[tuple[str, Node, int]] = [(paths.ROOT, root, 0)]
     while stack:
         path, node, depth = stack.pop()
         yield path, node, depth
@@ -354,8 +355,10 @@ def node_from_dict(data: Any, path: str = "root", depth: int = 0) -> Node:
         if "body" not in data:
             raise SpecError(path, _("missing 'body'"))
         return Chord(
-            tuple(node_from_dict(c, f"{path}.header.{i}", depth + 1) for i, c in enumerate(header)),
-            node_from_dict(data["body"], f"{path}.body", depth + 1),
+            tuple(
+                node_from_dict(c, paths.header(path, i), depth + 1) for i, c in enumerate(header)
+            ),
+            node_from_dict(data["body"], paths.body(path), depth + 1),
             ref,
             label,
         )
@@ -363,7 +366,7 @@ def node_from_dict(data: Any, path: str = "root", depth: int = 0) -> Node:
     cls = Group if kind == "group" else Chain
     items = _node_list(path, data, "tasks")
     return cls(
-        tuple(node_from_dict(c, f"{path}.{i}", depth + 1) for i, c in enumerate(items)),
+        tuple(node_from_dict(c, paths.step(path, i), depth + 1) for i, c in enumerate(items)),
         ref,
         label,
     )
@@ -421,10 +424,10 @@ def map_leaves(root: Node, change: Callable[[str, Task], Task]) -> Node:
             return change(path, node)
         if isinstance(node, Group | Chain):
             return replace(node, tasks=tuple(rebuild(p, c) for p, c in children(path, node)))
-        header = tuple(rebuild(f"{path}.header.{i}", c) for i, c in enumerate(node.header))
-        return replace(node, header=header, body=rebuild(f"{path}.body", node.body))
+        header = tuple(rebuild(paths.header(path, i), c) for i, c in enumerate(node.header))
+        return replace(node, header=header, body=rebuild(paths.body(path), node.body))
 
-    return rebuild("root", root)
+    return rebuild(paths.ROOT, root)
 
 
 def replace_succeeded(
