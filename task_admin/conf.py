@@ -21,6 +21,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_DEPTH": 20,
     "MAX_NODES": 1000,
     "MAX_VALUE_BYTES": 64_000,
+    # The longest countdown or eta (seconds) an invocation may ask for. None: what the broker
+    # carries (Redis/SQS: the visibility timeout, after which a waiting message is delivered
+    # again; RabbitMQ: its default consumer_timeout of 30 minutes).
+    "MAX_DELAY": None,
     # Seconds a node may stay unfinished before its state is checked in the result backend.
     "RECONCILE_AFTER": 30,
     # Seconds after which an unfinished run no longer holds back a schedule set to skip (a
@@ -33,6 +37,13 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a busy worker process gathers tracking events before writing them in one batch
     # (an idle one writes at once).
     "FLUSH_INTERVAL": 0.25,
+    # Operations pages: seconds an ``inspect`` broadcast waits for workers' replies, seconds
+    # its answer is cached, seconds a control command (pool, consumer, rate limit) waits for
+    # the worker's confirmation, and queues to list besides the ones task_admin finds itself.
+    "INSPECT_TIMEOUT": 0.25,
+    "INSPECT_CACHE": 5,
+    "CONTROL_TIMEOUT": 1.0,
+    "QUEUES": [],
 }
 
 
