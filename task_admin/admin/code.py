@@ -33,6 +33,10 @@ CODE_HELP = _(
 
 
 class CodeForm(forms.Form):
+    # Prefixed: on the Add page this form sits beside the workflow form, whose fields and ids
+    # ("name", "id_name") must stay unique.
+    prefix = "paste"
+
     code = forms.CharField(
         label=_("Canvas code"),
         help_text=CODE_HELP,

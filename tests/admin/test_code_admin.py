@@ -19,6 +19,11 @@ FROM_CODE_URL = reverse("admin:task_admin_workflow_from_code")
 CHORD = "chord([suma.s(1, 1), suma.s(2, 2)], suma.s(10))"
 
 
+def paste(client, url, action="_save", **fields):
+    """POST the paste form (its fields are prefixed ``paste-``) with a preview or save button."""
+    return client.post(url, {**{f"paste-{k}": v for k, v in fields.items()}, action: "1"})
+
+
 def counts():
     return (Workflow.objects.count(), WorkflowNode.objects.count(),
             TaskInvocation.objects.count())
@@ -27,12 +32,13 @@ def counts():
 def test_the_add_page_offers_a_code_box_posting_to_the_preview(admin_client):
     html = admin_client.get(reverse("admin:task_admin_workflow_add")).content.decode()
     assert f'action="{FROM_CODE_URL}"' in html
-    assert 'name="code"' in html and 'name="_preview"' in html
+    assert 'name="paste-code"' in html and 'name="_preview"' in html
+    assert html.count('id="id_name"') == 1  # the workflow form's own field stays unique
 
 
 def test_preview_shows_tree_graph_and_warning_and_saves_nothing(admin_client):
     before = counts()
-    response = admin_client.post(FROM_CODE_URL, {"name": "c", "code": CHORD, "_preview": "1"})
+    response = paste(admin_client, FROM_CODE_URL, "_preview", name="c", code=CHORD)
     assert response.status_code == 200
     html = response.content.decode()
     assert "Preview: nothing is saved yet" in html
@@ -44,7 +50,7 @@ def test_preview_shows_tree_graph_and_warning_and_saves_nothing(admin_client):
 
 
 def test_save_creates_the_workflow_in_one_go_logged_with_the_warning(admin_client):
-    response = admin_client.post(FROM_CODE_URL, {"name": "c", "code": CHORD, "_save": "1"})
+    response = paste(admin_client, FROM_CODE_URL, name="c", code=CHORD)
     created = Workflow.objects.get(name="c")
     assert response.status_code == 302
     assert response.url == reverse("admin:task_admin_workflow_change", args=[created.pk])
@@ -71,7 +77,7 @@ def test_refused_code_is_shown_where_it_was_pasted_and_nothing_is_saved(
     admin_client, code, message
 ):
     before = counts()
-    response = admin_client.post(FROM_CODE_URL, {"name": "bad", "code": code, "_save": "1"})
+    response = paste(admin_client, FROM_CODE_URL, name="bad", code=code)
     assert response.status_code == 200
     html = response.content.decode()
     assert "this code cannot be saved" in html
@@ -82,8 +88,7 @@ def test_refused_code_is_shown_where_it_was_pasted_and_nothing_is_saved(
 
 def test_a_taken_name_is_refused_at_the_field(admin_client):
     workflow("taken", invocation(SUMA, [1, 2]))
-    response = admin_client.post(FROM_CODE_URL, {"name": "taken", "code": "suma.s(1, 2)",
-                                                 "_save": "1"})
+    response = paste(admin_client, FROM_CODE_URL, name="taken", code="suma.s(1, 2)")
     assert response.status_code == 200
     assert "A workflow named “taken” already exists." in response.content.decode()
 
@@ -95,10 +100,10 @@ def test_replace_from_code_is_prefilled_with_the_tree_and_replaces_it(admin_clie
     assert url in change.content.decode()
     page = admin_client.get(url).content.decode()
     assert "chain(suma.s(2, 2), suma.s(4))" in page
-    assert admin_client.post(url, {"code": "group(suma.s(9, 9))", "_preview": "1"}).status_code \
+    assert paste(admin_client, url, "_preview", code="group(suma.s(9, 9))").status_code \
         == 200
     assert workflow_to_spec(wf).tasks[0].args == (2, 2)  # the preview changed nothing
-    response = admin_client.post(url, {"code": "group(suma.s(9, 9))", "_save": "1"})
+    response = paste(admin_client, url, code="group(suma.s(9, 9))")
     assert response.status_code == 302
     assert isinstance(workflow_to_spec(wf), canvas.Group)
     assert LogEntry.objects.filter(object_id=str(wf.pk), action_flag=CHANGE).exists()
@@ -133,13 +138,11 @@ def test_permissions_are_checked_again(client, django_user_model):
     before = counts()
     for url in (FROM_CODE_URL, replace):
         assert client.get(url).status_code == 403
-        assert client.post(url, {"name": "x", "code": "suma.s(1, 2)", "_save": "1"}
-                           ).status_code == 403
+        assert paste(client, url, name="x", code="suma.s(1, 2)").status_code == 403
     assert client.get(reverse("admin:task_admin_workflow_as_code", args=[wf.pk])
                       ).status_code == 200
     assert counts() == before
     # With add permission only: create from code, but not replace.
     user.user_permissions.add(Permission.objects.get(codename="add_workflow"))
-    assert client.post(FROM_CODE_URL, {"name": "x", "code": "suma.s(1, 2)", "_save": "1"}
-                       ).status_code == 302
-    assert client.post(replace, {"code": "suma.s(1, 2)", "_save": "1"}).status_code == 403
+    assert paste(client, FROM_CODE_URL, name="x", code="suma.s(1, 2)").status_code == 302
+    assert paste(client, replace, code="suma.s(1, 2)").status_code == 403
