@@ -33,16 +33,18 @@ from django.db import transaction
 from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
-from task_admin import canvas
+from task_admin import canvas, registry
 from task_admin.canvas import paths
 from task_admin.canvas.build import to_python
 from task_admin.canvas.spec import PARSE_MAX_DEPTH
+from task_admin.canvas.validate import warnings as canvas_warnings
 from task_admin.compile import (
     InvalidWorkflow,
     _reachable_workflows_sql,
     workflow_to_spec,
 )
 from task_admin.conf import get_config
+from task_admin.i18n import translated_problems
 from task_admin.models import (
     NodeKind,
     NodeRole,
@@ -96,7 +98,13 @@ class Composition:
             spec = workflow_to_spec(workflow, [*self.rows, *self.reused])
         except InvalidWorkflow as exc:
             return None, exc.problems
-        return spec, check_spec(spec)
+        return spec, check_spec(spec) + spec_warnings(spec)
+
+
+def spec_warnings(spec: canvas.Node) -> list[canvas.Problem]:
+    """Likely mistakes Celery would still send (a chord body that cannot take the header's
+    list): shown next to their node, never blocking."""
+    return translated_problems(canvas_warnings(spec, tasks=registry.signatures()))
 
 
 # -- stored rows -> document -------------------------------------------------------------------
@@ -197,7 +205,7 @@ def parse(raw: str | dict, workflow: Workflow | None) -> Composition:
     used_keys: set[str] = set()
     stand_in = itertools.count(-1, -1)
     for path, item, role, position in items:
-        found = _item_problems(path, item, invocations, reusable)
+        found = _item_problems(path, item, invocations, reusable, workflow_id)
         problems += found
         key = item.get("key")
         if not (isinstance(key, str) and KEY_RE.match(key)) or key in used_keys:
@@ -263,7 +271,7 @@ def _flatten(root) -> list[tuple[str, dict, str, int]]:
     return out
 
 
-def _item_problems(path, item, invocations, reusable) -> list[canvas.Problem]:
+def _item_problems(path, item, invocations, reusable, workflow_id) -> list[canvas.Problem]:
     kind = item.get("kind")
     if kind not in KIND_KEYS:
         return [canvas.Problem(path, _("Choose what this node is: task, group, chain, chord or "
@@ -289,6 +297,9 @@ def _item_problems(path, item, invocations, reusable) -> list[canvas.Problem]:
             out.append(_("Choose the workflow this node reuses."))
         elif value not in reusable:
             out.append(_("There is no workflow with id %(id)s.") % {"id": value})
+        elif value == workflow_id:
+            # The composer does not offer the workflow itself; a crafted POST must not get it in.
+            out.append(_("A workflow cannot reuse itself."))
     return [canvas.Problem(path, message) for message in out]
 
 

@@ -27,7 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
-from import_export.results import RowResult
+from import_export.results import Error, RowResult
 
 from task_admin.canvas import paths
 from task_admin.compile import workflows_reusing
@@ -54,7 +54,80 @@ class StrictJSONWidget(widgets.JSONWidget):
             raise ValueError(_("not valid JSON: %(error)s") % {"error": exc}) from None
 
 
-class TaskInvocationResource(resources.ModelResource):
+# A spreadsheet reads a cell that starts with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(value: Any) -> Any:
+    """The cell with an apostrophe in front when a spreadsheet would take it for a formula.
+
+    Values that already start with apostrophes before such a character get one more, so
+    ``unescape_formula`` gives back exactly what was exported.
+    """
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def unescape_formula(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("'") and value.lstrip("'").startswith(
+        FORMULA_STARTS
+    ):
+        return value[1:]
+    return value
+
+
+class FileProblem(Exception):
+    """The file as a whole cannot be imported; the message says why, for staff."""
+
+
+class MessageOnlyError(Error):
+    """A file-level error shown by its message: a traceback helps no one importing a file."""
+
+    @property
+    def traceback(self) -> str:
+        return ""
+
+
+class FileResource(resources.ModelResource):
+    """What both resources share: formula-safe cells, clear file-level errors.
+
+    django-import-export's own ``IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT`` only drops a leading
+    ``=`` (losing data, leaving ``+``, ``-`` and ``@``) and is project-wide, so these resources
+    escape every cell themselves, reversibly: the import removes the apostrophe again.
+    """
+
+    def get_error_result_class(self):
+        return MessageOnlyError
+
+    def after_export(self, queryset, dataset, **kwargs):
+        super().after_export(queryset, dataset, **kwargs)
+        for _i in range(len(dataset)):
+            row = dataset.lpop()
+            dataset.append([escape_formula(cell) for cell in row])
+
+    def before_import(self, dataset, **kwargs):
+        super().before_import(dataset, **kwargs)
+        headers = [str(h).strip() for h in (dataset.headers or [])]
+        missing = [name for name in self._meta.import_id_fields if name not in headers]
+        if missing:
+            raise FileProblem(
+                _("The file has no “%(column)s” column, so its rows cannot be matched. It has: "
+                  "%(found)s. The columns are: %(expected)s.")
+                % {
+                    "column": missing[0],
+                    "found": ", ".join(h for h in headers if h) or _("no header row"),
+                    "expected": ", ".join(self.get_diff_headers()),
+                }
+            )
+
+    def before_import_row(self, row, **kwargs):
+        super().before_import_row(row, **kwargs)
+        for key, value in row.items():
+            row[key] = unescape_formula(value)
+
+
+class TaskInvocationResource(FileResource):
     args = fields.Field(attribute="args", column_name="args", widget=StrictJSONWidget())
     kwargs = fields.Field(attribute="kwargs", column_name="kwargs", widget=StrictJSONWidget())
 
@@ -80,7 +153,7 @@ class _RowRefused(Exception):
     pass
 
 
-class WorkflowResource(resources.ModelResource):
+class WorkflowResource(FileResource):
     tree = fields.Field(column_name="tree", widget=StrictJSONWidget())
 
     class Meta:

@@ -112,6 +112,9 @@ class Preview:
     spec: canvas.Node | None
     problems: list[ProblemRow]
     rows: list[TreeRow]
+    # Likely mistakes Celery would still send (a chord body that cannot take a list): shown
+    # beside the problems, never keeping the workflow from running.
+    warnings: list[ProblemRow] = field(default_factory=list)
 
     @property
     def python(self) -> str:
@@ -157,13 +160,19 @@ def preview(workflow: Workflow) -> Preview:
                                    problem.message))
         if pk is not None:
             by_node.setdefault(pk, []).append(problem.message)
+    warnings = []
+    for problem in composer.spec_warnings(spec) if spec is not None else []:
+        pk = _ref_pk(problem.ref)
+        node = by_pk.get(pk) if pk is not None else None
+        warnings.append(ProblemRow(problem.path, node_title(node) if node else "",
+                                   problem.message))
     tree = Tree(node for node in nodes if node.workflow_id == workflow.pk)
     rows = [
         TreeRow(node, depth, path or gettext("not placed"), node_title(node),
                 _task_detail(node), by_node.get(node.pk, []))
         for node, path, depth in tree.walk(workflow.pk)
     ]
-    return Preview(workflow, spec, problems, rows)
+    return Preview(workflow, spec, problems, rows, warnings)
 
 
 # -- copying -----------------------------------------------------------------------------------
@@ -335,7 +344,11 @@ class WorkflowAdmin(FilesMixin, admin.ModelAdmin):
         self.report_problems(request, form.instance)
 
     def report_problems(self, request, workflow: Workflow) -> None:
-        problems = preview(workflow).problems
+        shown = preview(workflow)
+        for warning in shown.warnings[:MAX_PROBLEM_MESSAGES]:
+            self.message_user(request, gettext("Warning: %(problem)s") % {"problem": warning},
+                              messages.WARNING)
+        problems = shown.problems
         if not problems:
             return
         count = len(problems)

@@ -672,3 +672,20 @@ def test_saving_untouched_page_keeps_the_tree(admin_client):
     assert response.status_code == 302, response.context["errors"]
     wf.refresh_from_db()
     assert not wf.enabled and wf.nodes.count() == 3 and stored(wf) == before
+
+
+def test_the_tutorial_chord_warns_in_the_preview_and_at_save(admin_client):
+    """suma.s(10) as a chord body receives the header's list first: a warning, not a draft."""
+    tree = doc(chord([task(invocation(SUMA, [2, 2])), task(invocation(SUMA, [4, 4]))],
+                     task(invocation(SUMA, [10]))))
+    data = admin_client.post(PREVIEW_URL, {"tree": json.dumps(tree)}).json()
+    assert [(p["path"], p["level"]) for p in data["problems"]] == [("root.body", "warning")]
+    assert "receives the list of header results first" in data["problems"][0]["message"]
+    assert data["python"]  # it can still run
+    response = admin_client.post(ADD_URL, form_data(tree, name="tutorial chord"))
+    assert response.status_code == 302
+    assert [m for m in texts(response) if m.startswith("Warning: root.body")]
+    assert not [m for m in texts(response) if "draft" in m]
+    wf = Workflow.objects.get(name="tutorial chord")
+    page = admin_client.get(change_url(wf)).content.decode()
+    assert 'class="ta-problems ta-warnings"' in page and "draft" not in page
