@@ -72,13 +72,12 @@ def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, w
     add(browser, "task", where="root", slot="body")
     choose(browser, "root.body", "+10")
     wait_preview(browser, "suma.s(10)")
-    warnings = browser.find_elements(By.CSS_SELECTOR, "li.ta-level-warning")
-    chord_warned = bool(warnings)
+    # Before running: the body receives the header's list, shown next to the body's node.
+    body_warning = at(browser, "root.body").find_element(By.CSS_SELECTOR, "li.ta-level-warning")
+    assert "receives the list of header results first" in body_warning.text
     save(browser)
     chord = Workflow.objects.get(name="tutorial chord")
     assert "suma.s(10)" in to_python(workflow_to_spec(chord))
-    if chord_warned:  # the chord-body check (issue 14) words a warning before running
-        assert any("list" in w.text for w in warnings)
 
     assert run_and_wait(browser, base, group).nodes.count() == 2
     group_run = WorkflowRun.objects.get(workflow=group)
