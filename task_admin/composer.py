@@ -33,11 +33,10 @@ from django.db import transaction
 from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
-from task_admin import canvas, registry
+from task_admin import canvas, validation
 from task_admin.canvas import paths
 from task_admin.canvas.build import to_python
 from task_admin.canvas.spec import PARSE_MAX_DEPTH
-from task_admin.canvas.validate import warnings as canvas_warnings
 from task_admin.compile import (
     InvalidWorkflow,
     _reachable_workflows_sql,
@@ -104,7 +103,7 @@ class Composition:
 def spec_warnings(spec: canvas.Node) -> list[canvas.Problem]:
     """Likely mistakes Celery would still send (a chord body that cannot take the header's
     list): shown next to their node, never blocking."""
-    return translated_problems(canvas_warnings(spec, tasks=registry.signatures()))
+    return translated_problems(validation.spec_warnings(spec))
 
 
 # -- stored rows -> document -------------------------------------------------------------------

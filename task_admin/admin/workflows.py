@@ -32,7 +32,9 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from task_admin import canvas, composer, services
+from task_admin.admin.code import WorkflowCodeMixin
 from task_admin.admin.files import FilesMixin
+from task_admin.admin.warnings import WorkflowWarningsMixin
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec
 from task_admin.forms import RunOverridesForm, WorkflowForm, node_title
@@ -112,9 +114,6 @@ class Preview:
     spec: canvas.Node | None
     problems: list[ProblemRow]
     rows: list[TreeRow]
-    # Likely mistakes Celery would still send (a chord body that cannot take a list): shown
-    # beside the problems, never keeping the workflow from running.
-    warnings: list[ProblemRow] = field(default_factory=list)
 
     @property
     def python(self) -> str:
@@ -160,19 +159,13 @@ def preview(workflow: Workflow) -> Preview:
                                    problem.message))
         if pk is not None:
             by_node.setdefault(pk, []).append(problem.message)
-    warnings = []
-    for problem in composer.spec_warnings(spec) if spec is not None else []:
-        pk = _ref_pk(problem.ref)
-        node = by_pk.get(pk) if pk is not None else None
-        warnings.append(ProblemRow(problem.path, node_title(node) if node else "",
-                                   problem.message))
     tree = Tree(node for node in nodes if node.workflow_id == workflow.pk)
     rows = [
         TreeRow(node, depth, path or gettext("not placed"), node_title(node),
                 _task_detail(node), by_node.get(node.pk, []))
         for node, path, depth in tree.walk(workflow.pk)
     ]
-    return Preview(workflow, spec, problems, rows, warnings)
+    return Preview(workflow, spec, problems, rows)
 
 
 # -- copying -----------------------------------------------------------------------------------
@@ -220,7 +213,7 @@ def copy_workflow(workflow: Workflow) -> Workflow:
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(FilesMixin, admin.ModelAdmin):
+class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.ModelAdmin):
     resource_classes = [WorkflowResource]
     list_display = ("name", "enabled", "node_count", "last_run", "updated_at")
     list_filter = ("enabled",)
@@ -338,17 +331,14 @@ class WorkflowAdmin(FilesMixin, admin.ModelAdmin):
                        current_app=self.admin_site.name)
 
     def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
+        # The tree first: the mixins' save_related (warnings) read the saved tree.
         if form.composition is not None:
             composer.save(form.instance, form.composition)
+        super().save_related(request, form, formsets, change)
         self.report_problems(request, form.instance)
 
     def report_problems(self, request, workflow: Workflow) -> None:
-        shown = preview(workflow)
-        for warning in shown.warnings[:MAX_PROBLEM_MESSAGES]:
-            self.message_user(request, gettext("Warning: %(problem)s") % {"problem": warning},
-                              messages.WARNING)
-        problems = shown.problems
+        problems = preview(workflow).problems
         if not problems:
             return
         count = len(problems)

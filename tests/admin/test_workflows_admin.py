@@ -688,4 +688,4 @@ def test_the_tutorial_chord_warns_in_the_preview_and_at_save(admin_client):
     assert not [m for m in texts(response) if "draft" in m]
     wf = Workflow.objects.get(name="tutorial chord")
     page = admin_client.get(change_url(wf)).content.decode()
-    assert 'class="ta-problems ta-warnings"' in page and "draft" not in page
+    assert 'id="workflow-warnings"' in page and "draft" not in page
