@@ -130,6 +130,19 @@ def on_revoked(sender=None, request=None, terminated=False, expired=False, **kwa
 def on_worker_init(sender=None, **kwargs):
     """In a worker (main and pool processes), events are buffered and written in batches."""
     start_buffering(main_process=True)
+    warn_about_sqlite(getattr(sender, "concurrency", 1))
+
+
+def warn_about_sqlite(processes) -> None:
+    """Say it once at start-up: several pool processes writing to SQLite wait on each other."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite" and (processes or 1) > 1:
+        logger.warning(
+            "task_admin: this worker runs %s processes on SQLite, which lets one writer in at a "
+            "time: runs are recorded in batches with retries, but use PostgreSQL in production "
+            "(see the task_admin.W004 check).", processes,
+        )
 
 
 def on_worker_process_init(sender=None, **kwargs):

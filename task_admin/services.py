@@ -92,7 +92,7 @@ def run_workflow(
         raise InvalidWorkflow(problems)
     return _start(
         spec, workflow=workflow, overrides=overrides or {}, user=user, trigger=trigger,
-        detail=detail, schedule=schedule, app=app,
+        detail=detail, schedule=schedule, app=app, nodes_exist=True,
     )
 
 
@@ -184,7 +184,14 @@ def _start(
     reused: Mapping[str, TaskRun] | None = None,
     note: str = "",
     schedule=None,
+    nodes_exist: bool = False,
 ) -> WorkflowRun:
+    """Record the run and its nodes in one transaction and send the canvas after the commit.
+
+    ``nodes_exist``: the spec was compiled from the stored tree just now, so the nodes it
+    names exist (no query to check them). The run is stamped as dispatched in the same
+    insert (a send that fails clears it), so a start costs no write after the send.
+    """
     app = app or registry.get_app()
     signature, task_ids = to_signature(spec, app=app)
     leaves = canvas.leaves(spec)
@@ -194,7 +201,7 @@ def _start(
         # or replaced since (node editor, re-import). Their links stay empty; what runs is the
         # snapshot either way.
         node_ids = {pk for pk in (_node_pk(task.ref) for _path, task in leaves) if pk}
-        if node_ids:
+        if node_ids and not nodes_exist:
             node_ids = set(
                 WorkflowNode.objects.filter(pk__in=node_ids).values_list("pk", flat=True)
             )
@@ -210,6 +217,7 @@ def _start(
             schedule=schedule,
             note=note,
             total_nodes=len(leaves),
+            dispatched_at=timezone.now(),
         )
         TaskRun.objects.bulk_create(
             TaskRun(
@@ -246,11 +254,10 @@ def dispatch(run_id: int, signature) -> None:
                 status=RunStatus.DISPATCH_FAILED,
                 error=tracking.describe_exception(exc),
                 finished_at=now,
+                dispatched_at=None,
             )
             if updated:
                 transaction.on_commit(lambda: tracking.send_finished([run_id]))
-        return
-    WorkflowRun.objects.filter(pk=run_id).update(dispatched_at=timezone.now())
 
 
 def revoke_run(run: WorkflowRun, *, terminate: bool = False, app: Celery | None = None) -> int:

@@ -1,4 +1,5 @@
 import shutil
+from unittest import mock
 
 import pytest
 from django.core.checks import run_checks
@@ -211,3 +212,30 @@ def test_allowed_tasks_are_computed_once_per_process(monkeypatch, settings):
     settings.TASK_ADMIN = {**settings.TASK_ADMIN, "ALLOWED_TASKS": ["project.demo.tasks.suma"]}
     assert list(registry.signatures()) == ["project.demo.tasks.suma"]
     assert len(computed) == 2
+
+
+def test_sqlite_without_busy_timeout_or_immediate_transactions_is_warned(settings):
+    from django.db import connections
+
+    from task_admin.checks import check_sqlite
+
+    default = connections.settings["default"]
+    if "sqlite3" not in default["ENGINE"]:
+        pytest.skip("the check is about SQLite")
+    assert check_sqlite() == []  # the project's settings: WAL, IMMEDIATE, 20 s
+    bare = {**default, "OPTIONS": {}}
+    with mock.patch.dict(connections.settings, {"default": bare}):
+        [warning] = check_sqlite()
+    assert warning.id == "task_admin.W004" and "IMMEDIATE" in warning.msg
+
+
+def test_a_worker_of_several_processes_on_sqlite_says_so(caplog):
+    from django.db import connection
+
+    from task_admin.receivers import warn_about_sqlite
+
+    with caplog.at_level("WARNING", logger="task_admin"):
+        warn_about_sqlite(2)
+        warn_about_sqlite(1)
+    expected = 1 if connection.vendor == "sqlite" else 0
+    assert len([r for r in caplog.records if "SQLite" in r.getMessage()]) == expected
