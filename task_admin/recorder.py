@@ -48,6 +48,8 @@ IDLE = 0.02
 class Recorder:
     def __init__(self, write: Callable[[list[tracking.Event]], object] = tracking.apply):
         self.write = write
+        # Drops events that no longer matter just before a batch is written (see receivers).
+        self.prune: Callable[[list[tracking.Event]], list[tracking.Event]] | None = None
         self.buffered = False  # True inside a worker: events wait for the thread
         self.age_factor = 1.0  # the worker's main process writes less often (see start_buffering)
         self._reset()
@@ -124,6 +126,8 @@ class Recorder:
         with self._flushing:
             with self._lock:
                 events, self._events = self._events, []
+            if self.prune is not None:
+                events = self.prune(events)
             if not events:
                 return True
             tries = self._tries

@@ -197,6 +197,7 @@ def _start(
     leaves = canvas.leaves(spec)
     reused = reused or {}
     with transaction.atomic():
+        _commit_without_waiting_for_disk()
         # A re-run sends an old run's snapshot: the tree nodes it names may have been deleted
         # or replaced since (node editor, re-import). Their links stay empty; what runs is the
         # snapshot either way.
@@ -235,6 +236,23 @@ def _start(
         # A worker must never see a task whose run is not committed yet.
         transaction.on_commit(lambda: dispatch(run.pk, signature))
     return run
+
+
+def _commit_without_waiting_for_disk() -> None:
+    """PostgreSQL: this transaction's commit does not wait for its WAL to reach the disk
+    (``synchronous_commit = off``, for this transaction only; ``TASK_ADMIN["ASYNC_START_COMMIT"]``).
+
+    The flush is most of what a start costs the caller (0.7 ms of a 2-task start measured
+    here). The trade-off, documented in docs/tracking.md: if the database server itself
+    crashes within a fraction of a second after a start, the run's record can be lost while
+    its tasks, already sent, still run. Never corruption, and never a run recorded but not
+    sent.
+    """
+    from django.db import connection
+
+    if connection.vendor == "postgresql" and get_config()["ASYNC_START_COMMIT"]:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def dispatch(run_id: int, signature) -> None:

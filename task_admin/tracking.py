@@ -381,18 +381,21 @@ def _finish_done(run_ids: list[int], now: datetime) -> list[int]:
     for run_id, path, state in TaskRun.objects.filter(run_id__in=[pk for pk, _ in done]) \
             .values_list("run_id", "path", "state"):
         states[run_id][path] = state
-    finished = []
+    by_status: dict[str, list[int]] = defaultdict(list)
     for run_id, spec in done:
         status = final_status(spec, states[run_id])
-        if status not in FINISHED_RUN:
-            continue
-        updated = WorkflowRun.objects.filter(pk=run_id).exclude(status__in=FINISHED_RUN).update(
+        if status in FINISHED_RUN:
+            by_status[status].append(run_id)
+    finished = []
+    # The runs are locked by the caller (refresh_runs): what the SELECT above saw unfinished is
+    # finished here, by this transaction only; one UPDATE per final status.
+    for status, ids in by_status.items():
+        WorkflowRun.objects.filter(pk__in=ids).exclude(status__in=FINISHED_RUN).update(
             status=status,
             finished_at=now,
             started_at=Coalesce("started_at", "dispatched_at", Value(now)),
         )
-        if updated:
-            finished.append(run_id)
+        finished += ids
     if finished:
         transaction.on_commit(lambda: send_finished(finished))
     return finished
