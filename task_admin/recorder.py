@@ -41,8 +41,10 @@ MAX_BUFFERED = 200_000
 
 
 # A process that has buffered nothing new for this long has finished its burst of work: what
-# it holds is written at once, so the end of a run is recorded without waiting.
-IDLE = 0.02
+# it holds is written then, so the end of a run is recorded without waiting for the interval.
+# Long enough that a busy process on a loaded machine (gaps of tens of ms between tasks) still
+# writes big batches: each batch costs a fixed few statements.
+IDLE = 0.05
 
 
 class Recorder:

@@ -313,23 +313,47 @@ def _lock_runs(run_ids) -> list[int]:
 
 
 def _write_nodes(nodes: list[TaskRun]) -> None:
-    """One UPDATE per node, sent together (psycopg pipelines ``executemany``; SQLite runs it
-    in process): no per-row CASE expressions to build or evaluate."""
+    """Write the changed nodes in one round trip.
+
+    PostgreSQL: one ``UPDATE ... FROM UNNEST(<one array per column>)``, planned once for the
+    whole batch. Elsewhere (SQLite runs in process): one UPDATE per node through
+    ``executemany``. No per-row CASE expressions to build or evaluate either way.
+    """
     if not nodes:
         return
-    from django.db import connection
+    from django.db import DEFAULT_DB_ALIAS, connections
 
+    connection = connections[DEFAULT_DB_ALIAS]
     meta, quote = TaskRun._meta, connection.ops.quote_name
     fields = [meta.get_field(name) for name in NODE_FIELDS]
+    # Only these need converting for the driver; the others go as they are.
+    converted = {"JSONField", "DateTimeField"}
+
+    def column(field):
+        if field.get_internal_type() in converted:
+            return [field.get_db_prep_save(getattr(n, field.attname), connection) for n in nodes]
+        return [getattr(n, field.attname) for n in nodes]
+
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    if connection.vendor == "postgresql":
+        names = [pk, *(quote(f.column) for f in fields)]
+        types = ["bigint", *(f.cast_db_type(connection) for f in fields)]
+        sql = (
+            f"UPDATE {table} AS t SET "
+            + ", ".join(f"{name} = v.{name}" for name in names[1:])
+            + " FROM UNNEST(" + ", ".join(f"%s::{t}[]" for t in types) + ")"
+            + f" AS v({', '.join(names)}) WHERE t.{pk} = v.{pk}"
+        )
+        params = [[n.pk for n in nodes], *(column(f) for f in fields)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        return
     sql = (
-        f"UPDATE {quote(meta.db_table)} SET "
-        + ", ".join(f"{quote(f.column)} = %s" for f in fields)
-        + f" WHERE {quote(meta.pk.column)} = %s"
+        f"UPDATE {table} SET " + ", ".join(f"{quote(f.column)} = %s" for f in fields)
+        + f" WHERE {pk} = %s"
     )
-    rows = [
-        [f.get_db_prep_save(getattr(node, f.attname), connection) for f in fields] + [node.pk]
-        for node in nodes
-    ]
+    columns = [column(f) for f in fields]
+    rows = [[*(values[i] for values in columns), node.pk] for i, node in enumerate(nodes)]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 
