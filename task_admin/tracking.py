@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, Count, F, OuterRef, Q, Subquery, Value, When
+from django.db.models import Count, F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -378,19 +378,56 @@ def refresh_runs(
             _lock_runs(run_ids)
         for run_id in sorted(set(failed)):
             skip_blocked(run_id)
-        finished = (
-            TaskRun.objects.filter(run_id=OuterRef("pk"), state__in=FINISHED_NODE)
-            .order_by().values("run_id").annotate(n=Count("pk")).values("n")
+        done = _recount(run_ids, started, now)
+        return _finish_done(done, now) if done else []
+
+
+def _recount(run_ids: list[int], started: set[int], now: datetime) -> list[int]:
+    """One statement: set each run's ``finished_nodes`` from its nodes, mark the runs that
+    have just started as running, and return the runs whose every node has finished.
+
+    Written as SQL (PostgreSQL and SQLite both take ``UPDATE ... RETURNING``): it runs once per
+    batch in every worker process, and building it with the ORM's expressions cost more than
+    the statement itself.
+    """
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    connection = connections[DEFAULT_DB_ALIAS]
+    quote = connection.ops.quote_name
+    runs, nodes = quote(WorkflowRun._meta.db_table), quote(TaskRun._meta.db_table)
+
+    def marks(values) -> str:
+        return ", ".join(["%s"] * len(values))
+
+    finished_states = sorted(FINISHED_NODE)
+    sets = [
+        f"finished_nodes = (SELECT COUNT(*) FROM {nodes} n WHERE n.run_id = {runs}.id"
+        f" AND n.state IN ({marks(finished_states)}))"
+    ]
+    params: list[Any] = [*finished_states]
+    started = sorted(set(started) & set(run_ids))
+    if started:
+        just = f"{runs}.id IN ({marks(started)}) AND {runs}.status = %s"
+        now_value = WorkflowRun._meta.get_field("started_at").get_db_prep_value(
+            now, connection
         )
-        changes = {"finished_nodes": Coalesce(Subquery(finished), Value(0))}
-        if started:
-            now_started = Q(pk__in=sorted(started), status=RunStatus.PENDING)
-            changes["status"] = Case(When(now_started, then=Value(RunStatus.RUNNING)),
-                                     default=F("status"))
-            changes["started_at"] = Case(When(now_started, then=Value(now)),
-                                         default=F("started_at"))
-        WorkflowRun.objects.filter(pk__in=run_ids).update(**changes)
-        return _finish_done(run_ids, now)
+        sets += [
+            f"status = CASE WHEN {just} THEN %s ELSE {runs}.status END",
+            f"started_at = CASE WHEN {just} THEN COALESCE({runs}.started_at, %s)"
+            f" ELSE {runs}.started_at END",
+        ]
+        params += [*started, RunStatus.PENDING, RunStatus.RUNNING,
+                   *started, RunStatus.PENDING, now_value]
+    sql = (
+        f"UPDATE {runs} SET {', '.join(sets)} WHERE {runs}.id IN ({marks(run_ids)})"
+        " RETURNING id, total_nodes, finished_nodes, status"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *run_ids])
+        rows = cursor.fetchall()
+    return sorted(
+        pk for pk, total, done, status in rows if done >= total and status not in FINISHED_RUN
+    )
 
 
 def _finish_done(run_ids: list[int], now: datetime) -> list[int]:
@@ -398,7 +435,7 @@ def _finish_done(run_ids: list[int], now: datetime) -> list[int]:
         WorkflowRun.objects.filter(pk__in=run_ids, total_nodes__lte=F("finished_nodes"))
         .exclude(status__in=FINISHED_RUN)
         .values_list("pk", "spec")
-    )
+    )  # the runs are locked: still as ``_recount`` left them
     if not done:
         return []
     states: dict[int, dict[str, str]] = defaultdict(dict)
