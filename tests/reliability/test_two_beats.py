@@ -7,8 +7,7 @@ time changes nothing. Two real ``celery beat`` processes, the session's real wor
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -84,13 +83,13 @@ def test_crontab_and_clocked_due_times_are_the_scheduled_ones():
     wf = workflow("adds", ("group", [invocation(SUMA, [2, 2])]))
     every_5 = CrontabSchedule.objects.create(minute="*/5", hour="*", timezone="UTC")
     cron = scheduling.save_schedule(WorkflowSchedule(workflow=wf), name="cron", crontab=every_5)
-    at = datetime(2030, 1, 1, 12, 0, tzinfo=dt_timezone.utc)
+    at = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
     clocked = scheduling.save_schedule(
         WorkflowSchedule(workflow=wf), name="once",
         clocked=ClockedSchedule.objects.create(clocked_time=at),
     )
     assert scheduling.due_time(clocked, timezone.now()) == at
-    noon = datetime(2030, 1, 1, 12, 5, tzinfo=dt_timezone.utc)
+    noon = datetime(2030, 1, 1, 12, 5, tzinfo=UTC)
     for lag in (0.2, 3, 25):  # whichever beat, however late within the look-back
         assert scheduling.due_time(cron, noon + timedelta(seconds=lag)) == noon
     # Not near a scheduled time (a beat restarted with a stale last run): the second it came.
