@@ -12,7 +12,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from types import UnionType
+from typing import Any, Union
 
 from . import paths
 from .spec import RETRY_POLICY_KEYS, Chain, Chord, Group, Node, Task, json_value_problem, walk
@@ -30,6 +31,8 @@ class Problem:
     path: str
     message: str
     ref: str | None = None
+    # "error" keeps a workflow from running; "warning" (``warnings()``) is shown, never blocks.
+    level: str = "error"
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
@@ -268,3 +271,138 @@ def validate(
             problems.append(Problem(path, f"not a canvas node: {type(node).__name__}"))
         stack.extend(reversed(todo))
     return problems
+
+
+# -- warnings: likely mistakes that Celery would still send ------------------------------
+
+
+_LIST_NAMES = frozenset(
+    {"list", "List", "Sequence", "MutableSequence", "Iterable", "Collection", "Any", "object",
+     "Reversible", "Container", "Sized"}
+)
+_SCALAR_DEFAULT = (bool, int, float, str, bytes)
+
+
+def _annotation_takes_list(annotation: Any) -> bool | None:
+    """True/False when the annotation says whether a list fits; None when it cannot be told."""
+    if annotation is inspect.Parameter.empty or annotation is Any or annotation is object:
+        return True
+    if isinstance(annotation, str):
+        # ``from __future__ import annotations``: read the text, never evaluate it.
+        parts = [part.strip() for part in annotation.split("|")]
+        heads = [part.split("[", 1)[0].rsplit(".", 1)[-1] for part in parts]
+        if any(head in _LIST_NAMES for head in heads):
+            return True
+        if heads and all(
+            head in ("int", "float", "str", "bool", "bytes", "dict", "Mapping", "None")
+            for head in heads
+        ):
+            return False
+        if any(head in ("Optional", "Union") for head in heads):
+            inner = annotation.split("[", 1)[-1].rstrip("]")
+            return _annotation_takes_list(" | ".join(inner.split(",")))
+        return None
+    args = getattr(annotation, "__args__", None)
+    origin = getattr(annotation, "__origin__", None)
+    if args is not None and (origin is Union or type(annotation) is UnionType):
+        verdicts = [_annotation_takes_list(arg) for arg in args]
+        if any(verdicts):
+            return True
+        return None if None in verdicts else False
+    if isinstance(origin, type):
+        annotation = origin
+    if isinstance(annotation, type):
+        try:
+            return issubclass(list, annotation)
+        except TypeError:
+            return None
+    return None
+
+
+def _receivers(node: Node) -> list[tuple[str, Task]]:
+    """The tasks that receive a result handed to ``node`` (relative paths from ``node``)."""
+    if isinstance(node, Task):
+        return [] if node.immutable else [("", node)]
+    if isinstance(node, Chain):
+        return [(f".0{p}", t) for p, t in _receivers(node.tasks[0])] if node.tasks else []
+    if isinstance(node, Group):
+        return [(f".{i}{p}", t) for i, c in enumerate(node.tasks) for p, t in _receivers(c)]
+    if isinstance(node, Chord):
+        return [
+            (f".header.{i}{p}", t) for i, c in enumerate(node.header) for p, t in _receivers(c)
+        ]
+    return []
+
+
+def _list_parameter_problem(task: Task, sig: inspect.Signature) -> str | None:
+    """Why the first parameter of ``task`` will not cope with the list it receives, if so.
+
+    The rule (docs/architecture.md, "Chord body warning"): the parameter the list binds to
+    is judged by its annotation when it has one (a list fits ``list``, ``Sequence``,
+    ``Iterable``, ``Any``...; it does not fit ``int``, ``str``, ``dict``...). Without an
+    annotation, by what the body itself gives: a scalar default (``seconds=5``) or the body's
+    own positional arguments all being numbers (``suma.s(10)`` → ``suma([4, 8], 10)``) say
+    the task computes on scalars, where a list fails (``[4, 8] + 10``) or silently does
+    something else (``[4, 8] * 3``).
+    """
+    marker = _ParentResult()
+    try:
+        bound = sig.bind(marker, *task.args, **task.kwargs)
+    except TypeError:
+        return None  # an arity problem, which validate() reports
+    name = next((key for key, value in bound.arguments.items() if value is marker), None)
+    if name is None:
+        return None
+    param = sig.parameters[name]
+    if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+        return None
+    verdict = _annotation_takes_list(param.annotation)
+    if param.annotation is not inspect.Parameter.empty:
+        if verdict is False:
+            shown = (
+                param.annotation if isinstance(param.annotation, str)
+                else inspect.formatannotation(param.annotation)
+            )
+            return f"its parameter '{name}' is annotated {shown}"
+        return None
+    if param.default is not inspect.Parameter.empty and isinstance(
+        param.default, _SCALAR_DEFAULT
+    ):
+        return f"its parameter '{name}' defaults to {param.default!r}, not a list"
+    if task.args and all(_is_number(value) for value in task.args):
+        given = ", ".join(repr(value) for value in task.args)
+        return (
+            f"its parameter '{name}' takes the list while the body's own arguments ({given}) "
+            f"are numbers: a task computing on numbers fails on a list "
+            f"(e.g. {name} + {task.args[0]!r})"
+        )
+    return None
+
+
+def warnings(root: Node, *, tasks: Mapping[str, inspect.Signature | None]) -> list[Problem]:
+    """Likely mistakes Celery would still send; shown, but they never keep a tree from running.
+
+    Today one kind: a chord body (or what its first step hands it to) receives the list of
+    header results as its first argument, where the task cannot take a list.
+    """
+    out: list[Problem] = []
+    for path, node, _ in walk(root):
+        if not isinstance(node, Chord):
+            continue
+        for relative, task in _receivers(node.body):
+            sig = tasks.get(task.task) if isinstance(task.task, str) else None
+            if sig is None:
+                continue
+            reason = _list_parameter_problem(task, sig)
+            if reason:
+                out.append(
+                    Problem(
+                        f"{path}.body{relative}",
+                        f"as the chord's body, {signature_text(task.task, sig)} receives "
+                        f"{HEADER_RESULTS} first, and {reason}; make it .si() or use a task "
+                        "that takes a list",
+                        task.ref,
+                        "warning",
+                    )
+                )
+    return out
