@@ -11,7 +11,10 @@ class TaskAdminConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, not at module level, so that importing the app never pulls in Celery
         # signal wiring before Django's registry is ready.
-        from task_admin import checks, receivers
+        from django.db.models.signals import post_migrate
+
+        from task_admin import checks, periodic, receivers
 
         checks.register()
         receivers.connect()
+        post_migrate.connect(periodic.install, sender=self, dispatch_uid="task_admin.periodic")

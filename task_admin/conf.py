@@ -30,6 +30,16 @@ DEFAULTS: dict[str, Any] = {
     # Seconds after which an unfinished run no longer holds back a schedule set to skip (a
     # run whose whole worker was killed may never finish); None waits for ever.
     "SKIP_STALE_AFTER": 6 * 3600,
+    # Days to keep finished runs, by run status; a status left out (or None) is kept for ever,
+    # and None instead of the dict keeps everything. Pruned hourly (task_admin.prune) and by
+    # ``manage.py task_admin prune``.
+    "RETENTION_DAYS": {
+        "succeeded": 30,
+        "revoked": 30,
+        "dispatch_failed": 30,
+        "failed": 90,
+        "partially_failed": 90,
+    },
     # How often (ms) the run page refreshes itself while the run is unfinished.
     "REFRESH_INTERVAL": 2000,
     # Result previews in lists are cut to this many characters.

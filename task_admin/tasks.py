@@ -14,3 +14,12 @@ def run_workflow(schedule):
     from task_admin import scheduling
 
     return scheduling.fire(schedule)
+
+
+@shared_task(name="task_admin.prune")
+def prune():
+    """Delete finished runs older than TASK_ADMIN["RETENTION_DAYS"] (scheduled hourly by
+    ``task_admin.periodic``)."""
+    from task_admin import retention
+
+    return retention.prune()
