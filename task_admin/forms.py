@@ -32,6 +32,7 @@ from task_admin.canvas import paths
 from task_admin.canvas.build import to_python
 from task_admin.canvas.spec import json_value_problem
 from task_admin.compile import InvalidWorkflow, workflow_to_spec
+from task_admin.i18n import translated
 from task_admin.models import (
     NodeKind,
     NodeRole,
@@ -102,7 +103,7 @@ class JSONValueField(forms.JSONField):
         super().validate(value)
         problem = json_value_problem(value, str(self.label or "value"))
         if problem:
-            raise ValidationError(problem, code="invalid")
+            raise ValidationError(translated(problem), code="invalid")
         if not isinstance(value, self.expected_type):
             raise ValidationError(self.error_messages["type"], code="type")
 

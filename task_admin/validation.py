@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from dataclasses import replace
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from task_admin import canvas, registry
+from task_admin.canvas.text import Text
+from task_admin.canvas.validate import UNKNOWN_TASK
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec, workflows_using
 from task_admin.conf import get_config
+from task_admin.i18n import translated
 
 
 def check_spec(
@@ -21,10 +25,15 @@ def check_spec(
     extra_tasks: Mapping[str, inspect.Signature | None] | None = None,
     root_receives_parent: bool = False,
 ) -> list[canvas.Problem]:
+    """The canvas's problems with ``spec``, in the active language.
+
+    A task that may not run gets the reason from the registry, which names the setting that
+    refuses it (the canvas only knows it is not among ``tasks``).
+    """
     config = get_config()
     known = dict(registry.signatures() if tasks is None else tasks)
     known.update(extra_tasks or {})
-    return canvas.validate(
+    problems = canvas.validate(
         spec,
         tasks=known,
         max_depth=config["MAX_DEPTH"],
@@ -34,6 +43,21 @@ def check_spec(
         max_delay=max_delay(),
         now=timezone.now(),
     )
+    if not problems:
+        return problems
+    leaves = dict(canvas.leaves(spec))
+    return [_explained(leaves, problem) for problem in problems]
+
+
+def _explained(leaves: Mapping[str, canvas.Task], problem: canvas.Problem) -> canvas.Problem:
+    message = problem.message
+    task = leaves.get(problem.path)
+    if isinstance(message, Text) and message.template == UNKNOWN_TASK and task is not None:
+        try:
+            return replace(problem, message=registry.refusal(str(task.task)))
+        except registry.NoCeleryApp:
+            pass
+    return replace(problem, message=translated(message))
 
 
 # Brokers that give a message back to the queue when it is not acknowledged in time; a task
@@ -91,10 +115,7 @@ def validate_invocation(invocation) -> None:
     tasks = registry.allowed_tasks()
     info = tasks.get(invocation.task)
     if info is None:
-        raise ValidationError(
-            {"task": _("“%(task)s” is not a task that may be run from the admin.")
-             % {"task": invocation.task}}
-        )
+        raise ValidationError({"task": registry.refusal(invocation.task)})
     errors: dict[str, list[str]] = {}
     if not isinstance(invocation.args, list):
         errors.setdefault("args", []).append(_("Enter a JSON list, e.g. [2, 2]."))

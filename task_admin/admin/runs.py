@@ -38,6 +38,7 @@ from task_admin import canvas, retention, services, tracking
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow
 from task_admin.conf import get_config
+from task_admin.i18n import translated
 from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, Workflow, WorkflowRun
 from task_admin.registry import NoCeleryApp
 from task_admin.templatetags.task_admin import (
@@ -388,7 +389,8 @@ class WorkflowRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
         try:
             spec = canvas.from_dict(run.spec)
         except canvas.SpecError as exc:
-            spec, canvas_text, spec_error = None, "", str(exc)
+            spec, canvas_text = None, ""
+            spec_error = f"{exc.path}: {translated(exc.message)}"
         else:
             canvas_text, spec_error = to_python(spec), ""
         graph = ""

@@ -17,13 +17,17 @@ from typing import Any, Union
 
 from . import paths
 from .spec import RETRY_POLICY_KEYS, Chain, Chord, Group, Node, Task, json_value_problem, walk
+from .text import _
 
-PREVIOUS_RESULT = "the previous result"
+PREVIOUS_RESULT = _("the previous result")
 # Celery turns countdown and expires into ``now + timedelta(seconds=...)``: past about 2.5e11 s
 # that overflows (year 9999), so every run of such a task would fail at dispatch. No broker
 # holds a message for 31 years either; this is the bound whatever the broker.
 MAX_SECONDS = 1_000_000_000
-HEADER_RESULTS = "the list of header results"
+HEADER_RESULTS = _("the list of header results")
+# The template of the problem of a task that may not run; the Django side replaces it with a
+# reason naming the setting.
+UNKNOWN_TASK = "unknown or disallowed task %(task)s"
 
 
 @dataclass(frozen=True)
@@ -80,21 +84,23 @@ def _delay_problems(o, max_delay: float | None, now: datetime | None) -> list[st
     out: list[str] = []
     longest = MAX_SECONDS if max_delay is None else min(max_delay, MAX_SECONDS)
     why = (
-        "the longest Celery can schedule" if longest == MAX_SECONDS
-        else "the longest this broker holds a message before delivering it again "
-        "(see TASK_ADMIN['MAX_DELAY'])"
+        _("the longest Celery can schedule") if longest == MAX_SECONDS
+        else _("the longest this broker holds a message before delivering it again "
+               "(see TASK_ADMIN['MAX_DELAY'])")
     )
     if _is_number(o.countdown) and o.countdown > longest:
-        out.append(f"countdown must be at most {longest:g} seconds, {why}")
+        out.append(_("countdown must be at most %(limit)s seconds, %(why)s",
+                      limit=f"{longest:g}", why=why))
     if now is not None and isinstance(o.eta, str) and _parses_iso(o.eta):
         eta = datetime.fromisoformat(o.eta)
         if eta.tzinfo is None:
             eta = eta.replace(tzinfo=now.tzinfo)
         if (eta - now).total_seconds() > longest:
-            out.append(f"eta must be at most {longest:g} seconds from now, {why}")
+            out.append(_("eta must be at most %(limit)s seconds from now, %(why)s",
+                          limit=f"{longest:g}", why=why))
     if _is_number(o.expires) and o.expires > MAX_SECONDS:
-        out.append(f"expires must be at most {MAX_SECONDS:g} seconds, the longest Celery "
-                   "can schedule; or give a date")
+        out.append(_("expires must be at most %(limit)s seconds, the longest Celery "
+                     "can schedule; or give a date", limit=f"{MAX_SECONDS:g}"))
     return out
 
 
@@ -104,41 +110,47 @@ def _option_problems(
     o = task.options
     out: list[str] = []
     if o.countdown is not None and not (_is_number(o.countdown) and o.countdown >= 0):
-        out.append(f"countdown must be a number of seconds >= 0, not {o.countdown!r}")
+        out.append(_("countdown must be a number of seconds >= 0, not %(value)s",
+                      value=repr(o.countdown)))
     if o.eta is not None and not (isinstance(o.eta, str) and _parses_iso(o.eta)):
-        out.append(f"eta must be an ISO 8601 date and time, not {o.eta!r}")
+        out.append(_("eta must be an ISO 8601 date and time, not %(value)s", value=repr(o.eta)))
     out.extend(_delay_problems(o, max_delay, now))
     if o.countdown is not None and o.eta is not None:
         # Celery silently lets countdown win; make the ambiguity explicit instead.
-        out.append("set either countdown or eta, not both")
+        out.append(_("set either countdown or eta, not both"))
     if o.expires is not None:
         if isinstance(o.expires, str):
             if not _parses_iso(o.expires):
-                out.append(f"expires must be an ISO 8601 date and time, not {o.expires!r}")
+                out.append(_("expires must be an ISO 8601 date and time, not %(value)s",
+                              value=repr(o.expires)))
         elif not (_is_number(o.expires) and o.expires >= 0):
-            out.append(f"expires must be seconds >= 0 or an ISO 8601 date, not {o.expires!r}")
+            out.append(_("expires must be seconds >= 0 or an ISO 8601 date, not %(value)s",
+                          value=repr(o.expires)))
     if o.queue is not None and not (isinstance(o.queue, str) and o.queue):
-        out.append(f"queue must be a non-empty string, not {o.queue!r}")
+        out.append(_("queue must be a non-empty string, not %(value)s", value=repr(o.queue)))
     if o.priority is not None and not (
         isinstance(o.priority, int) and not isinstance(o.priority, bool) and 0 <= o.priority <= 255
     ):
-        out.append(f"priority must be an integer from 0 to 255, not {o.priority!r}")
+        out.append(_("priority must be an integer from 0 to 255, not %(value)s",
+                      value=repr(o.priority)))
     if o.retry is not None and not isinstance(o.retry, bool):
-        out.append(f"retry must be true or false, not {o.retry!r}")
+        out.append(_("retry must be true or false, not %(value)s", value=repr(o.retry)))
     if o.retry_policy is not None:
         if not isinstance(o.retry_policy, dict):
-            out.append("retry_policy must be a mapping")
+            out.append(_("retry_policy must be a mapping"))
         else:
             for key, value in o.retry_policy.items():
                 if key not in RETRY_POLICY_KEYS:
-                    out.append(f"unknown retry_policy key {key!r}")
+                    out.append(_("unknown retry_policy key %(key)s", key=repr(key)))
                 elif not (_is_number(value) and value >= 0):
-                    out.append(f"retry_policy {key} must be a number >= 0, not {value!r}")
+                    out.append(_("retry_policy %(key)s must be a number >= 0, not %(value)s",
+                                  key=key, value=repr(value)))
     limits_ok = True
     for name in ("soft_time_limit", "time_limit"):
         value = getattr(o, name)
         if value is not None and not (_is_number(value) and value > 0):
-            out.append(f"{name} must be a number of seconds > 0, not {value!r}")
+            out.append(_("%(option)s must be a number of seconds > 0, not %(value)s",
+                          option=name, value=repr(value)))
             limits_ok = False
     if (
         limits_ok
@@ -146,7 +158,7 @@ def _option_problems(
         and o.time_limit is not None
         and o.soft_time_limit >= o.time_limit
     ):
-        out.append("soft_time_limit must be lower than time_limit")
+        out.append(_("soft_time_limit must be lower than time_limit"))
     return out
 
 
@@ -168,13 +180,14 @@ def _task_problems(
     if values_ok:
         size = len(json.dumps([list(node.args), node.kwargs], allow_nan=False).encode("utf-8"))
         if size > max_value_bytes:
-            out.append(
-                f"arguments take {size} bytes as JSON, more than the limit of {max_value_bytes}"
-            )
+            out.append(_(
+                "arguments take %(size)d bytes as JSON, more than the limit of %(limit)d",
+                size=size, limit=max_value_bytes,
+            ))
     out.extend(_option_problems(node, max_delay, now))
 
     if not isinstance(node.task, str) or node.task not in tasks:
-        out.append(f"unknown or disallowed task {node.task!r}")
+        out.append(_("unknown or disallowed task %(task)s", task=repr(node.task)))
         return out
     sig = tasks[node.task]
     if sig is None or not values_ok:
@@ -184,8 +197,16 @@ def _task_problems(
     try:
         sig.bind(*args, **node.kwargs)
     except TypeError as exc:
-        note = f" (counting {parent_result} passed as the first argument)" if counts_parent else ""
-        out.append(f"{signature_text(node.task, sig)} cannot take these arguments: {exc}{note}")
+        text = signature_text(node.task, sig)
+        if counts_parent:
+            out.append(_(
+                "%(signature)s cannot take these arguments: %(error)s (counting %(parent)s "
+                "passed as the first argument)",
+                signature=text, error=str(exc), parent=parent_result,
+            ))
+        else:
+            out.append(_("%(signature)s cannot take these arguments: %(error)s",
+                         signature=text, error=str(exc)))
     return out
 
 
@@ -216,7 +237,7 @@ def validate(
             problems.append(
                 Problem(
                     path,
-                    f"nested deeper than the limit of {max_depth} levels",
+                    _("nested deeper than the limit of %(limit)d levels", limit=max_depth),
                     getattr(node, "ref", None),
                 )
             )
@@ -225,7 +246,8 @@ def validate(
         problems.append(
             Problem(
                 "root",
-                f"{count} nodes, more than the limit of {max_nodes}",
+                _("%(count)d nodes, more than the limit of %(limit)d", count=count,
+                  limit=max_nodes),
                 getattr(root, "ref", None),
             )
         )
@@ -249,26 +271,28 @@ def validate(
             )
         elif isinstance(node, Group):
             if not node.tasks:
-                problems.append(Problem(path, "empty group", node.ref))
+                problems.append(Problem(path, _("empty group"), node.ref))
             todo = [
                 (paths.step(path, i), child, parent_result) for i, child in enumerate(node.tasks)
             ]
         elif isinstance(node, Chain):
             if not node.tasks:
-                problems.append(Problem(path, "empty chain", node.ref))
+                problems.append(Problem(path, _("empty chain"), node.ref))
             todo = [
                 (paths.step(path, i), child, parent_result if i == 0 else PREVIOUS_RESULT)
                 for i, child in enumerate(node.tasks)
             ]
         elif isinstance(node, Chord):
             if not node.header:
-                problems.append(Problem(path, "chord without header tasks", node.ref))
+                problems.append(Problem(path, _("chord without header tasks"), node.ref))
             todo = [
                 (paths.header(path, i), child, parent_result) for i, child in enumerate(node.header)
             ]
             todo.append((paths.body(path), node.body, HEADER_RESULTS))
         else:
-            problems.append(Problem(path, f"not a canvas node: {type(node).__name__}"))
+            problems.append(
+                Problem(path, _("not a canvas node: %(type)s", type=type(node).__name__))
+            )
         stack.extend(reversed(todo))
     return problems
 
@@ -363,18 +387,21 @@ def _list_parameter_problem(task: Task, sig: inspect.Signature) -> str | None:
                 param.annotation if isinstance(param.annotation, str)
                 else inspect.formatannotation(param.annotation)
             )
-            return f"its parameter '{name}' is annotated {shown}"
+            return _("its parameter '%(name)s' is annotated %(annotation)s", name=name,
+                     annotation=str(shown))
         return None
     if param.default is not inspect.Parameter.empty and isinstance(
         param.default, _SCALAR_DEFAULT
     ):
-        return f"its parameter '{name}' defaults to {param.default!r}, not a list"
+        return _("its parameter '%(name)s' defaults to %(default)s, not a list", name=name,
+                 default=repr(param.default))
     if task.args and all(_is_number(value) for value in task.args):
         given = ", ".join(repr(value) for value in task.args)
-        return (
-            f"its parameter '{name}' takes the list while the body's own arguments ({given}) "
-            f"are numbers: a task computing on numbers fails on a list "
-            f"(e.g. {name} + {task.args[0]!r})"
+        return _(
+            "its parameter '%(name)s' takes the list while the body's own arguments "
+            "(%(given)s) are numbers: a task computing on numbers fails on a list "
+            "(e.g. %(example)s)",
+            name=name, given=given, example=f"{name} + {task.args[0]!r}",
         )
     return None
 
@@ -386,7 +413,7 @@ def warnings(root: Node, *, tasks: Mapping[str, inspect.Signature | None]) -> li
     header results as its first argument, where the task cannot take a list.
     """
     out: list[Problem] = []
-    for path, node, _ in walk(root):
+    for path, node, _depth in walk(root):
         if not isinstance(node, Chord):
             continue
         for relative, task in _receivers(node.body):
@@ -398,9 +425,10 @@ def warnings(root: Node, *, tasks: Mapping[str, inspect.Signature | None]) -> li
                 out.append(
                     Problem(
                         f"{path}.body{relative}",
-                        f"as the chord's body, {signature_text(task.task, sig)} receives "
-                        f"{HEADER_RESULTS} first, and {reason}; make it .si() or use a task "
-                        "that takes a list",
+                        _("as the chord's body, %(signature)s receives %(what)s first, and "
+                          "%(reason)s; make it .si() or use a task that takes a list",
+                          signature=signature_text(task.task, sig), what=HEADER_RESULTS,
+                          reason=reason),
                         task.ref,
                         "warning",
                     )

@@ -1,35 +1,34 @@
-"""``manage.py task_admin <subcommand>``: the subcommands are listed in ``task_admin.cli``."""
+"""``manage.py task_admin <subcommand>``: the subcommands come from ``task_admin.cli``."""
 
 from __future__ import annotations
 
 from importlib import import_module
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from task_admin import cli
+from task_admin.cli import SUBCOMMANDS
+
+
+def subcommand_name(module) -> str:
+    return getattr(module, "name", module.__name__.rsplit(".", 1)[-1].replace("_", "-"))
 
 
 class Command(BaseCommand):
-    help = "task_admin's commands: run one with --help for its options."
+    help = "Run, inspect and maintain Celery workflows (task_admin)."
 
     def add_arguments(self, parser):
         subparsers = parser.add_subparsers(
-            dest="subcommand", metavar="subcommand", parser_class=type(parser)
+            dest="subcommand", metavar="subcommand", title="subcommands", required=True
         )
-        subparsers.required = True
-        for path in cli.SUBCOMMANDS:
+        for path in SUBCOMMANDS:
             module = import_module(path)
-            name = path.rsplit(".", 1)[1].replace("_", "-")
             sub = subparsers.add_parser(
-                name, help=module.help, description=module.help, called_from_command_line=getattr(
-                    parser, "called_from_command_line", None
-                ),
+                subcommand_name(module), help=module.help, description=module.help
             )
-            sub.set_defaults(_module=path)
             module.add_arguments(sub)
+            sub.set_defaults(task_admin_handler=module.handle)
 
     def handle(self, *args, **options):
-        path = options.pop("_module", None)
-        if path is None:
-            raise CommandError("Name a subcommand; --help lists them.")
-        return import_module(path).handle(self, **options)
+        handler = options.pop("task_admin_handler")
+        options.pop("subcommand", None)
+        return handler(self, **options)
