@@ -27,6 +27,12 @@ DEFAULTS: dict[str, Any] = {
     "MAX_DELAY": None,
     # Seconds a node may stay unfinished before its state is checked in the result backend.
     "RECONCILE_AFTER": 30,
+    # Seconds a node must have been received or started before the worker reconciler
+    # (task_admin.liveness, every 30 s) may settle it because its worker no longer holds it;
+    # None turns that reconciler off (e.g. for solo-pool workers, which cannot answer while busy).
+    "LOST_AFTER": 30,
+    # Seconds to wait for workers to answer the reconciler's question.
+    "WORKER_REPLY_TIMEOUT": 2.0,
     # Seconds after which an unfinished run no longer holds back a schedule set to skip (a
     # run whose whole worker was killed may never finish); None waits for ever.
     "SKIP_STALE_AFTER": 6 * 3600,

@@ -19,6 +19,7 @@ class Entry:
 
 ENTRIES: list[Entry] = [
     Entry("task_admin: prune old runs", "task_admin.prune", 3600),
+    Entry("task_admin: settle nodes of lost workers", "task_admin.reconcile", 30),
 ]
 
 

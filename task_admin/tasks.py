@@ -23,3 +23,14 @@ def prune():
     from task_admin import retention
 
     return retention.prune()
+
+
+@shared_task(name="task_admin.reconcile")
+def reconcile():
+    """Settle the nodes of workers that are gone (scheduled every 30 s by
+    ``task_admin.periodic``); returns how many were settled."""
+    from task_admin import liveness
+
+    report = liveness.reconcile()
+    return {"lost": len(report.lost), "requeued": len(report.requeued),
+            "settled": len(report.settled)}

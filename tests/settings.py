@@ -28,6 +28,9 @@ if os.environ.get("TASK_ADMIN_WORKER_DB"):
 
 CELERY_BROKER_URL = os.environ["REDIS_URL"]
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60}
+# The lost-worker reconciler settles a node quiet for a second (30 s by default), so tests that
+# kill a worker need not wait.
+TASK_ADMIN = {**TASK_ADMIN, "LOST_AFTER": 1}  # noqa: F405
 
 # Tests write files for the demo's file tasks here, workers read them.
 DEMO_DATA_DIR = str(SQLITE_DIR / "data")
