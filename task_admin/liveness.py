@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 
 from task_admin import registry, tracking
 from task_admin.conf import get_config
-from task_admin.models import NodeState, TaskRun
+from task_admin.models import NodeState, TaskRun, WorkflowRun
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +52,10 @@ class Report:
     lost: list[str] = field(default_factory=list)  # task ids marked failed
     requeued: list[str] = field(default_factory=list)  # task ids left to the broker
     settled: list[str] = field(default_factory=list)  # task ids taken from the result backend
+    repaired: int = 0  # nodes of unfinished runs brought up to date from the result backend
 
     def __bool__(self) -> bool:
-        return bool(self.lost or self.requeued or self.settled)
+        return bool(self.lost or self.requeued or self.settled or self.repaired)
 
 
 def reconcile(app: Celery | None = None) -> Report:
@@ -95,6 +96,28 @@ def reconcile(app: Celery | None = None) -> Report:
             len(report.lost) + len(report.requeued) + len(report.settled), len(report.lost),
             len(report.requeued), len(report.settled),
         )
+    return report
+
+
+def reconcile_all(app: Celery | None = None, *, runs: int = 100) -> Report:
+    """What the periodic task does: settle lost workers' nodes, then bring up to date from
+    the result backend the unfinished runs whose events never arrived (a database that was
+    down inside the worker's handlers, a chord body the broker refused)."""
+    from task_admin import services  # services starts work; this module only settles it
+
+    app = app or registry.get_app()
+    report = reconcile(app)
+    since = timezone.now() - timedelta(seconds=get_config()["RECONCILE_AFTER"])
+    stale = (
+        WorkflowRun.objects.unfinished()
+        .filter(created_at__lte=since)
+        .order_by("created_at")[:runs]
+    )
+    for run in stale:
+        try:
+            report.repaired += services.reconcile_run(run, app=app)
+        except Exception:  # a backend that cannot be read: the next pass tries again
+            logger.warning("task_admin: could not reconcile run %s", run.pk, exc_info=True)
     return report
 
 

@@ -31,6 +31,6 @@ def reconcile():
     ``task_admin.periodic``); returns how many were settled."""
     from task_admin import liveness
 
-    report = liveness.reconcile()
+    report = liveness.reconcile_all()
     return {"lost": len(report.lost), "requeued": len(report.requeued),
-            "settled": len(report.settled)}
+            "settled": len(report.settled), "repaired": report.repaired}

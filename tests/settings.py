@@ -27,6 +27,8 @@ if os.environ.get("TASK_ADMIN_WORKER_DB"):
     DATABASES["default"]["NAME"] = os.environ["TASK_ADMIN_WORKER_DB"]
 
 CELERY_BROKER_URL = os.environ["REDIS_URL"]
+# A fault test may give its worker a result backend other than the database.
+CELERY_RESULT_BACKEND = os.environ.get("TASK_ADMIN_TEST_RESULT_BACKEND", CELERY_RESULT_BACKEND)  # noqa: F405
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60}
 # The lost-worker reconciler settles a node quiet for a second (30 s by default), so tests that
 # kill a worker need not wait.

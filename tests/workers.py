@@ -64,7 +64,7 @@ class CeleryProcess:
 
 
 def start_celery(kind: str, *, log_dir: Path, app, extra: tuple[str, ...] = (),
-                 nodename: str | None = None) -> CeleryProcess:
+                 nodename: str | None = None, env: dict[str, str] | None = None) -> CeleryProcess:
     """Start ``celery worker`` or ``celery beat`` against the test database and wait for it.
 
     ``nodename`` (``name@%h``) starts a worker under a name used before, as a restart does.
@@ -76,6 +76,7 @@ def start_celery(kind: str, *, log_dir: Path, app, extra: tuple[str, ...] = (),
         # pytest-django has renamed the database in place: hand the test database to the child.
         "TASK_ADMIN_WORKER_DB": str(connection.settings_dict["NAME"]),
         "PYTHONUNBUFFERED": "1",
+        **(env or {}),
     }
     argv = [sys.executable, "-m", "celery", "-A", "project", kind, "--loglevel", "INFO"]
     if kind == "worker":

@@ -15,11 +15,12 @@ def add_arguments(parser) -> None:
 
 def handle(command, **options) -> None:
     try:
-        report = liveness.reconcile()
+        report = liveness.reconcile_all()
     except liveness.BrokerUnreachable as exc:
         raise CommandError(f"The workers could not be asked (broker: {exc}).") from exc
     command.stdout.write(
         f"asked {len(report.asked)} worker(s), {len(report.silent)} silent: "
         f"{len(report.lost)} task(s) lost, {len(report.requeued)} back to the broker, "
-        f"{len(report.settled)} from the result backend"
+        f"{len(report.settled)} from the result backend; {report.repaired} node(s) of "
+        "unfinished runs brought up to date"
     )

@@ -112,7 +112,7 @@ def test_worker_restarted_under_its_name_the_reconciler_task_settles_it(
     counts = celery_app.send_task("task_admin.reconcile", queue=queue_worker.queue).get(
         timeout=60
     )
-    assert counts == {"lost": 1, "requeued": 0, "settled": 0}
+    assert counts == {"lost": 1, "requeued": 0, "settled": 0, "repaired": 0}
 
     run = finished(run)
     slow.refresh_from_db()
