@@ -106,7 +106,12 @@ def reconcile_all(app: Celery | None = None, *, runs: int = 100) -> Report:
     from task_admin import services  # services starts work; this module only settles it
 
     app = app or registry.get_app()
-    report = reconcile(app)
+    try:
+        report = reconcile(app)
+    except BrokerUnreachable:
+        # The workers cannot be asked; the result backend may still be read.
+        logger.warning("task_admin: could not ask the workers", exc_info=True)
+        report = Report()
     since = timezone.now() - timedelta(seconds=get_config()["RECONCILE_AFTER"])
     stale = (
         WorkflowRun.objects.unfinished()
