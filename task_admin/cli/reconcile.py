@@ -1,8 +1,9 @@
-"""``manage.py task_admin reconcile``: settle the nodes of workers that are gone."""
+"""``manage.py task_admin reconcile``: settle the nodes of workers that are gone, and bring
+unfinished runs up to date from the result backend (what the periodic task does)."""
 
 from __future__ import annotations
 
-from django.core.management import CommandError
+from django.utils.translation import gettext as _
 
 from task_admin import liveness
 
@@ -14,13 +15,13 @@ def add_arguments(parser) -> None:
 
 
 def handle(command, **options) -> None:
-    try:
-        report = liveness.reconcile_all()
-    except liveness.BrokerUnreachable as exc:
-        raise CommandError(f"The workers could not be asked (broker: {exc}).") from exc
-    command.stdout.write(
-        f"asked {len(report.asked)} worker(s), {len(report.silent)} silent: "
-        f"{len(report.lost)} task(s) lost, {len(report.requeued)} back to the broker, "
-        f"{len(report.settled)} from the result backend; {report.repaired} node(s) of "
-        "unfinished runs brought up to date"
-    )
+    report = liveness.reconcile_all()
+    command.stdout.write(_(
+        "Asked %(asked)d worker(s), %(silent)d silent: %(lost)d task(s) lost, %(requeued)d "
+        "back to the broker, %(settled)d from the result backend; %(repaired)d node(s) of "
+        "unfinished runs brought up to date."
+    ) % {
+        "asked": len(report.asked), "silent": len(report.silent), "lost": len(report.lost),
+        "requeued": len(report.requeued), "settled": len(report.settled),
+        "repaired": report.repaired,
+    })

@@ -91,10 +91,10 @@ def test_prune_command_and_dry_run(make_run, settings, capsys):
     settings.TASK_ADMIN = {**settings.TASK_ADMIN, "RETENTION_DAYS": {"failed": 1}}
     make_run(RunStatus.FAILED, 2)
     call_command("task_admin", "prune", "--dry-run")
-    assert "failed: would delete 1 run(s)" in capsys.readouterr().out
+    assert "failed: would delete 1 run" in capsys.readouterr().out
     assert WorkflowRun.objects.count() == 1
     call_command("task_admin", "prune", "--batch-size", "10")
-    assert "failed: deleted 1 run(s)" in capsys.readouterr().out
+    assert "failed: deleted 1 run\n" in capsys.readouterr().out
     assert not WorkflowRun.objects.exists()
     settings.TASK_ADMIN = {**settings.TASK_ADMIN, "RETENTION_DAYS": None}
     call_command("task_admin", "prune")
