@@ -78,11 +78,24 @@ def reconcile(app: Celery | None = None) -> Report:
         return report
     report.asked = sorted({worker for _task, worker, _state, _name in nodes})
     held = _held_tasks(app, report.asked, [task for task, *_rest in nodes])
-    report.silent = [worker for worker in report.asked if worker not in held]
+    silent = [worker for worker in report.asked if worker not in held]
+    # Nothing is decided on one missed answer: a silent worker must miss a longer ping too,
+    # and a task a worker did not list must be missing from a second answer (a busy machine
+    # may be slow to reply; a task may have been reserved between our query and its answer).
+    report.silent = _still_silent(app, silent) if silent else []
+    missing = [
+        task for task, worker, _state, _name in nodes
+        if worker in held and task not in held[worker]
+    ]
+    if missing:
+        again = _held_tasks(app, sorted({w for t, w, _s, _n in nodes if t in missing}), missing)
     for task_id, worker, state, name in nodes:
-        if task_id in held.get(worker, ()):
+        if worker in report.silent:
+            outcome = _settle(app, task_id, worker, state, name, silent=True)
+        elif task_id in missing and worker in again and task_id not in again[worker]:
+            outcome = _settle(app, task_id, worker, state, name, silent=False)
+        else:
             continue
-        outcome = _settle(app, task_id, worker, state, name, silent=worker not in held)
         getattr(report, outcome).append(task_id)
     if report.lost:
         try:
@@ -137,6 +150,16 @@ def _held_tasks(app: Celery, workers: list[str], task_ids: list[str]) -> dict[st
     except Exception as exc:  # kombu's OperationalError and friends
         raise BrokerUnreachable(str(exc)) from exc
     return {worker: set(reply or {}) for worker, reply in (replies or {}).items()}
+
+
+def _still_silent(app: Celery, workers: list[str]) -> list[str]:
+    timeout = 2 * get_config()["WORKER_REPLY_TIMEOUT"]
+    try:
+        replies = app.control.ping(destination=workers, timeout=timeout) or []
+    except Exception as exc:
+        raise BrokerUnreachable(str(exc)) from exc
+    answered = {name for reply in replies for name in reply}
+    return [worker for worker in workers if worker not in answered]
 
 
 def _settle(app: Celery, task_id: str, worker: str, state: str, name: str, *, silent: bool) -> str:

@@ -54,7 +54,7 @@ def slow(seconds=5):
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
-def slow_repeatable(seconds=5):
+def repeatable_sleep(seconds=5):
     """Sleep like ``slow``, declared safe to repeat: a lost worker's run is delivered again."""
     time.sleep(seconds)
     return seconds

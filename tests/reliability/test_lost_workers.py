@@ -130,7 +130,7 @@ def test_worker_restarted_under_its_name_the_reconciler_task_settles_it(
 def test_a_task_safe_to_repeat_goes_back_to_the_broker(worker, queue_worker, celery_app):
     doomed = queue_worker()
     wf = workflow("repeatable", ("group", [
-        invocation(DEMO + "slow_repeatable", kwargs={"seconds": 60}, immutable=True,
+        invocation(DEMO + "repeatable_sleep", kwargs={"seconds": 60}, immutable=True,
                    queue=queue_worker.queue),
     ]))
     run = services.run_workflow(wf)
