@@ -23,7 +23,16 @@ from task_admin import canvas, registry, tracking
 from task_admin.canvas.build import to_signature
 from task_admin.compile import InvalidWorkflow, workflow_to_spec
 from task_admin.conf import get_config
-from task_admin.models import NodeState, RunStatus, TaskRun, Trigger, Workflow, WorkflowRun
+from task_admin.models import (
+    AlertRule,
+    NodeState,
+    RunStatus,
+    TaskRun,
+    Trigger,
+    Workflow,
+    WorkflowRun,
+)
+from task_admin.models.runs import FINISHED_RUN
 from task_admin.validation import check_spec
 
 logger = logging.getLogger(__name__)
@@ -121,6 +130,10 @@ def _start(
             schedule=schedule,
             note=note,
             total_nodes=len(leaves),
+            # The alert settings in force now: a run without them costs alerting nothing.
+            alert_rule_id=AlertRule.objects.id_for(
+                workflow.pk if workflow else None, schedule.pk if schedule else None
+            ),
         )
         TaskRun.objects.bulk_create(
             TaskRun(
@@ -151,11 +164,15 @@ def dispatch(run_id: int, signature) -> None:
             TaskRun.objects.filter(run_id=run_id, state=NodeState.PENDING).update(
                 state=NodeState.NOT_SENT, finished_at=now
             )
-            WorkflowRun.objects.filter(pk=run_id).update(
+            failed = WorkflowRun.objects.filter(pk=run_id).exclude(
+                status__in=FINISHED_RUN
+            ).update(
                 status=RunStatus.DISPATCH_FAILED,
                 error=tracking.describe_exception(exc),
                 finished_at=now,
             )
+            if failed:
+                tracking.announce_finished([run_id])
         return
     WorkflowRun.objects.filter(pk=run_id).update(dispatched_at=timezone.now())
 

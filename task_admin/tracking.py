@@ -22,6 +22,7 @@ from task_admin.canvas.progress import blocked_leaves
 from task_admin.conf import get_config
 from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, WorkflowRun
 from task_admin.models.runs import FINISHED_NODE, FINISHED_RUN
+from task_admin.signals import run_finished
 
 S = NodeState
 UNFINISHED = (S.PENDING, S.RECEIVED, S.STARTED, S.RETRY)
@@ -188,11 +189,24 @@ def finish_if_done(run_id: int) -> str | None:
         return None
     status = derive_status(node_counts(run_id))
     if status in FINISHED_RUN:
-        WorkflowRun.objects.filter(pk=run_id).exclude(status__in=FINISHED_RUN).update(
+        updated = WorkflowRun.objects.filter(pk=run_id).exclude(status__in=FINISHED_RUN).update(
             status=status,
             finished_at=_now(),
             started_at=Coalesce("started_at", "dispatched_at"),
         )
+        if updated:  # only the one process whose UPDATE finished the run announces it
+            announce_finished([run_id])
     return status
+
+
+def announce_finished(run_ids: list[int]) -> None:
+    """Send ``signals.run_finished`` for these runs once the current transaction commits."""
+    if run_ids and run_finished.has_listeners(WorkflowRun):
+        transaction.on_commit(lambda: _send_finished(run_ids))
+
+
+def _send_finished(run_ids: list[int]) -> None:
+    for run in WorkflowRun.objects.filter(pk__in=run_ids).defer("spec", "overrides"):
+        run_finished.send(sender=WorkflowRun, run=run)
 
 

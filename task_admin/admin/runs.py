@@ -35,6 +35,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from kombu.exceptions import KombuError
 
 from task_admin import canvas, services, tracking
+from task_admin.alert_messages import run_page_alerts
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow
 from task_admin.conf import get_config
@@ -395,6 +396,7 @@ class WorkflowRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
         }
         return {
             "run": run,
+            "run_alerts": run_page_alerts(run),
             "nodes": nodes,
             "graph": graph,
             "canvas_text": canvas_text,

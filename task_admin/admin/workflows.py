@@ -29,6 +29,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from task_admin import canvas, services
+from task_admin.admin.alerts import WorkflowAlertRuleInline
 from task_admin.admin.files import FilesMixin
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec
@@ -276,7 +277,7 @@ class WorkflowAdmin(FilesMixin, admin.ModelAdmin):
     list_filter = ("enabled",)
     search_fields = ("name", "description")
     fields = ("name", "description", "enabled")
-    inlines = [WorkflowNodeInline]
+    inlines = [WorkflowNodeInline, WorkflowAlertRuleInline]
     actions = ["run_workflow_now", "duplicate_workflows", "enable_workflows",
                "disable_workflows"]
     change_form_template = "admin/task_admin/workflow/change_form.html"

@@ -60,6 +60,9 @@ def form_data(rows, *, name="tutorial", enabled=True, initial=None, **extra):
                                    else initial),
         "nodes-MIN_NUM_FORMS": "0",
         "nodes-MAX_NUM_FORMS": "1000",
+        # The alert settings inline, left empty.
+        "alert_rule-TOTAL_FORMS": "0",
+        "alert_rule-INITIAL_FORMS": "0",
         **extra,
     }
     if enabled:
