@@ -2,26 +2,44 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 from django.apps import apps
 from django.core import checks
 
 from task_admin.conf import DEFAULTS, get_config
 
-REQUIRED_APPS = ("django_celery_beat", "django_celery_results", "import_export")
+# django-celery-results is optional: any result backend Celery supports works.
+REQUIRED_APPS = ("django_celery_beat", "import_export")
 
 
 def check_required_apps(app_configs=None, **kwargs):
-    return [
+    from django.conf import settings
+
+    errors = [
         checks.Error(
             f"'{name}' must be in INSTALLED_APPS.",
-            hint="task_admin schedules through django-celery-beat, reads results from "
-            "django-celery-results and imports workflows with django-import-export.",
+            hint="task_admin schedules through django-celery-beat and imports workflows "
+            "with django-import-export.",
             obj="task_admin",
             id="task_admin.E001",
         )
         for name in REQUIRED_APPS
         if not apps.is_installed(name)
     ]
+    backend = str(getattr(settings, "CELERY_RESULT_BACKEND", "") or "")
+    if backend.startswith("django-") and not apps.is_installed("django_celery_results"):
+        errors.append(
+            checks.Error(
+                f"CELERY_RESULT_BACKEND = {backend!r} needs 'django_celery_results' in "
+                "INSTALLED_APPS.",
+                hint="pip install django-celery-results and add it to INSTALLED_APPS, or use "
+                "another result backend (redis://..., for example).",
+                obj="task_admin",
+                id="task_admin.E001",
+            )
+        )
+    return errors
 
 
 def check_celery_app(app_configs=None, **kwargs):
@@ -79,6 +97,46 @@ def check_settings(app_configs=None, **kwargs):
     return errors
 
 
+# Loading the task modules runs Celery's Django fixup, which runs the system checks again.
+_loading_tasks = ContextVar("task_admin_loading_tasks", default=False)
+
+
+def check_allowed_tasks(app_configs=None, **kwargs):
+    """W003: ALLOWED_TASKS is set, yet matches none of the tasks registered with the app."""
+    allowed = get_config()["ALLOWED_TASKS"]
+    if not isinstance(allowed, list | tuple) or _loading_tasks.get():
+        return []  # None is the default; anything else is E004
+    token = _loading_tasks.set(True)
+    try:
+        return _allowed_tasks_problems(allowed)
+    finally:
+        _loading_tasks.reset(token)
+
+
+def _allowed_tasks_problems(allowed) -> list:
+    from task_admin.registry import NoCeleryApp, allowed_tasks, get_app, registered_tasks
+
+    try:
+        app = get_app()
+        if allowed_tasks(app):
+            return []
+        registered = registered_tasks(app)
+    except NoCeleryApp:
+        return []  # E002 says it
+    examples = ", ".join(registered[:8]) or "none"
+    return [
+        checks.Warning(
+            f"TASK_ADMIN['ALLOWED_TASKS'] = {list(allowed)!r} matches none of the tasks "
+            "registered with the Celery app: staff can pick no task.",
+            hint="Patterns match task names, which Celery takes from the module that defines "
+            f"the task (an app 'shop' gives 'shop.tasks.add'). Registered tasks: {examples}. "
+            "Restart the workers after changing the setting.",
+            obj="task_admin",
+            id="task_admin.W003",
+        )
+    ]
+
+
 # POST fields one row of the workflow node editor sends (the inline's fields, id, DELETE),
 # rounded up; tests/test_app_shell.py keeps it honest.
 FIELDS_PER_NODE = 12
@@ -87,6 +145,10 @@ FIELDS_PER_NODE = 12
 def check_upload_limit(app_configs=None, **kwargs):
     from django.conf import settings
 
+    if "MAX_NODES" not in getattr(settings, "TASK_ADMIN", {}):
+        # Silent at the defaults: most workflows are small, and a fresh install must not warn
+        # on every command. The check speaks for a limit the project chose.
+        return []
     limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
     max_nodes = get_config()["MAX_NODES"]
     needed = max_nodes * FIELDS_PER_NODE + 100
@@ -111,3 +173,4 @@ def register() -> None:
     checks.register(check_celery_app)
     checks.register(check_settings)
     checks.register(check_upload_limit)
+    checks.register(check_allowed_tasks)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import replace
 
 from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
 from task_admin import canvas
+from task_admin.canvas import paths
 from task_admin.conf import get_config
 from task_admin.models import NodeKind, NodeRole, Workflow, WorkflowNode
+from task_admin.tree import Tree
 
 
 class InvalidWorkflow(ValueError):
@@ -75,15 +76,9 @@ def load_nodes(workflow_id: int) -> list[WorkflowNode]:
     )
 
 
-class _Tree:
+class _Builder:
     def __init__(self, nodes: list[WorkflowNode]):
-        self.roots: dict[int, WorkflowNode] = {}
-        self.children: dict[int, list[WorkflowNode]] = defaultdict(list)
-        for node in nodes:
-            if node.parent_id is None:
-                self.roots[node.workflow_id] = node
-            else:
-                self.children[node.parent_id].append(node)
+        self.tree = Tree(nodes)
         self.problems: list[canvas.Problem] = []
         self.max_depth = get_config()["MAX_DEPTH"]
 
@@ -97,7 +92,7 @@ class _Tree:
             cycle = " → ".join((*stack, name))
             self.problem(path, None, _("reuse cycle: %(cycle)s") % {"cycle": cycle})
             return None
-        root = self.roots.get(workflow_id)
+        root = self.tree.roots.get(workflow_id)
         if root is None:
             self.problem(path, None, _("workflow “%(name)s” has no nodes") % {"name": name})
             return None
@@ -105,13 +100,12 @@ class _Tree:
 
     def build(self, node: WorkflowNode, path: str, stack: tuple[str, ...]) -> canvas.Node | None:
         ref, label = node_ref(node), node.label
-        depth = path.count(".") - path.count(".header")
-        if depth > self.max_depth:
+        if paths.depth(path) > self.max_depth:
             # Stop before Python's recursion limit; canvas.validate words the depth problem.
             message = _("nested deeper than %(max)s levels") % {"max": self.max_depth}
             self.problem(path, node, message)
             return None
-        kids = self.children.get(node.pk, [])
+        kids = self.tree.children(node)
         if node.kind == NodeKind.TASK:
             if kids:
                 self.problem(path, node, _("a task node cannot have children"))
@@ -125,23 +119,22 @@ class _Tree:
                 built = replace(built, label=label or node.reuse.name)
             return built
         if node.kind in (NodeKind.GROUP, NodeKind.CHAIN):
-            misplaced = [kid for kid in kids if kid.role != NodeRole.STEP]
-            for kid in misplaced:
-                self.problem(path, kid, _("only a chord has header and body nodes"))
-            built = [self.build(kid, f"{path}.{i}", stack) for i, kid in enumerate(kids)]
+            for kid in kids:
+                if kid.role != NodeRole.STEP:
+                    self.problem(path, kid, _("only a chord has header and body nodes"))
+            steps = self.tree.steps(node)
+            built = [self.build(kid, paths.step(path, i), stack) for i, kid in enumerate(steps)]
             cls = canvas.Group if node.kind == NodeKind.GROUP else canvas.Chain
             return cls(tasks=tuple(b for b in built if b is not None), ref=ref, label=label)
         # A chord: header nodes, then exactly one body (the database allows at most one).
-        header = [kid for kid in kids if kid.role == NodeRole.HEADER]
-        bodies = [kid for kid in kids if kid.role == NodeRole.BODY]
-        for kid in kids:
-            if kid.role == NodeRole.STEP:
-                self.problem(path, kid, _("a chord's nodes must be in its header or its body"))
-        built = [self.build(kid, f"{path}.header.{i}", stack) for i, kid in enumerate(header)]
+        for kid in self.tree.steps(node):
+            self.problem(path, kid, _("a chord's nodes must be in its header or its body"))
+        header, bodies = self.tree.header(node), self.tree.bodies(node)
+        built = [self.build(kid, paths.header(path, i), stack) for i, kid in enumerate(header)]
         if not bodies:
             self.problem(path, node, _("chord without a body"))
             return None
-        body = self.build(bodies[0], f"{path}.body", stack)
+        body = self.build(bodies[0], paths.body(path), stack)
         if body is None:
             return None
         return canvas.Chord(
@@ -155,8 +148,8 @@ def workflow_to_spec(workflow: Workflow, nodes: list[WorkflowNode] | None = None
     Two queries at most whatever the size of the tree (the nodes with their invocations and
     reused workflows, in one query), so ``nodes`` may be passed when they are already loaded.
     """
-    tree = _Tree(load_nodes(workflow.pk) if nodes is None else nodes)
-    spec = tree.build_workflow(workflow.pk, workflow.name, "root", ())
+    tree = _Builder(load_nodes(workflow.pk) if nodes is None else nodes)
+    spec = tree.build_workflow(workflow.pk, workflow.name, paths.ROOT, ())
     if tree.problems or spec is None:
         raise InvalidWorkflow(tree.problems)
     return spec

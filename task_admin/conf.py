@@ -21,6 +21,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_DEPTH": 20,
     "MAX_NODES": 1000,
     "MAX_VALUE_BYTES": 64_000,
+    # The longest countdown or eta (seconds) an invocation may ask for. None: what the broker
+    # carries (Redis/SQS: the visibility timeout, after which a waiting message is delivered
+    # again; RabbitMQ: its default consumer_timeout of 30 minutes).
+    "MAX_DELAY": None,
     # Seconds a node may stay unfinished before its state is checked in the result backend.
     "RECONCILE_AFTER": 30,
     # Seconds after which an unfinished run no longer holds back a schedule set to skip (a

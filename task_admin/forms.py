@@ -28,9 +28,11 @@ from django_celery_beat.models import (
 )
 
 from task_admin import canvas, registry, scheduling
+from task_admin.canvas import paths
 from task_admin.canvas.build import to_python
 from task_admin.canvas.spec import json_value_problem
 from task_admin.compile import InvalidWorkflow, workflow_to_spec
+from task_admin.i18n import translated
 from task_admin.models import (
     NodeKind,
     NodeRole,
@@ -101,7 +103,7 @@ class JSONValueField(forms.JSONField):
         super().validate(value)
         problem = json_value_problem(value, str(self.label or "value"))
         if problem:
-            raise ValidationError(problem, code="invalid")
+            raise ValidationError(translated(problem), code="invalid")
         if not isinstance(value, self.expected_type):
             raise ValidationError(self.error_messages["type"], code="type")
 
@@ -219,7 +221,7 @@ class NodeTree:
                 self.children[node.parent_id].append(node)
         self.paths: dict[int, str] = {}
         self.rows: list[tuple[WorkflowNode, int]] = []  # pre-order, with depth
-        stack = [(root, "root", 0) for root in reversed(roots)]
+        stack = [(root, paths.ROOT, 0) for root in reversed(roots)]
         while stack:
             node, path, depth = stack.pop()
             if node.pk in self.paths:
@@ -240,11 +242,11 @@ class NodeTree:
         if not path or node.kind not in CONTAINERS:
             return [(kid, "") for kid in kids]  # not placed: compile reports it
         if node.kind != NodeKind.CHORD:
-            return [(kid, f"{path}.{i}") for i, kid in enumerate(kids)]
+            return [(kid, paths.step(path, i)) for i, kid in enumerate(kids)]
         header = [kid for kid in kids if kid.role == NodeRole.HEADER]
         bodies = [kid for kid in kids if kid.role == NodeRole.BODY]
-        placed = [(kid, f"{path}.header.{i}") for i, kid in enumerate(header)]
-        placed += [(kid, f"{path}.body" if i == 0 else "") for i, kid in enumerate(bodies)]
+        placed = [(kid, paths.header(path, i)) for i, kid in enumerate(header)]
+        placed += [(kid, paths.body(path) if i == 0 else "") for i, kid in enumerate(bodies)]
         others = [(kid, "") for kid in kids if kid.role == NodeRole.STEP]
         return placed + others
 
@@ -493,6 +495,10 @@ class WorkflowNodeFormSet(BaseInlineFormSet):
             parent = form.cleaned_data.get("parent")
             if parent is not None and parent.pk in removed and changed(form):
                 form.add_error("parent", _("This node is being deleted."))
+            # The editor does not offer the workflow itself; a crafted POST must not get it in.
+            reuse = form.cleaned_data.get("reuse")
+            if reuse is not None and self.instance.pk is not None and reuse.pk == self.instance.pk:
+                form.add_error("reuse", _("A workflow cannot reuse itself."))
 
         # No node inside itself.
         for pk, form in forms_by_pk.items():

@@ -7,12 +7,12 @@ other function takes ``app=`` and falls back to it.
 from __future__ import annotations
 
 import inspect
-import sys
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from celery import Celery, Task
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from task_admin.conf import get_config
 
@@ -58,20 +58,90 @@ def _load_tasks(app: Celery) -> None:
     app.loader.import_default_modules()
 
 
-def _is_third_party(module_name: str) -> bool:
-    module = sys.modules.get(module_name)
-    path = getattr(module, "__file__", None) or ""
-    return "site-packages" in path or "dist-packages" in path
+def _default_roots(app: Celery) -> tuple[str, ...]:
+    """Module prefixes of "the project's own tasks": its installed apps and its Celery app.
+
+    These are the modules Celery's ``autodiscover_tasks()`` reads, wherever they are
+    installed: a project installed with ``pip install .`` lives in site-packages too. Django's
+    own apps and the task_admin family are left out; DENIED_TASKS still applies on top.
+    """
+    from django.apps import apps as django_apps
+
+    roots = {
+        config.name
+        for config in django_apps.get_app_configs()
+        if not config.name.startswith(_NOT_PROJECT_APPS)
+    }
+    # The package holding the Celery app (mysite/celery.py -> "mysite"): debug_task and friends.
+    for name in (getattr(app, "main", None), _module_of_app(app)):
+        if name and name != "__main__":
+            roots.add(name.split(".", 1)[0])
+    return tuple(sorted(roots))
 
 
-def is_allowed_name(name: str, module: str = "") -> bool:
+_NOT_PROJECT_APPS = (
+    "django.", "django_celery_beat", "django_celery_results", "import_export", "task_admin",
+)
+
+
+def _module_of_app(app: Celery) -> str:
+    path = get_config()["CELERY_APP"]
+    return path.rsplit(".", 1)[0] if path else ""
+
+
+def _in_roots(module: str, roots: tuple[str, ...]) -> bool:
+    return any(module == root or module.startswith(root + ".") for root in roots)
+
+
+# Celery's own tasks and task_admin's (a schedule's entry point, the replay stand-in) are never
+# offered, whatever the settings say: running them by hand would bypass what they guard.
+ALWAYS_DENIED = ("celery.*", "task_admin.*")
+
+
+def _denied(name: str) -> bool:
+    patterns = (*ALWAYS_DENIED, *get_config()["DENIED_TASKS"])
+    return any(fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def is_allowed_name(name: str, module: str = "", *, roots: tuple[str, ...] | None = None) -> bool:
+    """Whether ``TASK_ADMIN`` lets staff invoke task ``name`` (defined in ``module``)."""
     config = get_config()
-    if any(fnmatchcase(name, pattern) for pattern in config["DENIED_TASKS"]):
+    if _denied(name):
         return False
     allowed = config["ALLOWED_TASKS"]
     if allowed is None:
-        return not name.startswith("celery.") and not _is_third_party(module)
+        if roots is None:
+            roots = _default_roots(get_app())
+        return _in_roots(module, roots)
     return any(fnmatchcase(name, pattern) for pattern in allowed)
+
+
+def refusal(name: str, app: Celery | None = None) -> str:
+    """Why ``name`` may not be invoked, for the person who picked it: names the setting."""
+    app = app or get_app()
+    _load_tasks(app)
+    if name not in app.tasks:
+        return _(
+            "“%(task)s” is not a task that may be run from the admin: it is not registered "
+            "with the Celery app. A task added or renamed since the web server and the workers "
+            "started needs them restarted."
+        ) % {"task": name}
+    if _denied(name):
+        return _(
+            "“%(task)s” is not a task that may be run from the admin: TASK_ADMIN"
+            "[\"DENIED_TASKS\"] refuses it (Celery's and task_admin's own tasks are always "
+            "refused)."
+        ) % {"task": name}
+    if get_config()["ALLOWED_TASKS"] is None:
+        return _(
+            "“%(task)s” is not a task that may be run from the admin: it is not one of the "
+            "project's own tasks. Add a pattern that matches it to TASK_ADMIN"
+            "[\"ALLOWED_TASKS\"], then restart the web server and the workers."
+        ) % {"task": name}
+    return _(
+        "“%(task)s” is not a task that may be run from the admin: no pattern of TASK_ADMIN"
+        "[\"ALLOWED_TASKS\"] matches it. Add one, then restart the web server and the workers."
+    ) % {"task": name}
 
 
 def _signature_of(task: Task) -> inspect.Signature | None:
@@ -90,10 +160,11 @@ def allowed_tasks(app: Celery | None = None) -> dict[str, TaskInfo]:
     """The invocable tasks, sorted by name."""
     app = app or get_app()
     _load_tasks(app)
+    roots = _default_roots(app) if get_config()["ALLOWED_TASKS"] is None else ()
     infos = {}
     for name, task in sorted(app.tasks.items()):
         module = getattr(task.run, "__module__", "") or task.__module__
-        if is_allowed_name(name, module):
+        if is_allowed_name(name, module, roots=roots):
             infos[name] = TaskInfo(
                 name=name,
                 module=module,
@@ -101,6 +172,15 @@ def allowed_tasks(app: Celery | None = None) -> dict[str, TaskInfo]:
                 doc=_first_line(task.__doc__ or getattr(task.run, "__doc__", None)),
             )
     return infos
+
+
+def registered_tasks(app: Celery | None = None) -> list[str]:
+    """Every task name the app knows except Celery's and task_admin's own, sorted."""
+    app = app or get_app()
+    _load_tasks(app)
+    return sorted(
+        name for name in app.tasks if not any(fnmatchcase(name, p) for p in ALWAYS_DENIED)
+    )
 
 
 def signatures(app: Celery | None = None) -> dict[str, inspect.Signature | None]:

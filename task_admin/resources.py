@@ -27,11 +27,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
-from import_export.results import RowResult
+from import_export.results import Error, RowResult
 
+from task_admin.canvas import paths
 from task_admin.compile import workflows_reusing
 from task_admin.conf import get_config
 from task_admin.models import NodeKind, NodeRole, TaskInvocation, Workflow, WorkflowNode
+from task_admin.tree import Tree
 from task_admin.validation import brought_problems, workflow_problems
 
 CONTAINERS = (NodeKind.GROUP, NodeKind.CHAIN, NodeKind.CHORD)
@@ -52,7 +54,80 @@ class StrictJSONWidget(widgets.JSONWidget):
             raise ValueError(_("not valid JSON: %(error)s") % {"error": exc}) from None
 
 
-class TaskInvocationResource(resources.ModelResource):
+# A spreadsheet reads a cell that starts with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(value: Any) -> Any:
+    """The cell with an apostrophe in front when a spreadsheet would take it for a formula.
+
+    Values that already start with apostrophes before such a character get one more, so
+    ``unescape_formula`` gives back exactly what was exported.
+    """
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def unescape_formula(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("'") and value.lstrip("'").startswith(
+        FORMULA_STARTS
+    ):
+        return value[1:]
+    return value
+
+
+class FileProblem(Exception):
+    """The file as a whole cannot be imported; the message says why, for staff."""
+
+
+class MessageOnlyError(Error):
+    """A file-level error shown by its message: a traceback helps no one importing a file."""
+
+    @property
+    def traceback(self) -> str:
+        return ""
+
+
+class FileResource(resources.ModelResource):
+    """What both resources share: formula-safe cells, clear file-level errors.
+
+    django-import-export's own ``IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT`` only drops a leading
+    ``=`` (losing data, leaving ``+``, ``-`` and ``@``) and is project-wide, so these resources
+    escape every cell themselves, reversibly: the import removes the apostrophe again.
+    """
+
+    def get_error_result_class(self):
+        return MessageOnlyError
+
+    def after_export(self, queryset, dataset, **kwargs):
+        super().after_export(queryset, dataset, **kwargs)
+        for _i in range(len(dataset)):
+            row = dataset.lpop()
+            dataset.append([escape_formula(cell) for cell in row])
+
+    def before_import(self, dataset, **kwargs):
+        super().before_import(dataset, **kwargs)
+        headers = [str(h).strip() for h in (dataset.headers or [])]
+        missing = [name for name in self._meta.import_id_fields if name not in headers]
+        if missing:
+            raise FileProblem(
+                _("The file has no “%(column)s” column, so its rows cannot be matched. It has: "
+                  "%(found)s. The columns are: %(expected)s.")
+                % {
+                    "column": missing[0],
+                    "found": ", ".join(h for h in headers if h) or _("no header row"),
+                    "expected": ", ".join(self.get_diff_headers()),
+                }
+            )
+
+    def before_import_row(self, row, **kwargs):
+        super().before_import_row(row, **kwargs)
+        for key, value in row.items():
+            row[key] = unescape_formula(value)
+
+
+class TaskInvocationResource(FileResource):
     args = fields.Field(attribute="args", column_name="args", widget=StrictJSONWidget())
     kwargs = fields.Field(attribute="kwargs", column_name="kwargs", widget=StrictJSONWidget())
 
@@ -78,7 +153,7 @@ class _RowRefused(Exception):
     pass
 
 
-class WorkflowResource(resources.ModelResource):
+class WorkflowResource(FileResource):
     tree = fields.Field(column_name="tree", widget=StrictJSONWidget())
 
     class Meta:
@@ -106,28 +181,20 @@ class WorkflowResource(resources.ModelResource):
     def before_export(self, queryset=None, **kwargs):
         if queryset is None:
             queryset = self.get_queryset()
-        self._children: dict[int | None, list[WorkflowNode]] = defaultdict(list)
-        self._roots: dict[int, WorkflowNode] = {}
-        nodes = (
+        self._tree = Tree(
             WorkflowNode.objects.filter(workflow__in=queryset.order_by().values("pk"))
             .select_related("invocation", "reuse")
-            .order_by("parent_id", "role", "position", "pk")
         )
-        for node in nodes:
-            if node.parent_id is None:
-                self._roots[node.workflow_id] = node
-            else:
-                self._children[node.parent_id].append(node)
+        self._roots = self._tree.roots
 
     def iter_queryset(self, queryset):
         """Reused workflows before the workflows reusing them, so the file imports in order."""
         workflows = list(super().iter_queryset(queryset))
         by_pk = {wf.pk: wf for wf in workflows}
         reuses: dict[int, list[int]] = defaultdict(list)
-        for nodes in (self._roots.values(), *self._children.values()):
-            for node in nodes:
-                if node.kind == NodeKind.WORKFLOW and node.reuse_id in by_pk:
-                    reuses[node.workflow_id].append(node.reuse_id)
+        for node in self._tree.nodes.values():
+            if node.kind == NodeKind.WORKFLOW and node.reuse_id in by_pk:
+                reuses[node.workflow_id].append(node.reuse_id)
         done: set[int] = set()
 
         def visit(pk: int, seen: frozenset = frozenset()):
@@ -148,7 +215,7 @@ class WorkflowResource(resources.ModelResource):
         return "" if root is None else json.dumps(self._node_data(root), ensure_ascii=False)
 
     def _node_data(self, node: WorkflowNode) -> dict[str, Any]:
-        children = self._children.get(node.pk, [])
+        children = self._tree.children(node)
         if node.kind == NodeKind.TASK:
             data: dict[str, Any] = {"invocation": node.invocation.name}
         elif node.kind == NodeKind.WORKFLOW:
@@ -255,18 +322,18 @@ def parse_tree(data: Any) -> ParsedNode:
             )
         if key == NodeKind.CHORD:
             children = [
-                parse(child, f"{path}.header.{i}", depth + 1, NodeRole.HEADER)
+                parse(child, paths.header(path, i), depth + 1, NodeRole.HEADER)
                 for i, child in enumerate(value)
             ]
             if item.get("body") is not None:
-                children.append(parse(item["body"], f"{path}.body", depth + 1, NodeRole.BODY))
+                children.append(parse(item["body"], paths.body(path), depth + 1, NodeRole.BODY))
         else:
             children = [
-                parse(child, f"{path}.{i}", depth + 1) for i, child in enumerate(value)
+                parse(child, paths.step(path, i), depth + 1) for i, child in enumerate(value)
             ]
         return ParsedNode(key, label=label, children=children, role=role)
 
-    return parse(data, "root", 1)
+    return parse(data, paths.ROOT, 1)
 
 
 def save_tree(workflow: Workflow, root: ParsedNode) -> None:

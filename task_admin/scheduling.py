@@ -22,7 +22,7 @@ from django_celery_beat.models import PeriodicTask
 from task_admin import services
 from task_admin.compile import InvalidWorkflow
 from task_admin.conf import get_config
-from task_admin.models import Overlap, Trigger, WorkflowRun, WorkflowSchedule
+from task_admin.models import Overlap, RunStatus, Trigger, WorkflowRun, WorkflowSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -99,13 +99,14 @@ def fire(schedule_id: int, *, app: Celery | None = None) -> str:
             return _("schedule %(id)s no longer exists") % {"id": schedule_id}
         unfinished = _unfinished_runs(schedule, app)
         skipped = False
+        started_run = None
         blocking = _blocking(unfinished)
         if blocking is not None and schedule.overlap == Overlap.SKIP:
             skipped = True
             outcome = _("skipped: run #%(id)s is unfinished") % {"id": blocking.pk}
         else:
-            outcome, started = _start(schedule, app)
-            if started and unfinished and schedule.overlap == Overlap.REPLACE:
+            outcome, started_run = _start(schedule, app)
+            if started_run is not None and unfinished and schedule.overlap == Overlap.REPLACE:
                 # Only once the new run is committed: a run that could not start, or a rolled
                 # back transaction, must not have stopped the old one.
                 old = [run.pk for run in unfinished]
@@ -115,6 +116,13 @@ def fire(schedule_id: int, *, app: Celery | None = None) -> str:
             last_outcome=outcome[:255],
             skipped_count=F("skipped_count") + int(skipped),
         )
+    if started_run is not None:
+        # Sent on commit, just now: a broker that was down is what happened, not "started".
+        started_run.refresh_from_db(fields=["status", "error"])
+        if started_run.status == RunStatus.DISPATCH_FAILED:
+            outcome = _("run #%(id)s could not be sent: %(error)s") % {
+                "id": started_run.pk, "error": started_run.error}
+            WorkflowSchedule.objects.filter(pk=schedule.pk).update(last_outcome=outcome[:255])
     logger.info("task_admin: schedule %s: %s", schedule.periodic_task.name, outcome)
     return outcome
 
@@ -150,7 +158,7 @@ def _revoke(run_ids: list[int], app: Celery | None) -> None:
             logger.exception("task_admin: could not revoke run %s replaced by a schedule", run.pk)
 
 
-def _start(schedule: WorkflowSchedule, app: Celery | None) -> tuple[str, bool]:
+def _start(schedule: WorkflowSchedule, app: Celery | None) -> tuple[str, WorkflowRun | None]:
     try:
         run = services.run_workflow(
             schedule.workflow,
@@ -161,6 +169,6 @@ def _start(schedule: WorkflowSchedule, app: Celery | None) -> tuple[str, bool]:
             app=app,
         )
     except (services.CannotRun, InvalidWorkflow) as exc:
-        return _("not run: %(reason)s") % {"reason": exc}, False
-    return _("started run #%(id)s") % {"id": run.pk}, True
+        return _("not run: %(reason)s") % {"reason": exc}, None
+    return _("started run #%(id)s") % {"id": run.pk}, run
 

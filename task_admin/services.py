@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
@@ -16,8 +17,6 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from django_celery_results.backends.database import DatabaseBackend
-from django_celery_results.models import TaskResult
 
 from task_admin import canvas, registry, tracking
 from task_admin.canvas.build import to_signature
@@ -30,6 +29,7 @@ from task_admin.models import (
     TaskRun,
     Trigger,
     Workflow,
+    WorkflowNode,
     WorkflowRun,
 )
 from task_admin.models.runs import FINISHED_RUN
@@ -98,6 +98,80 @@ def run_workflow(
     )
 
 
+def start(
+    name: str,
+    *,
+    overrides: Mapping[str, dict] | None = None,
+    user=None,
+    detail: str = "",
+    app: Celery | None = None,
+) -> WorkflowRun:
+    """Start the workflow called ``name`` from code, with the checks the admin makes.
+
+    ``overrides`` maps a task's path (``"root.1"``) to extra keyword arguments for this run.
+    With a ``user``, that user needs the ``task_admin.run_workflow`` permission, as in the
+    admin, and the run is logged in the admin's history under that user. Raises ``CannotRun``
+    (no such workflow, no permission, disabled) or ``InvalidWorkflow`` (its problems, by
+    path); nothing is saved then. The canvas is sent when the current transaction commits.
+    """
+    workflow = Workflow.objects.filter(name=name).first()
+    if workflow is None:
+        raise CannotRun(_("There is no workflow named “%(name)s”.") % {"name": name})
+    if user is not None and not (user.is_active and user.has_perm("task_admin.run_workflow")):
+        raise CannotRun(
+            _("%(user)s may not run workflows (permission “task_admin.run_workflow”).")
+            % {"user": user.get_username()}
+        )
+    run = run_workflow(
+        workflow, overrides=overrides, user=user, trigger=Trigger.API, detail=detail, app=app
+    )
+    if user is not None:
+        _log_start(user, run, detail)
+    return run
+
+
+def _log_start(user, run: WorkflowRun, detail: str) -> None:
+    from django.apps import apps
+
+    if not apps.is_installed("django.contrib.admin"):
+        return
+    from django.contrib.admin.models import ADDITION, LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    LogEntry.objects.create(
+        user_id=user.pk,
+        content_type=ContentType.objects.get_for_model(WorkflowRun),
+        object_id=str(run.pk),
+        object_repr=str(run)[:200],
+        action_flag=ADDITION,
+        change_message=_("Ran “%(name)s” from code (%(detail)s).")
+        % {"name": run.workflow_name, "detail": detail or _("Python API")},
+    )
+
+
+def wait(
+    run: WorkflowRun, *, timeout: float | None = None, interval: float = 0.5,
+    app: Celery | None = None,
+) -> WorkflowRun:
+    """Block until ``run`` has finished (reloaded from the database) and return it.
+
+    Raises ``TimeoutError`` after ``timeout`` seconds. Nodes whose events never arrived are
+    checked in the result backend after ``RECONCILE_AFTER``, as the run page does.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        run.refresh_from_db()
+        if run.is_finished:
+            return run
+        reconcile_run(run, app=app)
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(
+                _("Run #%(run)s has not finished after %(seconds)s seconds.")
+                % {"run": run.pk, "seconds": timeout}
+            )
+        time.sleep(interval)
+
+
 def _start(
     spec: canvas.Node,
     *,
@@ -118,6 +192,14 @@ def _start(
     leaves = canvas.leaves(spec)
     reused = reused or {}
     with transaction.atomic():
+        # A re-run sends an old run's snapshot: the tree nodes it names may have been deleted
+        # or replaced since (node editor, re-import). Their links stay empty; what runs is the
+        # snapshot either way.
+        node_ids = {pk for pk in (_node_pk(task.ref) for _path, task in leaves) if pk}
+        if node_ids:
+            node_ids = set(
+                WorkflowNode.objects.filter(pk__in=node_ids).values_list("pk", flat=True)
+            )
         run = WorkflowRun.objects.create(
             workflow=workflow,
             workflow_name=workflow.name if workflow else workflow_name,
@@ -143,7 +225,7 @@ def _start(
                 position=position,
                 task_name=task.task,
                 label=task.label,
-                node_id=_node_pk(task.ref),
+                node_id=pk if (pk := _node_pk(task.ref)) in node_ids else None,
                 reused_from=reused.get(path),
             )
             for position, (path, task) in enumerate(leaves)
@@ -300,9 +382,22 @@ def _maybe_finished(app: Celery, task_ids: list[str]) -> list[str]:
     With django-celery-results one query says which have a final state, so a page showing a
     big pending run does not ask once per task; other backends are asked for each.
     """
-    if not task_ids or not isinstance(app.backend, DatabaseBackend):
+    if not task_ids or not _uses_django_db_backend(app):
         return task_ids
+    from django_celery_results.models import TaskResult
+
     return list(
         TaskResult.objects.filter(task_id__in=task_ids, status__in=READY_STATES)
         .values_list("task_id", flat=True)
     )
+
+
+def _uses_django_db_backend(app: Celery) -> bool:
+    # django-celery-results is optional: without it no backend can be its DatabaseBackend.
+    from django.apps import apps
+
+    if not apps.is_installed("django_celery_results"):
+        return False
+    from django_celery_results.backends.database import DatabaseBackend
+
+    return isinstance(app.backend, DatabaseBackend)

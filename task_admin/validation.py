@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from dataclasses import replace
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from task_admin import canvas, registry
+from task_admin.canvas.text import Text
+from task_admin.canvas.validate import UNKNOWN_TASK
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec, workflows_using
 from task_admin.conf import get_config
+from task_admin.i18n import translated
 
 
 def check_spec(
@@ -20,17 +25,72 @@ def check_spec(
     extra_tasks: Mapping[str, inspect.Signature | None] | None = None,
     root_receives_parent: bool = False,
 ) -> list[canvas.Problem]:
+    """The canvas's problems with ``spec``, in the active language.
+
+    A task that may not run gets the reason from the registry, which names the setting that
+    refuses it (the canvas only knows it is not among ``tasks``).
+    """
     config = get_config()
     known = dict(registry.signatures() if tasks is None else tasks)
     known.update(extra_tasks or {})
-    return canvas.validate(
+    problems = canvas.validate(
         spec,
         tasks=known,
         max_depth=config["MAX_DEPTH"],
         max_nodes=config["MAX_NODES"],
         max_value_bytes=config["MAX_VALUE_BYTES"],
         root_receives_parent=root_receives_parent,
+        max_delay=max_delay(),
+        now=timezone.now(),
     )
+    if not problems:
+        return problems
+    leaves = dict(canvas.leaves(spec))
+    return [_explained(leaves, problem) for problem in problems]
+
+
+def _explained(leaves: Mapping[str, canvas.Task], problem: canvas.Problem) -> canvas.Problem:
+    message = problem.message
+    task = leaves.get(problem.path)
+    if isinstance(message, Text) and message.template == UNKNOWN_TASK and task is not None:
+        try:
+            return replace(problem, message=registry.refusal(str(task.task)))
+        except registry.NoCeleryApp:
+            pass
+    return replace(problem, message=translated(message))
+
+
+# Brokers that give a message back to the queue when it is not acknowledged in time; a task
+# waiting for its countdown or eta inside a worker is not acknowledged, so a longer wait runs it
+# twice (Celery's "visibility timeout" caveat).
+VISIBILITY_TRANSPORTS = ("redis", "rediss", "sentinel", "sqs")
+DEFAULT_VISIBILITY_TIMEOUT = 3600
+# RabbitMQ closes a channel whose delivery is not acknowledged within consumer_timeout (30 min by
+# default, a server setting we cannot read from here).
+AMQP_TRANSPORTS = ("amqp", "amqps", "pyamqp", "librabbitmq")
+RABBITMQ_CONSUMER_TIMEOUT = 1800
+
+
+def max_delay() -> float | None:
+    """The longest countdown or eta (seconds) the broker carries safely; None for no bound.
+
+    ``TASK_ADMIN["MAX_DELAY"]`` when set, else what the Celery app's broker allows.
+    """
+    configured = get_config()["MAX_DELAY"]
+    if configured is not None:
+        return configured
+    try:
+        app = registry.get_app()
+    except registry.NoCeleryApp:
+        return None
+    url = app.conf.broker_url or ""
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
+    if scheme in VISIBILITY_TRANSPORTS:
+        options = app.conf.broker_transport_options or {}
+        return float(options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT))
+    if scheme in AMQP_TRANSPORTS:
+        return RABBITMQ_CONSUMER_TIMEOUT
+    return None
 
 
 def workflow_problems(workflow, nodes=None, *, tasks=None) -> list[canvas.Problem]:
@@ -55,10 +115,7 @@ def validate_invocation(invocation) -> None:
     tasks = registry.allowed_tasks()
     info = tasks.get(invocation.task)
     if info is None:
-        raise ValidationError(
-            {"task": _("“%(task)s” is not a task that may be run from the admin.")
-             % {"task": invocation.task}}
-        )
+        raise ValidationError({"task": registry.refusal(invocation.task)})
     errors: dict[str, list[str]] = {}
     if not isinstance(invocation.args, list):
         errors.setdefault("args", []).append(_("Enter a JSON list, e.g. [2, 2]."))
@@ -78,8 +135,20 @@ def validate_invocation(invocation) -> None:
     ):
         problems = []
     if problems:
-        raise ValidationError([problem.message for problem in problems])
+        raise ValidationError(_by_field([problem.message for problem in problems]))
     _check_workflows_using(invocation, signatures)
+
+
+# Option problems start with the option's name: shown next to the field that holds it.
+OPTION_FIELDS = ("countdown", "eta", "expires", "priority", "queue")
+
+
+def _by_field(messages: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for message in messages:
+        field = next((f for f in OPTION_FIELDS if message.startswith(f + " ")), "__all__")
+        out.setdefault(field, []).append(message)
+    return out
 
 
 def _check_workflows_using(invocation, signatures) -> None:

@@ -19,3 +19,21 @@ def add(x, y):
     More text that the picker leaves out.
     """
     return x + y
+
+
+def _closed_broker_app() -> Celery:
+    """The project's configuration with a broker that is down: nothing listens on its port."""
+    from project import localredis
+
+    app = Celery("closed_broker", set_as_current=False)
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.conf.broker_url = f"redis://127.0.0.1:{localredis._free_port()}/0"
+    app.autodiscover_tasks()
+    return app
+
+
+closed_broker_app = _closed_broker_app()
+
+
+# Never connected to: only its broker URL is read (the delay bound of a RabbitMQ broker).
+amqp_app = Celery("amqp", set_as_current=False, broker="amqp://guest@127.0.0.1:5672//")

@@ -20,13 +20,30 @@ def test_demo_project_passes_all_checks():
     assert check_ids() == []
 
 
-@pytest.mark.parametrize(
-    "missing", ["django_celery_beat", "django_celery_results", "import_export"]
-)
+@pytest.mark.parametrize("missing", ["django_celery_beat", "import_export"])
 def test_missing_required_app_is_reported(settings, missing):
     settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != missing]
     messages = [m for m in run_checks() if m.id == "task_admin.E001"]
     assert [m.msg for m in messages] == [f"'{missing}' must be in INSTALLED_APPS."]
+
+
+def test_django_celery_results_is_optional_unless_its_backend_is_used(settings):
+    settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "django_celery_results"]
+    settings.CELERY_RESULT_BACKEND = "redis://127.0.0.1:6379/0"
+    assert check_ids() == []
+    settings.CELERY_RESULT_BACKEND = "django-db"
+    [message] = [m for m in run_checks() if m.id.startswith("task_admin.")]
+    assert message.id == "task_admin.E001"
+    assert "needs 'django_celery_results' in INSTALLED_APPS" in message.msg
+
+
+def test_checks_are_silent_at_the_apps_defaults():
+    # A fresh install: no TASK_ADMIN beyond the Celery app, Django's default upload limit.
+    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP},
+                           DATA_UPLOAD_MAX_NUMBER_FIELDS=1000):
+        assert check_ids() == []
+    with override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=1000, TASK_ADMIN={}):
+        assert check_ids() == []
 
 
 def test_unimportable_celery_app_is_reported():
@@ -45,14 +62,15 @@ def test_unknown_setting_is_a_warning():
 
 
 def test_an_upload_limit_too_low_for_big_workflows_is_a_warning():
-    with override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=1000):
+    chosen = {"CELERY_APP": DEMO_APP, "MAX_NODES": 1000}
+    with override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=1000, TASK_ADMIN=chosen):
         messages = [m for m in run_checks() if m.id == "task_admin.W002"]
     assert len(messages) == 1 and "more than 75 nodes" in messages[0].msg
     assert "at least 12100" in messages[0].hint
     with override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=1000,
                            TASK_ADMIN={"CELERY_APP": DEMO_APP, "MAX_NODES": 50}):
         assert check_ids() == []
-    with override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=None):
+    with override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=None, TASK_ADMIN=chosen):
         assert check_ids() == []
 
 
@@ -110,7 +128,62 @@ def test_registry_allow_and_deny_patterns():
     with override_settings(TASK_ADMIN=config):
         names = set(registry.allowed_tasks())
     assert "project.demo.tasks.slow" not in names
-    assert "celery.chord_unlock" in names
+    # Celery's and task_admin's own tasks are refused even when DENIED_TASKS no longer lists them.
+    config = {"CELERY_APP": DEMO_APP, "ALLOWED_TASKS": ["*"], "DENIED_TASKS": []}
+    with override_settings(TASK_ADMIN=config):
+        names = set(registry.allowed_tasks())
+    assert "project.demo.tasks.suma" in names
+    assert not [name for name in names if name.startswith(("celery.", "task_admin."))]
+
+
+def test_default_allows_a_pip_installed_projects_tasks(monkeypatch):
+    """The project's own apps count wherever they are installed (``pip install .``)."""
+    import sys
+    import types
+
+    from celery import Celery
+
+    app = Celery("mysite", set_as_current=False)
+    module = types.ModuleType("project.demo.installed_tasks")
+    module.__file__ = "/srv/venv/lib/python3.12/site-packages/project/demo/installed_tasks.py"
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+
+    def export(day):
+        """Export one day."""
+
+    export.__module__ = module.__name__
+    app.task(name="project.demo.installed_tasks.export")(export)
+    app.task(name="library.ping")(__import__("redis").from_url)  # a library, not an app
+    monkeypatch.setattr("tests.celery_apps.installed_app", app, raising=False)
+    with override_settings(TASK_ADMIN={"CELERY_APP": "tests.celery_apps.installed_app"}):
+        names = set(registry.allowed_tasks())
+    assert "project.demo.installed_tasks.export" in names
+    assert "library.ping" not in names
+
+
+def test_allowed_tasks_matching_no_task_is_a_warning():
+    config = {"CELERY_APP": DEMO_APP, "ALLOWED_TASKS": ["mysite.*"]}
+    with override_settings(TASK_ADMIN=config):
+        [message] = [m for m in run_checks() if m.id.startswith("task_admin.")]
+    assert message.id == "task_admin.W003"
+    assert "matches none of the tasks" in message.msg
+    assert "Registered tasks: " in message.hint and "project.demo.tasks." in message.hint
+    config["ALLOWED_TASKS"] = ["mysite.*", "project.demo.*"]
+    with override_settings(TASK_ADMIN=config):
+        assert check_ids() == []
+
+
+def test_a_refused_task_names_the_setting_and_the_restart():
+    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP}):
+        default = registry.refusal("celery.backend_cleanup")
+        unknown = registry.refusal("shop.tasks.nope")
+    assert 'TASK_ADMIN["DENIED_TASKS"]' in default
+    assert "not registered with the Celery app" in unknown and "restart" in unknown
+    config = {"CELERY_APP": DEMO_APP, "ALLOWED_TASKS": ["project.demo.tasks.s*"]}
+    with override_settings(TASK_ADMIN=config):
+        refused = registry.refusal("project.demo.tasks.fetch_exchange_rate")
+    assert 'TASK_ADMIN["ALLOWED_TASKS"]' in refused
+    assert "restart the web server and the workers" in refused
 
 
 def test_no_missing_migrations(db):

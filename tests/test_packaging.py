@@ -16,7 +16,7 @@ def wheel(tmp_path_factory):
         check=True,
         capture_output=True,
     )
-    [path] = out.glob("django_task_admin-*.whl")
+    [path] = out.glob("django_celery_workflows-*.whl")
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
         metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
@@ -52,10 +52,23 @@ def test_wheel_declares_its_dependencies(wheel):
         if line.startswith("Requires-Dist:")
     }
     assert {
-        "Django<5.3,>=5.2",
+        "Django<6.1,>=5.2",
         "celery[redis]<6,>=5.4",
         "django-celery-beat<3,>=2.7",
-        "django-celery-results<3,>=2.5",
         "django-import-export<5,>=4.1",
     } <= requires
     assert any(r.startswith("pytest-django") for r in requires)  # the test extra
+    # Optional: the database result backend and links to its rows.
+    assert 'django-celery-results<3,>=2.5; extra == "results"' in metadata
+    assert "Name: django-celery-workflows" in metadata
+
+
+def test_wheel_declares_the_versions_it_supports(wheel):
+    _, metadata = wheel
+    classifiers = {
+        line.split(":", 1)[1].strip() for line in metadata.splitlines()
+        if line.startswith("Classifier:")
+    }
+    assert {"Framework :: Django :: 5.2", "Framework :: Django :: 6.0",
+            "Programming Language :: Python :: 3.11", "Programming Language :: Python :: 3.12",
+            "Programming Language :: Python :: 3.13", "Natural Language :: Spanish"} <= classifiers

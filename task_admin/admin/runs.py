@@ -39,6 +39,7 @@ from task_admin.alert_messages import run_page_alerts
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow
 from task_admin.conf import get_config
+from task_admin.i18n import translated
 from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, Workflow, WorkflowRun
 from task_admin.registry import NoCeleryApp
 from task_admin.templatetags.task_admin import (
@@ -374,7 +375,8 @@ class WorkflowRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
         try:
             spec = canvas.from_dict(run.spec)
         except canvas.SpecError as exc:
-            spec, canvas_text, spec_error = None, "", str(exc)
+            spec, canvas_text = None, ""
+            spec_error = f"{exc.path}: {translated(exc.message)}"
         else:
             canvas_text, spec_error = to_python(spec), ""
         graph = ""
@@ -636,8 +638,15 @@ class WorkflowRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
             "run": run.pk})
         self.log_change(request, run, _("Re-run from the point of failure as #%(new)s.") % {
             "new": new_run.pk})
-        self.message_user(request, _("Run #%(run)s is re-running as #%(new)s. %(note)s") % {
-            "run": run.pk, "new": new_run.pk, "note": new_run.note}, messages.SUCCESS)
+        # The canvas is sent once the run is committed: say what that really did.
+        new_run.refresh_from_db(fields=["status", "error"])
+        if new_run.status == RunStatus.DISPATCH_FAILED:
+            self.message_user(request, _(
+                "Run #%(run)s: its re-run #%(new)s could not be sent: %(error)s"
+            ) % {"run": run.pk, "new": new_run.pk, "error": new_run.error}, messages.ERROR)
+        else:
+            self.message_user(request, _("Run #%(run)s is re-running as #%(new)s. %(note)s") % {
+                "run": run.pk, "new": new_run.pk, "note": new_run.note}, messages.SUCCESS)
         return new_run
 
     @admin.action(
@@ -660,6 +669,13 @@ class WorkflowRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
             self.log_addition(request, new_run, new_run.note)
             self.log_change(request, run, _("Re-run from the point of failure as #%(new)s.") % {
                 "new": new_run.pk})
+            new_run.refresh_from_db(fields=["status", "error"])
+            if new_run.status == RunStatus.DISPATCH_FAILED:
+                failed += 1
+                self.message_user(request, _(
+                    "Run #%(run)s: its re-run #%(new)s could not be sent: %(error)s"
+                ) % {"run": run.pk, "new": new_run.pk, "error": new_run.error}, messages.ERROR)
+                continue
             started.append(new_run.pk)
         if started:
             self.message_user(request, ngettext(

@@ -34,7 +34,6 @@ from task_admin.admin.files import FilesMixin
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec
 from task_admin.forms import (
-    NodeTree,
     PreloadedModelChoiceField,
     RunOverridesForm,
     WorkflowNodeForm,
@@ -50,6 +49,7 @@ from task_admin.models import (
     WorkflowSchedule,
 )
 from task_admin.resources import WorkflowResource
+from task_admin.tree import Tree
 from task_admin.validation import workflow_problems
 
 # More problems than this are summarised in the messages (the preview lists them all).
@@ -160,11 +160,11 @@ def preview(workflow: Workflow) -> Preview:
                                    problem.message))
         if pk is not None:
             by_node.setdefault(pk, []).append(problem.message)
-    tree = NodeTree([node for node in nodes if node.workflow_id == workflow.pk])
+    tree = Tree(node for node in nodes if node.workflow_id == workflow.pk)
     rows = [
-        TreeRow(node, depth, tree.path(node.pk) or gettext("not placed"), node_title(node),
+        TreeRow(node, depth, path or gettext("not placed"), node_title(node),
                 _task_detail(node), by_node.get(node.pk, []))
-        for node, depth in tree.rows
+        for node, path, depth in tree.walk(workflow.pk)
     ]
     return Preview(workflow, spec, problems, rows)
 
@@ -189,13 +189,9 @@ def copy_workflow(workflow: Workflow) -> Workflow:
     copy = Workflow.objects.create(
         name=copy_name(workflow.name), description=workflow.description, enabled=workflow.enabled
     )
-    nodes = list(WorkflowNode.objects.filter(workflow=workflow).order_by("pk"))
-    children: dict[int, list[WorkflowNode]] = {}
-    for node in nodes:
-        children.setdefault(node.parent_id, []).append(node)
+    tree = Tree(WorkflowNode.objects.filter(workflow=workflow))
     clones: dict[int, WorkflowNode] = {}
-    level = children.get(None, [])
-    while level:  # one insert per level of the tree; parents exist before their children
+    for level in tree.levels(workflow.pk):  # one insert per level; parents before children
         made = [
             WorkflowNode(
                 workflow=copy,
@@ -211,7 +207,6 @@ def copy_workflow(workflow: Workflow) -> Workflow:
         ]
         WorkflowNode.objects.bulk_create(made)
         clones.update((node.pk, clone) for node, clone in zip(level, made, strict=True))
-        level = [kid for node in level for kid in children.get(node.pk, [])]
     return copy
 
 

@@ -13,6 +13,7 @@ import celery
 from celery.canvas import Signature
 from celery.utils import uuid
 
+from . import paths
 from .spec import Chain, Chord, Group, Node, Task, children, leaves
 
 # Lines longer than this are split over several lines by ``to_python``.
@@ -62,7 +63,7 @@ def to_signature(
             return celery.chord(header, body, app=app)
         raise TypeError(f"not a canvas node: {node!r}")
 
-    return build("root", root), ids
+    return build(paths.ROOT, root), ids
 
 
 # -- Python rendering --------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from . import paths
 from .spec import Chain, Chord, Group, Node, Task, children, leaves
 
 
@@ -39,14 +40,14 @@ def blocked_leaves(root: Node, failed: Collection[str]) -> set[str]:
             return broken
         assert isinstance(node, Chord)
         header_failed = any(
-            [visit(p, child) for p, child in children(path, node) if p != f"{path}.body"]
+            [visit(p, child) for p, child in children(path, node) if p != paths.body(path)]
         )
         if header_failed:
-            blocked.update(_leaf_paths(f"{path}.body", node.body))
+            blocked.update(_leaf_paths(paths.body(path), node.body))
             return True
-        return visit(f"{path}.body", node.body)
+        return visit(paths.body(path), node.body)
 
-    visit("root", root)
+    visit(paths.ROOT, root)
     return blocked - set(failed)
 
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, TypeAlias
 
+from . import paths
+from .text import _
+
 SPEC_VERSION = 1
 
 # Bounds recursion while parsing untrusted input; ``validate`` applies the real,
@@ -119,17 +122,17 @@ Node: TypeAlias = Task | Group | Chain | Chord
 def children(path: str, node: Node) -> list[tuple[str, Node]]:
     """The direct children of ``node`` with their paths, in execution-ish order."""
     if isinstance(node, Group | Chain):
-        return [(f"{path}.{i}", child) for i, child in enumerate(node.tasks)]
+        return [(paths.step(path, i), child) for i, child in enumerate(node.tasks)]
     if isinstance(node, Chord):
-        header = [(f"{path}.header.{i}", child) for i, child in enumerate(node.header)]
-        return [*header, (f"{path}.body", node.body)]
+        header = [(paths.header(path, i), child) for i, child in enumerate(node.header)]
+        return [*header, (paths.body(path), node.body)]
     return []
 
 
 def walk(root: Node) -> Iterator[tuple[str, Node, int]]:
     """Yield ``(path, node, depth)`` in pre-order; the root is ``"root"`` at depth 0."""
     # Iterative so that absurdly deep trees produce validation errors, not RecursionError.
-    stack: list[tuple[str, Node, int]] = [("root", root, 0)]
+    stack: list[tuple[str, Node, int]] = [(paths.ROOT, root, 0)]
     while stack:
         path, node, depth = stack.pop()
         yield path, node, depth
@@ -139,7 +142,7 @@ def walk(root: Node) -> Iterator[tuple[str, Node, int]]:
 
 
 def leaves(root: Node) -> list[tuple[str, Task]]:
-    return [(path, node) for path, node, _ in walk(root) if isinstance(node, Task)]
+    return [(path, node) for path, node, _depth in walk(root) if isinstance(node, Task)]
 
 
 def count_leaves(root: Node) -> int:
@@ -148,7 +151,7 @@ def count_leaves(root: Node) -> int:
 
 def node_at(root: Node, path: str) -> Node:
     """The node at ``path``; raises ``KeyError`` when there is none."""
-    for node_path, node, _ in walk(root):
+    for node_path, node, _depth in walk(root):
         if node_path == path:
             return node
     raise KeyError(path)
@@ -176,20 +179,23 @@ def json_value_problem(value: Any, where: str = "value") -> str | None:
             continue
         if isinstance(item, float):
             if not math.isfinite(item):
-                return f"{loc} is {item!r}, which is not valid JSON"
+                return _("%(where)s is %(value)s, which is not valid JSON", where=loc,
+                         value=repr(item))
             continue
         if isinstance(item, list | tuple | dict) and depth >= MAX_VALUE_DEPTH:
-            return f"{where} is nested deeper than {MAX_VALUE_DEPTH} levels"
+            return _("%(where)s is nested deeper than %(limit)d levels", where=where,
+                     limit=MAX_VALUE_DEPTH)
         if isinstance(item, list | tuple):
             stack.extend((f"{loc}[{i}]", v, depth + 1) for i, v in enumerate(item))
             continue
         if isinstance(item, dict):
             for k, v in item.items():
                 if not isinstance(k, str):
-                    return f"{loc} has a non-string key {k!r}"
+                    return _("%(where)s has a non-string key %(key)s", where=loc, key=repr(k))
                 stack.append((f"{loc}[{k!r}]", v, depth + 1))
             continue
-        return f"{loc} is a {type(item).__name__}, which is not JSON-serialisable"
+        return _("%(where)s is a %(type)s, which is not JSON-serialisable", where=loc,
+                 type=type(item).__name__)
     return None
 
 
@@ -247,28 +253,29 @@ def _is_number(value: Any) -> bool:
 
 def _options_from_dict(path: str, data: Any) -> Options:
     if not isinstance(data, dict):
-        raise SpecError(path, "'options' must be an object")
+        raise SpecError(path, _("'options' must be an object"))
     known = {f.name for f in fields(Options)}
     unknown = sorted(str(k) for k in data if k not in known)
     if unknown:
-        raise SpecError(path, f"unknown option(s): {', '.join(unknown)}")
+        raise SpecError(path, _("unknown option(s): %(names)s", names=", ".join(unknown)))
 
     def bad(key: str, expected: str) -> SpecError:
-        return SpecError(path, f"option '{key}' must be {expected}, not {data[key]!r}")
+        return SpecError(path, _("option '%(key)s' must be %(expected)s, not %(value)s",
+                                  key=key, expected=expected, value=repr(data[key])))
 
     checks: dict[str, tuple[Any, str]] = {
-        "countdown": (_is_number, "a number"),
-        "eta": (lambda v: isinstance(v, str), "an ISO 8601 string"),
+        "countdown": (_is_number, _("a number")),
+        "eta": (lambda v: isinstance(v, str), _("an ISO 8601 string")),
         "expires": (
             lambda v: _is_number(v) or isinstance(v, str),
-            "a number of seconds or an ISO 8601 string",
+            _("a number of seconds or an ISO 8601 string"),
         ),
-        "queue": (lambda v: isinstance(v, str), "a string"),
-        "priority": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-        "retry": (lambda v: isinstance(v, bool), "true or false"),
-        "retry_policy": (lambda v: isinstance(v, dict), "an object"),
-        "soft_time_limit": (_is_number, "a number"),
-        "time_limit": (_is_number, "a number"),
+        "queue": (lambda v: isinstance(v, str), _("a string")),
+        "priority": (lambda v: isinstance(v, int) and not isinstance(v, bool), _("an integer")),
+        "retry": (lambda v: isinstance(v, bool), _("true or false")),
+        "retry_policy": (lambda v: isinstance(v, dict), _("an object")),
+        "soft_time_limit": (_is_number, _("a number")),
+        "time_limit": (_is_number, _("a number")),
     }
     for key, value in data.items():
         check, expected = checks[key]
@@ -278,9 +285,10 @@ def _options_from_dict(path: str, data: Any) -> Options:
     if policy is not None:
         for key, value in policy.items():
             if key not in RETRY_POLICY_KEYS:
-                raise SpecError(path, f"unknown retry_policy key {key!r}")
+                raise SpecError(path, _("unknown retry_policy key %(key)s", key=repr(key)))
             if not _is_number(value):
-                raise SpecError(path, f"retry_policy '{key}' must be a number, not {value!r}")
+                raise SpecError(path, _("retry_policy '%(key)s' must be a number, not %(value)s",
+                                         key=key, value=repr(value)))
         policy = dict(policy)
     return Options(**{**data, "retry_policy": policy})
 
@@ -295,59 +303,62 @@ _NODE_KEYS: dict[str, frozenset[str]] = {
 
 def _node_list(path: str, data: dict[str, Any], key: str) -> list[Any]:
     if key not in data:
-        raise SpecError(path, f"missing '{key}'")
+        raise SpecError(path, _("missing '%(key)s'", key=key))
     value = data[key]
     if not isinstance(value, list):
-        raise SpecError(path, f"'{key}' must be a list")
+        raise SpecError(path, _("'%(key)s' must be a list", key=key))
     return value
 
 
 def node_from_dict(data: Any, path: str = "root", depth: int = 0) -> Node:
     """Parse one node dict (without the version envelope)."""
     if depth > PARSE_MAX_DEPTH:
-        raise SpecError(path, f"nested more than {PARSE_MAX_DEPTH} levels deep")
+        raise SpecError(path, _("nested more than %(limit)d levels deep", limit=PARSE_MAX_DEPTH))
     if not isinstance(data, dict):
-        raise SpecError(path, "a node must be an object")
+        raise SpecError(path, _("a node must be an object"))
     kind = data.get("type")
     if kind not in _NODE_KEYS:
-        raise SpecError(path, f"unknown node type {kind!r}")
+        raise SpecError(path, _("unknown node type %(type)s", type=repr(kind)))
     unknown = sorted(str(k) for k in data if k not in _NODE_KEYS[kind])
     if unknown:
-        raise SpecError(path, f"unknown key(s) for a {kind}: {', '.join(unknown)}")
+        raise SpecError(path, _("unknown key(s) for a %(type)s: %(keys)s", type=kind,
+                                 keys=", ".join(unknown)))
     label = data.get("label", "")
     if not isinstance(label, str):
-        raise SpecError(path, "'label' must be a string")
+        raise SpecError(path, _("'label' must be a string"))
     ref = data.get("ref")
     if ref is not None and not isinstance(ref, str):
-        raise SpecError(path, "'ref' must be a string or null")
+        raise SpecError(path, _("'ref' must be a string or null"))
 
     if kind == "task":
         name = data.get("task")
         if not isinstance(name, str) or not name:
-            raise SpecError(path, "'task' must be a non-empty string")
+            raise SpecError(path, _("'task' must be a non-empty string"))
         args = data.get("args", [])
         if not isinstance(args, list):
-            raise SpecError(path, "'args' must be a list")
+            raise SpecError(path, _("'args' must be a list"))
         kwargs = data.get("kwargs", {})
         if not isinstance(kwargs, dict):
-            raise SpecError(path, "'kwargs' must be an object")
+            raise SpecError(path, _("'kwargs' must be an object"))
         for value, where in ((args, "args"), (kwargs, "kwargs")):
             problem = json_value_problem(value, where)
             if problem:
                 raise SpecError(path, problem)
         immutable = data.get("immutable", False)
         if not isinstance(immutable, bool):
-            raise SpecError(path, "'immutable' must be true or false")
+            raise SpecError(path, _("'immutable' must be true or false"))
         options = _options_from_dict(path, data["options"]) if "options" in data else Options()
         return Task(name, tuple(args), kwargs, options, immutable, ref, label)
 
     if kind == "chord":
         header = _node_list(path, data, "header")
         if "body" not in data:
-            raise SpecError(path, "missing 'body'")
+            raise SpecError(path, _("missing 'body'"))
         return Chord(
-            tuple(node_from_dict(c, f"{path}.header.{i}", depth + 1) for i, c in enumerate(header)),
-            node_from_dict(data["body"], f"{path}.body", depth + 1),
+            tuple(
+                node_from_dict(c, paths.header(path, i), depth + 1) for i, c in enumerate(header)
+            ),
+            node_from_dict(data["body"], paths.body(path), depth + 1),
             ref,
             label,
         )
@@ -355,7 +366,7 @@ def node_from_dict(data: Any, path: str = "root", depth: int = 0) -> Node:
     cls = Group if kind == "group" else Chain
     items = _node_list(path, data, "tasks")
     return cls(
-        tuple(node_from_dict(c, f"{path}.{i}", depth + 1) for i, c in enumerate(items)),
+        tuple(node_from_dict(c, paths.step(path, i), depth + 1) for i, c in enumerate(items)),
         ref,
         label,
     )
@@ -364,21 +375,22 @@ def node_from_dict(data: Any, path: str = "root", depth: int = 0) -> Node:
 def from_dict(data: Any) -> Node:
     """Parse ``{"version": 1, "root": {...}}``; raises ``SpecError`` when malformed."""
     if not isinstance(data, dict):
-        raise SpecError("root", "a spec must be an object with 'version' and 'root'")
+        raise SpecError("root", _("a spec must be an object with 'version' and 'root'"))
     unknown = sorted(str(k) for k in data if k not in {"version", "root"})
     if unknown:
-        raise SpecError("root", f"unknown top-level key(s): {', '.join(unknown)}")
+        raise SpecError("root", _("unknown top-level key(s): %(keys)s", keys=", ".join(unknown)))
     if "version" not in data:
-        raise SpecError("root", "missing spec 'version'")
+        raise SpecError("root", _("missing spec 'version'"))
     version = data["version"]
     if type(version) is not int or version != SPEC_VERSION:
         # Refuse newer specs instead of guessing: silently dropping a field could run
         # a different workflow than the one that was designed.
         raise SpecError(
-            "root", f"unsupported spec version {version!r} (this code reads version {SPEC_VERSION})"
+            "root", _("unsupported spec version %(version)s (this code reads version %(ours)d)",
+                      version=repr(version), ours=SPEC_VERSION)
         )
     if "root" not in data:
-        raise SpecError("root", "missing 'root' node")
+        raise SpecError("root", _("missing 'root' node"))
     return node_from_dict(data["root"])
 
 
@@ -388,16 +400,16 @@ def dumps(root: Node) -> str:
 
 
 def _refuse_constant(name: str) -> Any:
-    raise SpecError("root", f"{name} is not valid JSON")
+    raise SpecError("root", _("%(name)s is not valid JSON", name=name))
 
 
 def loads(text: str | bytes) -> Node:
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise SpecError("root", f"invalid JSON: {exc}") from exc
+        raise SpecError("root", _("invalid JSON: %(error)s", error=str(exc))) from exc
     except RecursionError as exc:
-        raise SpecError("root", "JSON nested too deeply") from exc
+        raise SpecError("root", _("JSON nested too deeply")) from exc
     return from_dict(data)
 
 
@@ -412,10 +424,10 @@ def map_leaves(root: Node, change: Callable[[str, Task], Task]) -> Node:
             return change(path, node)
         if isinstance(node, Group | Chain):
             return replace(node, tasks=tuple(rebuild(p, c) for p, c in children(path, node)))
-        header = tuple(rebuild(f"{path}.header.{i}", c) for i, c in enumerate(node.header))
-        return replace(node, header=header, body=rebuild(f"{path}.body", node.body))
+        header = tuple(rebuild(paths.header(path, i), c) for i, c in enumerate(node.header))
+        return replace(node, header=header, body=rebuild(paths.body(path), node.body))
 
-    return rebuild("root", root)
+    return rebuild(paths.ROOT, root)
 
 
 def replace_succeeded(
@@ -427,10 +439,10 @@ def replace_succeeded(
     kept value so chain successors and chord bodies still receive what they got before.
     Paths of all nodes are unchanged.
     """
-    leaf_paths = {path for path, _ in leaves(root)}
+    leaf_paths = {path for path, _leaf in leaves(root)}
     unknown = sorted(set(results) - leaf_paths)
     if unknown:
-        raise SpecError(unknown[0], "not a task of this workflow")
+        raise SpecError(unknown[0], _("not a task of this workflow"))
 
     def replay(path: str, task: Task) -> Task:
         if path not in results:

@@ -313,6 +313,7 @@ def test_replace_succeeded_custom_task_and_unknown_path() -> None:
 def test_importing_spec_and_validate_does_not_import_django_or_celery() -> None:
     code = (
         "import sys, task_admin.canvas, task_admin.canvas.spec, task_admin.canvas.validate\n"
+        "import task_admin.canvas.code\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'celery'))\n"
         "assert not bad, bad\n"
     )

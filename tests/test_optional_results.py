@@ -1,0 +1,30 @@
+"""Without django-celery-results, Django starts, the checks pass and the admin imports."""
+
+import os
+import subprocess
+import sys
+
+from tests.workers import ROOT
+
+SCRIPT = """
+import django
+django.setup()
+from django.core.checks import run_checks
+import task_admin.admin, task_admin.services, task_admin.scheduling, task_admin.resources
+from django.urls import reverse
+import project.urls
+from task_admin import services
+assert "django_celery_results" not in sys.modules, "imported django_celery_results"
+print([m.id for m in run_checks() if m.id.startswith("task_admin.")])
+print(reverse("admin:task_admin_workflowrun_changelist"))
+"""
+
+
+def test_django_starts_without_django_celery_results():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings_without_results"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys\n" + SCRIPT], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "/admin/task_admin/workflowrun/"]
