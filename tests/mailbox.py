@@ -45,7 +45,7 @@ class RecordingBackend(locmem.EmailBackend):
                 "pid": os.getpid(),
             }
             name = f"{time.time_ns()}-{uuid.uuid4().hex}.json"
-            tmp = mail_dir() / f".{name}"
+            tmp = mail_dir() / f"{name}.part"  # not *.json: pathlib's glob matches dot files
             tmp.write_text(json.dumps(record))
             tmp.rename(mail_dir() / name)  # readers never see half a file
         return sent
