@@ -54,6 +54,13 @@ DEFAULTS: dict[str, Any] = {
     "ALERT_WEBHOOK_ALLOWED": [],
     # Seconds to connect and to wait for an answer, each.
     "ALERT_WEBHOOK_TIMEOUT": 5,
+    # Operations pages: seconds an ``inspect`` broadcast waits for workers' replies, seconds
+    # its answer is cached, seconds a control command (pool, consumer, rate limit) waits for
+    # the worker's confirmation, and queues to list besides the ones task_admin finds itself.
+    "INSPECT_TIMEOUT": 0.25,
+    "INSPECT_CACHE": 5,
+    "CONTROL_TIMEOUT": 1.0,
+    "QUEUES": [],
 }
 
 

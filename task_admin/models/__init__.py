@@ -1,5 +1,6 @@
 from task_admin.models.alerts import Alert, AlertKind, AlertRule, AlertStatus
 from task_admin.models.invocations import TaskInvocation
+from task_admin.models.operations import CeleryTask, Queue, Worker
 from task_admin.models.runs import NodeState, RunStatus, TaskAttempt, TaskRun, Trigger, WorkflowRun
 from task_admin.models.schedules import Overlap, WorkflowSchedule
 from task_admin.models.workflows import NodeKind, NodeRole, Workflow, WorkflowNode
@@ -9,15 +10,18 @@ __all__ = [
     "AlertKind",
     "AlertRule",
     "AlertStatus",
+    "CeleryTask",
     "NodeKind",
     "NodeRole",
     "NodeState",
     "Overlap",
+    "Queue",
     "RunStatus",
     "TaskAttempt",
     "TaskInvocation",
     "TaskRun",
     "Trigger",
+    "Worker",
     "Workflow",
     "WorkflowNode",
     "WorkflowRun",

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('task_admin', '0002_schedules'),
+        ('task_admin', '0003_operations'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
