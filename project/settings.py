@@ -97,9 +97,6 @@ TASK_ADMIN = {
     # Alert emails link to the run page here (`make demo` serves on DEMO_PORT).
     "SITE_URL": f"http://127.0.0.1:{os.environ.get('DEMO_PORT', '8000')}",
 }
-# The workflow node editor posts about 12 fields a node: room for TASK_ADMIN's 1000 nodes
-# (task_admin.W002 says when this is too low).
-DATA_UPLOAD_MAX_NUMBER_FIELDS = 12_200
 
 LOGGING = {
     "version": 1,
