@@ -54,6 +54,9 @@ DEFAULTS: dict[str, Any] = {
     "ALERT_WEBHOOK_ALLOWED": [],
     # Seconds to connect and to wait for an answer, each.
     "ALERT_WEBHOOK_TIMEOUT": 5,
+    # Seconds a busy worker process gathers tracking events before writing them in one batch
+    # (an idle one writes at once).
+    "FLUSH_INTERVAL": 0.25,
     # Operations pages: seconds an ``inspect`` broadcast waits for workers' replies, seconds
     # its answer is cached, seconds a control command (pool, consumer, rate limit) waits for
     # the worker's confirmation, and queues to list besides the ones task_admin finds itself.
