@@ -248,6 +248,37 @@ def unconsumed(queues: set[str], *, app: Celery | None = None) -> set[str]:
     return set(queues) - set(current.consumers())
 
 
+def spec_queues(spec) -> set[str]:
+    """The ``queue`` options named anywhere in a canvas spec."""
+    from task_admin import canvas
+
+    return {task.options.queue for _path, task in canvas.leaves(spec) if task.options.queue}
+
+
+def pending_queue_hints(run, nodes, spec, *, app: Celery | None = None) -> list[dict]:
+    """For a run page: the queues its pending nodes wait in that no live worker consumes,
+    ``[{"queue": name, "nodes": [label, ...]}]``. Asks nothing when no node is pending."""
+    from task_admin import canvas
+    from task_admin.models import NodeState
+
+    if run.is_finished:
+        return []
+    pending = [node for node in nodes if node.state == NodeState.PENDING]
+    if not pending:
+        return []
+    try:
+        app = app or get_app()
+        options = {path: task.options.queue for path, task in canvas.leaves(spec)} if spec else {}
+        by_queue: dict[str, list[str]] = {}
+        for node in pending:
+            queue = queue_for_task(node.task_name, options.get(node.path), app=app)
+            by_queue.setdefault(queue, []).append(node.label or node.path)
+        missing = unconsumed(set(by_queue), app=app)
+    except BROKER_ERRORS:
+        return []
+    return [{"queue": q, "nodes": by_queue[q]} for q in sorted(missing)]
+
+
 def queue_for_task(task_name: str, queue: str | None, *, app: Celery | None = None) -> str:
     """The queue a task is sent to: its ``queue`` option, else the app's routes and default."""
     if queue:

@@ -130,3 +130,31 @@ def test_queue_for_task_honours_the_option_then_routes_then_the_default():
     assert operations.queue_for_task("reports.daily", "urgent", app=app) == "urgent"
     assert operations.queue_for_task("reports.daily", None, app=app) == "reports"
     assert operations.queue_for_task("other.task", None, app=app) == "celery"
+
+
+@pytest.mark.django_db
+def test_run_pages_ask_the_workers_only_for_pending_nodes(
+    admin_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.urls import reverse
+
+    from task_admin.models import NodeState
+    from tests.admin.test_runs_admin import finish, start_run
+
+    calls = []
+    monkeypatch.setattr(operations, "_inspect",
+                        lambda app, command, timeout: calls.append(command) or {})
+    run = start_run(django_capture_on_commit_callbacks, "hints")
+    finish(run, root_0=(NodeState.SUCCESS, 4), root_1=(NodeState.SUCCESS, 8))
+    run.refresh_from_db()
+    assert run.is_finished
+    page = admin_client.get(reverse("admin:task_admin_workflowrun_change", args=[run.pk]))
+    assert page.status_code == 200 and calls == []
+
+    pending = start_run(django_capture_on_commit_callbacks, "hints-pending")
+    page = admin_client.get(reverse("admin:task_admin_workflowrun_change", args=[pending.pk]))
+    # No worker answered: the default queue of both pending nodes is named, once.
+    assert sorted(calls) == sorted(operations.COMMANDS)
+    hints = page.context["queue_hints"]
+    assert [h["queue"] for h in hints] == ["celery"] and len(hints[0]["nodes"]) == 2
+    assert 'class="errornote ta-queue-hint" data-queue="celery"' in page.content.decode()

@@ -30,6 +30,7 @@ from django.utils.translation import gettext_lazy as _
 
 from task_admin import canvas, services
 from task_admin.admin.files import FilesMixin
+from task_admin.admin.operations import warn_unconsumed_queues, workflow_queues
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec
 from task_admin.forms import (
@@ -342,6 +343,7 @@ class WorkflowAdmin(FilesMixin, admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         self.report_problems(request, form.instance)
+        warn_unconsumed_queues(self, request, workflow_queues(form.instance))
 
     def report_problems(self, request, workflow: Workflow) -> None:
         problems = preview(workflow).problems

@@ -252,3 +252,48 @@ def test_shutdown_stops_a_worker_which_then_shows_as_not_answering(
         assert {t for _c, t in spy_inspect} == {OPS["INSPECT_TIMEOUT"]}
     finally:
         gamma.stop()
+
+
+def test_a_queue_nobody_consumes_is_warned_at_save_and_on_the_run_page(
+    admin_client, two_workers, fresh, celery_app
+):
+    """Issue #8, item 6: warned (not refused) at save; the run page says why a node waits."""
+    from task_admin import services
+    from tests.admin.test_invocations_admin import form_data as invocation_form
+    from tests.admin.test_workflows_admin import form_data as workflow_form
+    from tests.admin.test_workflows_admin import stored_rows
+    from tests.factories import workflow
+
+    _alpha, _beta, beta_queue = two_workers
+    orphan = f"ops-orphan-{uuid.uuid4().hex[:6]}"
+    add = reverse("admin:task_admin_taskinvocation_add")
+    warning = "No live worker consumes the queue “{}”"
+
+    saved = admin_client.post(add, invocation_form(name="consumed", queue=beta_queue),
+                              follow=True)
+    assert saved.status_code == 200 and warning.format(beta_queue) not in saved.content.decode()
+    saved = admin_client.post(add, invocation_form(name="orphaned", queue=orphan), follow=True)
+    html = saved.content.decode()
+    assert warning.format(orphan) in html and f"?queue={orphan}" in html
+    inv = TaskInvocation.objects.get(name="orphaned")  # saved all the same
+
+    wf = workflow("waits for a worker", inv)
+    saved = admin_client.post(
+        reverse("admin:task_admin_workflow_change", args=[wf.pk]),
+        workflow_form(stored_rows(wf), name=wf.name), follow=True,
+    )
+    assert warning.format(orphan) in saved.content.decode()
+
+    run = services.run_workflow(wf)
+    try:
+        assert run.nodes.get().state == "PENDING"
+        page = admin_client.get(reverse("admin:task_admin_workflowrun_change", args=[run.pk]))
+        html = page.content.decode()
+        assert f'class="errornote ta-queue-hint" data-queue="{orphan}"' in html
+        assert f"{reverse('admin:task_admin_queue_changelist')}?queue={orphan}" in html
+        queues = admin_client.get(reverse("admin:task_admin_queue_changelist"),
+                                  {"queue": orphan}).content.decode()
+        assert f'data-queue="{orphan}" class="ta-queue-flagged selected"' in queues
+    finally:
+        with celery_app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(orphan)
