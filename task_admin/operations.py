@@ -63,6 +63,22 @@ class TaskInfo:
     def queue(self) -> str:
         return self.delivery.get("routing_key") or ""
 
+    @property
+    def arguments(self) -> str:
+        """``args`` and ``kwargs`` as JSON (older workers send them as repr strings)."""
+        parts = [_json(value) for value in (self.args, self.kwargs) if value not in (None, [],
+                                                                                  (), {}, "")]
+        return " ".join(parts)
+
+
+def _json(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=repr)
+    except (TypeError, ValueError):
+        return repr(value)
+
 
 @dataclass
 class WorkerInfo:

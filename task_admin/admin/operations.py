@@ -261,7 +261,7 @@ class WorkerAdmin(OperationsAdmin):
         queues_admin = self.admin_site._registry.get(Queue)
         context = self._context(
             request,
-            hostname or _("Workers"),
+            _("Worker") if hostname else _("Workers"),
             subtitle=hostname,
             snapshot=current,
             rows=rows,
@@ -434,7 +434,7 @@ class CeleryTaskAdmin(OperationsAdmin):
                 request, _("Find a task by id"), form=form, found=None))
         found = operations.lookup_task(task_id)
         return self._render(request, "lookup.html", self._context(
-            request, task_id,
+            request, _("Celery task"),
             subtitle=task_id,
             form=LookupForm(initial={"task_id": task_id}),
             found=found,
