@@ -37,7 +37,7 @@ def test_workers_queues_and_a_task_by_id(browser, live_server, worker, artifacts
             submit(browser, (By.CSS_SELECTOR, "input[type=submit]"))
 
             def shows_both_tasks():
-                operations.forget_snapshot()
+                operations.forget_snapshot(workers=True)
                 browser.get(f"{base}/worker/")
                 html = browser.page_source
                 return node.task_id in html and later.id in html

@@ -37,14 +37,15 @@ def two_workers(celery_worker, celery_app, tmp_path_factory):
 
 @pytest.fixture
 def fresh():
-    operations.forget_snapshot()
+    operations.forget_snapshot(workers=True)
     with override_settings(TASK_ADMIN=OPS):
         yield
-    operations.forget_snapshot()
+    operations.forget_snapshot(workers=True)
 
 
 def live(hostname):
-    operations.forget_snapshot()
+    """A fresh snapshot's view of one worker (a full round: tests start workers)."""
+    operations.forget_snapshot(workers=True)
     return operations.snapshot().worker(hostname)
 
 
@@ -188,9 +189,9 @@ def spy_inspect(monkeypatch):
     calls = []
     real = operations._inspect
 
-    def recording(app, command, timeout):
+    def recording(app, command, timeout, limit=None):
         calls.append((command, timeout))
-        return real(app, command, timeout)
+        return real(app, command, timeout, limit)
 
     monkeypatch.setattr(operations, "_inspect", recording)
     return calls
@@ -205,7 +206,7 @@ def test_a_hanging_worker_costs_one_short_timeout_then_the_cache(
     import signal
 
     alpha, beta, _queue = two_workers
-    operations.forget_snapshot()
+    operations.forget_snapshot(workers=True)
     assert operations.snapshot().worker(beta.nodename).answered  # seen alive first
     spy_inspect.clear()
     operations.forget_snapshot()
