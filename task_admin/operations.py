@@ -512,6 +512,14 @@ def _control(app: Celery | None, method: str, *args: Any, hostname: str, **kwarg
     raise NoReply(hostname)
 
 
+def task_names(*, app: Celery | None = None) -> list[str]:
+    """The tasks the Celery app knows (for picking one to rate-limit), Celery's own left out."""
+    app = app or get_app()
+    # The web process never starts a worker: import the task modules autodiscovery names.
+    app.loader.import_default_modules()
+    return sorted(name for name in app.tasks if not name.startswith("celery."))
+
+
 def shutdown(hostname: str, *, app: Celery | None = None) -> None:
     """Warm shutdown: the worker finishes its running tasks and exits. It does not reply."""
     app = app or get_app()

@@ -300,9 +300,7 @@ class WorkerAdmin(OperationsAdmin):
             worker=worker,
             verb=verb,
             form=form,
-            task_names=sorted(
-                n for n in operations.get_app().tasks if not n.startswith("celery.")
-            ) if verb == "ratelimit" else [],
+            task_names=operations.task_names() if verb == "ratelimit" else [],
         )
         return self._render(request, "control.html", context)
 
