@@ -23,7 +23,9 @@ from tests.factories import SUMA, invocation, schedule, workflow
 pytestmark = pytest.mark.django_db
 
 # Views that only read. Everything else an admin serves must refuse a view-only user.
-READ_ONLY_SUFFIXES = ("_changelist", "_change", "_history", "_status", "_export")
+READ_ONLY_SUFFIXES = (
+    "_changelist", "_change", "_history", "_status", "_export", "_as_code"
+)
 # Actions that only read (django-import-export's "Export selected").
 READ_ONLY_ACTIONS = {"export_admin_action"}
 

@@ -262,7 +262,7 @@ def test_a_queue_nobody_consumes_is_warned_at_save_and_on_the_run_page(
     from task_admin import services
     from tests.admin.test_invocations_admin import form_data as invocation_form
     from tests.admin.test_workflows_admin import form_data as workflow_form
-    from tests.admin.test_workflows_admin import stored_rows
+    from tests.admin.test_workflows_admin import stored
     from tests.factories import workflow
 
     _alpha, _beta, beta_queue = two_workers
@@ -281,7 +281,7 @@ def test_a_queue_nobody_consumes_is_warned_at_save_and_on_the_run_page(
     wf = workflow("waits for a worker", inv)
     saved = admin_client.post(
         reverse("admin:task_admin_workflow_change", args=[wf.pk]),
-        workflow_form(stored_rows(wf), name=wf.name), follow=True,
+        workflow_form(stored(wf), name=wf.name), follow=True,
     )
     assert warning.format(orphan) in saved.content.decode()
 
