@@ -18,9 +18,9 @@ RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    operations.forget_snapshot()
+    operations.forget_snapshot(workers=True)
     yield
-    operations.forget_snapshot()
+    operations.forget_snapshot(workers=True)
 
 
 def _publish(url: str, queue: str, count: int, **options) -> None:
@@ -89,7 +89,8 @@ def test_an_unreachable_broker_is_reported_not_raised():
 def test_snapshot_is_cached_for_inspect_cache_seconds(monkeypatch, celery_app):
     calls = []
     monkeypatch.setattr(operations, "_inspect",
-                        lambda app, command, timeout: calls.append((command, timeout)) or {})
+                        lambda app, command, timeout, limit: calls.append((command, timeout))
+                        or {})
     with override_settings(TASK_ADMIN={"INSPECT_TIMEOUT": 0.1, "INSPECT_CACHE": 30}):
         first = operations.snapshot(app=celery_app)
         second = operations.snapshot(app=celery_app)
@@ -98,6 +99,31 @@ def test_snapshot_is_cached_for_inspect_cache_seconds(monkeypatch, celery_app):
         operations.forget_snapshot()
         operations.snapshot(app=celery_app)
         assert len(calls) == 2 * len(operations.COMMANDS)
+
+
+def test_known_workers_are_waited_for_only_until_each_answered(monkeypatch, celery_app):
+    """The first round waits the whole timeout (it cannot know how many workers exist); later
+    rounds stop at as many replies as workers are known, until the next discovery round."""
+    from django.core.cache import cache
+
+    limits = []
+
+    def fake(app, command, timeout, limit):
+        limits.append(limit)
+        return {"w1@h": {}, "w2@h": {}} if command == "stats" else {}
+
+    monkeypatch.setattr(operations, "_inspect", fake)
+    operations.snapshot(app=celery_app)
+    assert set(limits) == {None}
+    limits.clear()
+    operations.forget_snapshot()
+    operations.snapshot(app=celery_app)
+    assert set(limits) == {2}
+    limits.clear()
+    cache.delete(operations.DISCOVERED_KEY)  # as when DISCOVER_EVERY has passed
+    operations.forget_snapshot()
+    operations.snapshot(app=celery_app)
+    assert set(limits) == {None}
 
 
 def test_replies_become_workers(monkeypatch, celery_app):
@@ -112,7 +138,7 @@ def test_replies_become_workers(monkeypatch, celery_app):
         "scheduled": {"w1@h": [{"eta": "2030-01-01T00:00:00+00:00", "priority": 6,
                                 "request": {"id": "t2", "name": "b"}}]},
     }
-    monkeypatch.setattr(operations, "_inspect", lambda app, command, timeout: replies[command])
+    monkeypatch.setattr(operations, "_inspect", lambda app, command, *_a: replies[command])
     snap = operations.snapshot(app=celery_app)
     worker = snap.worker("w1@h")
     assert worker.pool == "TaskPool" and worker.concurrency == 3  # grown at run time
@@ -130,3 +156,31 @@ def test_queue_for_task_honours_the_option_then_routes_then_the_default():
     assert operations.queue_for_task("reports.daily", "urgent", app=app) == "urgent"
     assert operations.queue_for_task("reports.daily", None, app=app) == "reports"
     assert operations.queue_for_task("other.task", None, app=app) == "celery"
+
+
+@pytest.mark.django_db
+def test_run_pages_ask_the_workers_only_for_pending_nodes(
+    admin_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.urls import reverse
+
+    from task_admin.models import NodeState
+    from tests.admin.test_runs_admin import finish, start_run
+
+    calls = []
+    monkeypatch.setattr(operations, "_inspect",
+                        lambda app, command, timeout, limit: calls.append(command) or {})
+    run = start_run(django_capture_on_commit_callbacks, "hints")
+    finish(run, root_0=(NodeState.SUCCESS, 4), root_1=(NodeState.SUCCESS, 8))
+    run.refresh_from_db()
+    assert run.is_finished
+    page = admin_client.get(reverse("admin:task_admin_workflowrun_change", args=[run.pk]))
+    assert page.status_code == 200 and calls == []
+
+    pending = start_run(django_capture_on_commit_callbacks, "hints-pending")
+    page = admin_client.get(reverse("admin:task_admin_workflowrun_change", args=[pending.pk]))
+    # No worker answered: the default queue of both pending nodes is named, once.
+    assert sorted(calls) == sorted(operations.COMMANDS)
+    hints = page.context["queue_hints"]
+    assert [h["queue"] for h in hints] == ["celery"] and len(hints[0]["nodes"]) == 2
+    assert 'class="errornote ta-queue-hint" data-queue="celery"' in page.content.decode()

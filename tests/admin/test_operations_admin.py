@@ -102,6 +102,13 @@ def test_a_worker_that_does_not_confirm_or_a_broker_down_is_an_error_message(
     assert not LogEntry.objects.exists()
 
 
+def test_the_rate_limit_page_offers_the_project_tasks(admin_client):
+    html = admin_client.get(
+        reverse("admin:task_admin_worker_ratelimit", args=[quote(HOST)])).content.decode()
+    assert '<option value="project.demo.tasks.suma">' in html
+    assert 'list="ta-task-names"' in html and "celery.backend_cleanup" not in html
+
+
 def test_controls_are_post_only_with_csrf(django_user_model, client):
     from django.test import Client
 
