@@ -60,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     # Operations pages: seconds an ``inspect`` broadcast waits for workers' replies, seconds
     # its answer is cached, seconds a control command (pool, consumer, rate limit) waits for
     # the worker's confirmation, and queues to list besides the ones task_admin finds itself.
-    "INSPECT_TIMEOUT": 0.25,
+    "INSPECT_TIMEOUT": 0.2,
     "INSPECT_CACHE": 5,
     "CONTROL_TIMEOUT": 1.0,
     "QUEUES": [],
