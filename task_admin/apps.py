@@ -11,10 +11,9 @@ class TaskAdminConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, not at module level, so that importing the app never pulls in Celery
         # signal wiring before Django's registry is ready.
-        from django.db.models.signals import post_migrate
-
-        from task_admin import checks, periodic, receivers
+        from task_admin import alerting, checks, periodic, receivers
 
         checks.register()
         receivers.connect()
-        post_migrate.connect(periodic.install, sender=self, dispatch_uid="task_admin.periodic")
+        alerting.connect()
+        periodic.connect(self)

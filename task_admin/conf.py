@@ -50,10 +50,33 @@ DEFAULTS: dict[str, Any] = {
     "REFRESH_INTERVAL": 2000,
     # Result previews in lists are cut to this many characters.
     "RESULT_PREVIEW_CHARS": 80,
+    # --- alerts (see README, "Alerts") ---
+    # Where the admin is reached from outside ("https://admin.example.com"): alerts link to the
+    # run page with it. None: alerts carry no link.
+    "SITE_URL": None,
+    # Seconds between two alerts of one kind about one workflow; those in between are
+    # suppressed and counted in the next one sent.
+    "ALERT_MIN_INTERVAL": 15 * 60,
+    # Sender of alert emails; None is DEFAULT_FROM_EMAIL.
+    "ALERT_FROM_EMAIL": None,
+    # Tries after a failed send (SMTP or webhook), waiting RETRY_DELAY, then twice as long...
+    "ALERT_RETRIES": 5,
+    "ALERT_RETRY_DELAY": 30,
+    # First lines of each failed task's traceback shown in an alert.
+    "ALERT_TRACEBACK_LINES": 20,
+    # Webhook destinations staff may enter: hosts ("hooks.example.com", https on port 443) or URL
+    # prefixes ("https://hooks.example.com/task-admin/"; a prefix naming http:// allows plain
+    # http there). Empty: no webhooks.
+    "ALERT_WEBHOOK_ALLOWED": [],
+    # Seconds to connect and to wait for an answer, each.
+    "ALERT_WEBHOOK_TIMEOUT": 5,
+    # Seconds a busy worker process gathers tracking events before writing them in one batch
+    # (an idle one writes at once).
+    "FLUSH_INTERVAL": 0.25,
     # Operations pages: seconds an ``inspect`` broadcast waits for workers' replies, seconds
     # its answer is cached, seconds a control command (pool, consumer, rate limit) waits for
     # the worker's confirmation, and queues to list besides the ones task_admin finds itself.
-    "INSPECT_TIMEOUT": 0.25,
+    "INSPECT_TIMEOUT": 0.2,
     "INSPECT_CACHE": 5,
     "CONTROL_TIMEOUT": 1.0,
     "QUEUES": [],

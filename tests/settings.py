@@ -39,3 +39,27 @@ DEMO_DATA_DIR = str(SQLITE_DIR / "data")
 os.makedirs(DEMO_DATA_DIR, exist_ok=True)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# --- alerts -----------------------------------------------------------------------------------
+# Workers are other processes: what they email is recorded as files (tests/mailbox.py).
+EMAIL_BACKEND = "tests.mailbox.RecordingBackend"
+TEST_MAIL_DIR = str(SQLITE_DIR / "mail")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# The loopback webhook receiver of the alert tests listens here; chosen once per test run and
+# handed to the workers through the environment, like the test directory.
+TEST_HOOK_PORT = int(os.environ.setdefault("TASK_ADMIN_TEST_HOOK_PORT", str(_free_port())))
+TASK_ADMIN = {
+    **TASK_ADMIN,
+    "SITE_URL": "http://admin.test",
+    "ALERT_RETRY_DELAY": 1,
+    "ALERT_WEBHOOK_ALLOWED": [f"http://127.0.0.1:{TEST_HOOK_PORT}/hooks/"],
+}

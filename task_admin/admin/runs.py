@@ -34,8 +34,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from kombu.exceptions import KombuError
 
-from task_admin import canvas, retention, services, tracking
+from task_admin import canvas, operations, retention, services, tracking
 from task_admin.admin.code import RunCodeMixin
+from task_admin.alert_messages import run_page_alerts
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow
 from task_admin.conf import get_config
@@ -412,7 +413,9 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             "progressStates": list(PROGRESS_STATES),
         }
         return {
+            "queue_hints": operations.pending_queue_hints(run, nodes, spec),
             "run": run,
+            "run_alerts": run_page_alerts(run),
             "nodes": nodes,
             "graph": graph,
             "canvas_text": canvas_text,

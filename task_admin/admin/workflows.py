@@ -32,8 +32,10 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from task_admin import canvas, composer, services
+from task_admin.admin.alerts import WorkflowAlertRuleInline
 from task_admin.admin.code import WorkflowCodeMixin
 from task_admin.admin.files import FilesMixin
+from task_admin.admin.operations import warn_unconsumed_queues, workflow_queues
 from task_admin.admin.warnings import WorkflowWarningsMixin
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec
@@ -220,6 +222,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
     search_fields = ("name", "description")
     form = WorkflowForm
     fields = ("name", "description", "enabled")
+    inlines = [WorkflowAlertRuleInline]
     actions = ["run_workflow_now", "duplicate_workflows", "enable_workflows",
                "disable_workflows"]
     change_form_template = "admin/task_admin/workflow/change_form.html"
@@ -336,6 +339,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
             composer.save(form.instance, form.composition)
         super().save_related(request, form, formsets, change)
         self.report_problems(request, form.instance)
+        warn_unconsumed_queues(self, request, workflow_queues(form.instance))
 
     def report_problems(self, request, workflow: Workflow) -> None:
         problems = preview(workflow).problems

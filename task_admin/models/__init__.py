@@ -1,3 +1,4 @@
+from task_admin.models.alerts import Alert, AlertKind, AlertRule, AlertStatus
 from task_admin.models.invocations import TaskInvocation
 from task_admin.models.operations import CeleryTask, Queue, Worker
 from task_admin.models.runs import NodeState, RunStatus, TaskAttempt, TaskRun, Trigger, WorkflowRun
@@ -5,6 +6,10 @@ from task_admin.models.schedules import Overlap, ScheduleFiring, WorkflowSchedul
 from task_admin.models.workflows import NodeKind, NodeRole, Workflow, WorkflowNode
 
 __all__ = [
+    "Alert",
+    "AlertKind",
+    "AlertRule",
+    "AlertStatus",
     "CeleryTask",
     "NodeKind",
     "NodeRole",

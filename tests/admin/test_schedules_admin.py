@@ -45,6 +45,8 @@ def form_data(wf, **values):
         "overlap": Overlap.SKIP,
         "overrides": "{}",
         "start_time_0": "", "start_time_1": "", "expires_0": "", "expires_1": "",
+        # The alert settings inline, left empty.
+        "alert_rule-TOTAL_FORMS": "0", "alert_rule-INITIAL_FORMS": "0",
     }
     data.update(values)
     return {key: value for key, value in data.items() if value is not None}

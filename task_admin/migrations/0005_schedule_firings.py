@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('task_admin', '0003_operations'),
+        ('task_admin', '0004_alerts'),
     ]
 
     operations = [
