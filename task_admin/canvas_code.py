@@ -51,6 +51,7 @@ class Reading:
     parsed: Parsed | None = None
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     problems: list[canvas.Problem] = field(default_factory=list)
 
     @property
@@ -93,6 +94,7 @@ def read(text: str, *, tasks: Mapping[str, inspect.Signature | None] | None = No
         reading.errors.append(translated(exc.text))
         return reading
     spec = reading.parsed.spec
+    reading.notes = [translated(note) for note in reading.parsed.notes]
     reading.problems = check_spec(spec, tasks=signatures)
     reading.errors += [translated(reading.parsed.locate(p)) for p in reading.problems]
     for leaf_path, leaf in canvas.leaves(spec):
