@@ -26,7 +26,7 @@ from typing import Any
 
 from celery import Celery
 from django.core.cache import cache
-from kombu.exceptions import KombuError
+from kombu.exceptions import ChannelError, KombuError
 
 from task_admin.conf import get_config
 from task_admin.registry import NoCeleryApp, get_app
@@ -363,8 +363,8 @@ def known_queues(app: Celery, current: Snapshot) -> set[str]:
 
 
 def queue_depths(names: list[str], *, app: Celery | None = None) -> dict[str, tuple]:
-    """``{queue: (messages or None, broker consumers or None)}`` through kombu, one passive
-    ``queue_declare`` each. Raises a broker error when the broker cannot be reached."""
+    """``{queue: (messages or None, broker consumers or None, error)}`` through kombu, one
+    passive ``queue_declare`` each. Raises a broker error when the broker cannot be reached."""
     app = app or get_app()
     out: dict[str, tuple] = {}
     with app.connection_for_read() as conn:
@@ -376,12 +376,17 @@ def queue_depths(names: list[str], *, app: Celery | None = None) -> dict[str, tu
             for name in names:
                 try:
                     _name, messages, consumers = channel.queue_declare(queue=name, passive=True)
-                except conn.channel_errors:
-                    # Unknown to the broker. On AMQP the failed declare closed the channel.
-                    out[name] = (None, None)
+                except conn.connection_errors:
+                    raise
+                except Exception as exc:
+                    # Unknown to the broker (kombu's ChannelError, AMQP's 404), or a name the
+                    # broker refuses to count (Redis: a key that is not a list). On AMQP the
+                    # failed declare closed the channel.
+                    missing = isinstance(exc, ChannelError) or getattr(exc, "code", None) == 404
+                    out[name] = (None, None, "" if missing else str(exc) or repr(exc))
                     channel = _reopen(conn, channel)
                     continue
-                out[name] = (messages, None if virtual else consumers)
+                out[name] = (messages, None if virtual else consumers, "")
         finally:
             _close(channel)
     return out
@@ -411,15 +416,13 @@ def queues(*, app: Celery | None = None, extra: tuple[str, ...] = ()) -> tuple[
     except BROKER_ERRORS as exc:
         logger.warning("task_admin: reading queue depths failed: %s", exc)
         depths, error = {}, str(exc) or exc.__class__.__name__
-    rows = [
-        QueueInfo(
-            name=name,
-            depth=depths.get(name, (None, None))[0],
-            consumers=sorted(consumers.get(name, [])),
-            broker_consumers=depths.get(name, (None, None))[1],
-        )
-        for name in names
-    ]
+    rows = []
+    for name in names:
+        depth, broker_consumers, problem = depths.get(name, (None, None, ""))
+        rows.append(QueueInfo(
+            name=name, depth=depth, consumers=sorted(consumers.get(name, [])),
+            broker_consumers=broker_consumers, error=problem,
+        ))
     return rows, current, error
 
 

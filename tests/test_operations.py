@@ -46,10 +46,54 @@ def test_redis_depth_counts_every_priority_step(celery_app):
         client = redis.Redis.from_url(url)
         assert client.llen(queue) == 2  # one LLEN of the plain key would miss three
         depths = operations.queue_depths([queue, missing], app=celery_app)
-        assert depths == {queue: (5, None), missing: (None, None)}
+        assert depths == {queue: (5, None, ""), missing: (None, None, "")}
     finally:
         with celery_app.connection_for_write() as conn:
             conn.default_channel.queue_purge(queue)
+
+
+@pytest.mark.django_db
+def test_a_name_that_is_no_queue_is_a_row_error_not_a_server_error(admin_client, celery_app):
+    """Staff may type any name into "Check a queue": on Redis it may name a key of another
+    type (a result, a set of bindings), which LLEN refuses."""
+    import redis
+    from django.urls import reverse
+
+    name = f"ops-string-{uuid.uuid4().hex[:6]}"
+    client = redis.Redis.from_url(celery_app.conf.broker_url)
+    client.set(name, "not a list")
+    try:
+        depths = operations.queue_depths([name, "celery"], app=celery_app)
+        assert depths[name][:2] == (None, None) and "WRONGTYPE" in depths[name][2]
+        assert depths["celery"][2] == ""  # the next queue is still read
+        page = admin_client.get(reverse("admin:task_admin_queue_changelist"), {"queue": name})
+        assert page.status_code == 200 and "not readable as a queue" in page.content.decode()
+    finally:
+        client.delete(name)
+
+
+def test_any_result_backend_through_asyncresult(celery_app):
+    """The lookup reads the result backend the app has, here Redis rather than the demo's
+    django-db."""
+    import redis
+
+    app = Celery("ops-redis-results", broker=celery_app.conf.broker_url,
+                 backend=celery_app.conf.broker_url, set_as_current=False)
+    app.conf.result_extended = True
+    done, failed = uuid.uuid4().hex, uuid.uuid4().hex
+    app.backend.store_result(done, {"total": 12}, "SUCCESS")
+    app.backend.store_result(failed, ValueError("no <b>"), "FAILURE", traceback="Traceback...")
+    try:
+        found = operations.lookup_task(done, app=app)
+        assert (found.state, found.result, found.ready) == ("SUCCESS", {"total": 12}, True)
+        found = operations.lookup_task(failed, app=app)
+        assert found.state == "FAILURE" and found.result == "ValueError: no <b>"
+        assert found.traceback == "Traceback..."
+        unknown = operations.lookup_task("never-sent", app=app)
+        assert unknown.state == "PENDING" and not unknown.ready and unknown.error == ""
+    finally:
+        redis.Redis.from_url(celery_app.conf.broker_url).delete(
+            *(f"celery-task-meta-{i}" for i in (done, failed)))
 
 
 def _rabbit_up() -> bool:
@@ -69,7 +113,7 @@ def test_rabbitmq_depth_and_consumers_through_a_passive_declare():
     try:
         depths = operations.queue_depths([missing, queue], app=app)
         # A missing queue closes the AMQP channel: the next queue is still read.
-        assert depths == {missing: (None, None), queue: (4, 0)}
+        assert depths == {missing: (None, None, ""), queue: (4, 0, "")}
     finally:
         with Connection(RABBIT_URL) as conn:
             conn.default_channel.queue_delete(queue)

@@ -177,10 +177,13 @@ class OperationsAdmin(admin.ModelAdmin):
         out: dict[str, dict[str, Any]] = {}
         lookup_admin = self.admin_site._registry.get(CeleryTask)
         can_lookup = lookup_admin is not None and lookup_admin.has_view_permission(request)
+        can_revoke = lookup_admin is not None and lookup_admin.has_revoke_permission(request)
         for task_id in ids:
             out[task_id] = {
                 "lookup_url": _url("task_admin_celerytask_change", quote(task_id),
                                    current_app=site) if can_lookup else None,
+                "revoke_url": _url("task_admin_celerytask_revoke", quote(task_id),
+                                   current_app=site) if can_revoke else None,
             }
         run_admin = self.admin_site._registry.get(WorkflowRun)
         node_admin = self.admin_site._registry.get(TaskRun)
