@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-postgres lint bench clean
+.PHONY: demo test test-postgres lint bench clean messages
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -24,6 +24,12 @@ test-postgres: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+
+# Update the catalogues from the code (then translate what is new or fuzzy in
+# task_admin/locale/es/LC_MESSAGES/django.po) and compile them; the .mo files are committed.
+messages: $(VENV)/.installed
+	cd task_admin && ../$(VENV)/bin/django-admin makemessages -l es -l en --no-obsolete --no-location
+	cd task_admin && ../$(VENV)/bin/django-admin compilemessages
 
 bench: $(VENV)/.installed
 	$(PY) -m bench
