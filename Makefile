@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-postgres lint bench clean messages
+.PHONY: demo test test-postgres test-rabbitmq matrix lint bench clean messages
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -21,6 +21,16 @@ test: $(VENV)/.installed
 # The same suite on PostgreSQL (127.0.0.1:5432 by default).
 test-postgres: $(VENV)/.installed
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/task_admin} $(PY) -m pytest $(PYTEST_ARGS)
+
+# The integration tests with RabbitMQ as the broker (a vhost of the run's own; see
+# tests/rabbitmq_plugin.py), at TASK_ADMIN_RABBITMQ_URL (default amqp://guest:guest@127.0.0.1:5672/).
+test-rabbitmq: $(VENV)/.installed
+	TASK_ADMIN_TEST_BROKER=rabbitmq $(PY) -m pytest -m "integration and not newuser" $(PYTEST_ARGS)
+
+# The supported-versions matrix (noxfile.py); its virtualenvs are kept in NOX_ENVDIR between runs.
+NOX_ENVDIR ?= $(HOME)/.cache/task_admin/nox
+matrix: $(VENV)/.installed
+	$(VENV)/bin/nox --envdir $(NOX_ENVDIR) $(NOX_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
