@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from task_admin import canvas, registry
 from task_admin.canvas.text import Text
 from task_admin.canvas.validate import UNKNOWN_TASK
+from task_admin.canvas.validate import warnings as canvas_warnings
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec, workflows_using
 from task_admin.conf import get_config
 from task_admin.i18n import translated
@@ -100,6 +101,15 @@ def workflow_problems(workflow, nodes=None, *, tasks=None) -> list[canvas.Proble
     except InvalidWorkflow as exc:
         return exc.problems
     return check_spec(spec, tasks=tasks)
+
+
+def spec_warnings(
+    spec: canvas.Node | None, *, tasks: Mapping[str, inspect.Signature | None] | None = None
+) -> list[canvas.Problem]:
+    """Likely mistakes that do not keep a tree from running (``canvas.validate.warnings``)."""
+    if spec is None:
+        return []
+    return canvas_warnings(spec, tasks=registry.signatures() if tasks is None else tasks)
 
 
 def brought_problems(

@@ -35,6 +35,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from kombu.exceptions import KombuError
 
 from task_admin import canvas, services, tracking
+from task_admin.admin.code import RunCodeMixin
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow
 from task_admin.conf import get_config
@@ -175,7 +176,7 @@ def task_result_ids(task_ids: Iterable[str]) -> dict[str, int]:
 
 
 @admin.register(WorkflowRun)
-class WorkflowRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
+class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
     list_display = (
         "run_display", "trigger", "who", "status_badge", "started_at", "duration_display",
         "progress",

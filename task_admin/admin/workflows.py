@@ -29,7 +29,9 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from task_admin import canvas, services
+from task_admin.admin.code import WorkflowCodeMixin
 from task_admin.admin.files import FilesMixin
+from task_admin.admin.warnings import WorkflowWarningsMixin
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec
 from task_admin.forms import (
@@ -265,7 +267,7 @@ class WorkflowNodeInline(admin.TabularInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(FilesMixin, admin.ModelAdmin):
+class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.ModelAdmin):
     resource_classes = [WorkflowResource]
     list_display = ("name", "enabled", "node_count", "last_run", "updated_at")
     list_filter = ("enabled",)

@@ -5,7 +5,6 @@ Kept apart from ``spec``/``validate`` because it is the only module importing Ce
 
 from __future__ import annotations
 
-import keyword
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,6 +13,7 @@ from celery.canvas import Signature
 from celery.utils import uuid
 
 from . import paths
+from .code import short_expression
 from .spec import Chain, Chord, Group, Node, Task, children, leaves
 
 # Lines longer than this are split over several lines by ``to_python``.
@@ -69,61 +69,10 @@ def to_signature(
 # -- Python rendering --------------------------------------------------------------------
 
 
-def _call_args(values: list[str], kwargs: Mapping[str, Any]) -> list[str]:
-    plain = {k: v for k, v in kwargs.items() if k.isidentifier() and not keyword.iskeyword(k)}
-    other = {k: v for k, v in kwargs.items() if k not in plain}
-    out = values + [f"{k}={v!r}" for k, v in plain.items()]
-    if other:
-        out.append(f"**{other!r}")
-    return out
-
-
-def _task_python(node: Task) -> str:
-    name = node.task.rsplit(".", 1)[-1]
-    if name.isidentifier() and not keyword.iskeyword(name):
-        method = "si" if node.immutable else "s"
-        call = ", ".join(_call_args([repr(a) for a in node.args], node.kwargs))
-        text = f"{name}.{method}({call})"
-    else:
-        # Not usable as a Python name: fall back to the generic constructor.
-        parts = [repr(node.task), f"args={tuple(node.args)!r}", f"kwargs={node.kwargs!r}"]
-        if node.immutable:
-            parts.append("immutable=True")
-        text = f"signature({', '.join(parts)})"
-    options = node.options.as_dict()
-    if options:
-        text += f".set({', '.join(f'{k}={v!r}' for k, v in options.items())})"
-    return text
-
-
-def _flat(node: Node) -> str:
-    if isinstance(node, Task):
-        return _task_python(node)
-    if isinstance(node, Group):
-        return f"group([{', '.join(_flat(c) for c in node.tasks)}])"
-    if isinstance(node, Chain):
-        return f"chain({', '.join(_flat(c) for c in node.tasks)})"
-    return f"chord([{', '.join(_flat(c) for c in node.header)}], {_flat(node.body)})"
-
-
-def _render(node: Node, level: int) -> str:
-    """Render ``node`` starting at indentation ``level``; split it when too wide."""
-    flat = _flat(node)
-    if isinstance(node, Task) or len(flat) + 4 * level <= PYTHON_WIDTH:
-        return flat
-    pad, inner = "    " * level, "    " * (level + 1)
-    if isinstance(node, Group):
-        items = "".join(f"{inner}{_render(c, level + 1)},\n" for c in node.tasks)
-        return f"group([\n{items}{pad}])"
-    if isinstance(node, Chain):
-        items = "".join(f"{inner}{_render(c, level + 1)},\n" for c in node.tasks)
-        return f"chain(\n{items}{pad})"
-    deeper = "    " * (level + 2)
-    header = "".join(f"{deeper}{_render(c, level + 2)},\n" for c in node.header)
-    body = _render(node.body, level + 1)
-    return f"chord(\n{inner}[\n{header}{inner}],\n{inner}{body},\n{pad})"
-
-
 def to_python(root: Node) -> str:
-    """Readable, deterministic Python for the canvas, e.g. ``chain(add.s(2, 2), add.s(4))``."""
-    return _render(root, 0)
+    """Readable, deterministic Python for the canvas, e.g. ``chain(add.s(2, 2), add.s(4))``.
+
+    Tasks by their short names; ``canvas.code.render`` writes the pasteable version with its
+    imports (same expression writer).
+    """
+    return short_expression(root, width=PYTHON_WIDTH)

@@ -703,6 +703,17 @@ def expression(root: Node, local: Callable[[str], str | None], width: int = WIDT
     return render(root, 0)
 
 
+def short_name(task: str) -> str | None:
+    """The function name a task is usually imported as, when it is a Python name."""
+    name = task.rsplit(".", 1)[-1]
+    return name if _is_name(name) else None
+
+
+def short_expression(root: Node, width: int = WIDTH) -> str:
+    """``chain(suma.s(2, 2), suma.s(4))``: tasks by short name, no imports (for labels)."""
+    return expression(root, short_name, width=width)
+
+
 def render(root: Node, *, notes: Iterable[str] = ()) -> str:
     """Code to paste into a Python shell (the imports included) that ``parse`` reads back to
     the same tree. ``notes`` become comment lines at the top (e.g. which part inlines a reused

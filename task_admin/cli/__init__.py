@@ -8,6 +8,7 @@ process then exits with status 1 (or the error's ``returncode``).
 """
 
 SUBCOMMANDS = [
+    "task_admin.cli.from_code",
     "task_admin.cli.run",
     "task_admin.cli.status",
 ]

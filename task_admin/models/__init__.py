@@ -1,18 +1,22 @@
 from task_admin.models.invocations import TaskInvocation
+from task_admin.models.operations import CeleryTask, Queue, Worker
 from task_admin.models.runs import NodeState, RunStatus, TaskAttempt, TaskRun, Trigger, WorkflowRun
 from task_admin.models.schedules import Overlap, WorkflowSchedule
 from task_admin.models.workflows import NodeKind, NodeRole, Workflow, WorkflowNode
 
 __all__ = [
+    "CeleryTask",
     "NodeKind",
     "NodeRole",
     "NodeState",
     "Overlap",
+    "Queue",
     "RunStatus",
     "TaskAttempt",
     "TaskInvocation",
     "TaskRun",
     "Trigger",
+    "Worker",
     "Workflow",
     "WorkflowNode",
     "WorkflowRun",

@@ -23,7 +23,9 @@ from tests.factories import SUMA, invocation, schedule, workflow
 pytestmark = pytest.mark.django_db
 
 # Views that only read. Everything else an admin serves must refuse a view-only user.
-READ_ONLY_SUFFIXES = ("_changelist", "_change", "_history", "_status", "_export")
+READ_ONLY_SUFFIXES = (
+    "_changelist", "_change", "_history", "_status", "_export", "_as_code"
+)
 # Actions that only read (django-import-export's "Export selected").
 READ_ONLY_ACTIONS = {"export_admin_action"}
 
@@ -56,6 +58,11 @@ def objects(django_capture_on_commit_callbacks):
     finish(run, root_0=(NodeState.SUCCESS, 3), root_1=(NodeState.FAILURE, "boom"))
     found = {}
     for model in {m for m, *_ in task_admin_urls()}:
+        if not model._meta.managed:
+            # The operations pages (workers, queues, tasks by id) have no table: a name that
+            # no worker, queue or task has stands in.
+            found[model] = model(pk="smoke-nobody@nowhere")
+            continue
         obj = model._default_manager.order_by("pk").first()
         assert obj is not None, f"the smoke test needs a {model.__name__}: create one above"
         found[model] = obj
@@ -140,7 +147,9 @@ def test_view_only_user_sees_everything_and_changes_nothing(
             if name.endswith(READ_ONLY_SUFFIXES):
                 assert get.status_code == 200, (name, get.status_code)
                 if name.endswith("_change"):  # shown read-only; saving is refused
-                    assert client.post(target, {"name": "x"}).status_code == 403, name
+                    # (the operations pages, which have no table, do not take a POST at all)
+                    refusal = 403 if model._meta.managed else 405
+                    assert client.post(target, {"name": "x"}).status_code == refusal, name
                     refused += 1
                 continue
             # Everything else mutates: refused on GET (confirmation pages too) and on POST.
@@ -149,7 +158,25 @@ def test_view_only_user_sees_everything_and_changes_nothing(
             assert post.status_code == 403, (name, post.status_code)
             refused += 1
     assert refused >= 8  # add, delete and change of each model, revoke, rerun, run...
+    assert {
+        "task_admin_worker_shutdown", "task_admin_worker_pool", "task_admin_worker_consumers",
+        "task_admin_worker_ratelimit", "task_admin_celerytask_revoke",
+    } <= {name for *_x, name, _c in task_admin_urls()}
     assert not callbacks  # nothing was sent to the broker
+    assert snapshot() == before
+
+
+def test_staff_without_permissions_gets_nothing(client, django_user_model, objects):
+    """Every task_admin URL, the operations pages included, refuses staff with no permission."""
+    user = django_user_model.objects.create_user("nobody", password="pw", is_staff=True)
+    client.force_login(user)
+    before = snapshot()
+    for model, _model_admin, name, converters in task_admin_urls():
+        target = url_for(name, converters, objects[model])
+        get = client.get(target)
+        assert get.status_code == 403 or is_post_only(get), (name, get.status_code)
+        post = client.post(target, {"post": "yes", "confirm": "yes"})
+        assert post.status_code in (403, 405), (name, post.status_code)
     assert snapshot() == before
 
 

@@ -1,0 +1,132 @@
+"""task_admin.operations without workers: queue depth on the real brokers, caching, routing."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+import pytest
+from celery import Celery
+from django.test import override_settings
+from kombu import Connection, Exchange, Producer
+from kombu import Queue as KombuQueue
+
+from task_admin import operations
+
+RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    operations.forget_snapshot()
+    yield
+    operations.forget_snapshot()
+
+
+def _publish(url: str, queue: str, count: int, **options) -> None:
+    # Publisher confirms on AMQP: the broker has queued every message before we count.
+    options_ = {"confirm_publish": True} if url.startswith("amqp") else {}
+    with Connection(url, transport_options=options_) as conn:
+        q = KombuQueue(queue, Exchange(queue, type="direct"), routing_key=queue)
+        producer = Producer(conn.default_channel)
+        for _ in range(count):
+            producer.publish({"x": 1}, exchange=q.exchange, routing_key=queue, declare=[q],
+                             **options)
+
+
+def test_redis_depth_counts_every_priority_step(celery_app):
+    queue = f"ops-prio-{uuid.uuid4().hex[:6]}"
+    missing = f"ops-missing-{uuid.uuid4().hex[:6]}"
+    url = celery_app.conf.broker_url
+    _publish(url, queue, 2)
+    _publish(url, queue, 3, priority=9)  # kombu keeps these under "<queue>\x06\x169"
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        assert client.llen(queue) == 2  # one LLEN of the plain key would miss three
+        depths = operations.queue_depths([queue, missing], app=celery_app)
+        assert depths == {queue: (5, None), missing: (None, None)}
+    finally:
+        with celery_app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(queue)
+
+
+def _rabbit_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _rabbit_up(), reason="needs RabbitMQ on 127.0.0.1:5672")
+def test_rabbitmq_depth_and_consumers_through_a_passive_declare():
+    app = Celery("ops-rabbit", broker=RABBIT_URL, set_as_current=False)
+    queue = f"ops-rabbit-{uuid.uuid4().hex[:8]}"
+    missing = f"ops-missing-{uuid.uuid4().hex[:8]}"
+    _publish(RABBIT_URL, queue, 4)
+    try:
+        depths = operations.queue_depths([missing, queue], app=app)
+        # A missing queue closes the AMQP channel: the next queue is still read.
+        assert depths == {missing: (None, None), queue: (4, 0)}
+    finally:
+        with Connection(RABBIT_URL) as conn:
+            conn.default_channel.queue_delete(queue)
+
+
+def test_an_unreachable_broker_is_reported_not_raised():
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    closed = port.getsockname()[1]
+    port.close()
+    app = Celery("ops-down", broker=f"redis://127.0.0.1:{closed}/0", set_as_current=False)
+    snap = operations.snapshot(app=app)
+    assert snap.error and snap.workers == []
+    assert operations.unconsumed({"anything"}, app=app) == set()  # nothing known: no warning
+
+
+def test_snapshot_is_cached_for_inspect_cache_seconds(monkeypatch, celery_app):
+    calls = []
+    monkeypatch.setattr(operations, "_inspect",
+                        lambda app, command, timeout: calls.append((command, timeout)) or {})
+    with override_settings(TASK_ADMIN={"INSPECT_TIMEOUT": 0.1, "INSPECT_CACHE": 30}):
+        first = operations.snapshot(app=celery_app)
+        second = operations.snapshot(app=celery_app)
+        assert sorted(calls) == sorted((c, 0.1) for c in operations.COMMANDS)
+        assert second.taken_at == first.taken_at
+        operations.forget_snapshot()
+        operations.snapshot(app=celery_app)
+        assert len(calls) == 2 * len(operations.COMMANDS)
+
+
+def test_replies_become_workers(monkeypatch, celery_app):
+    replies = {
+        "stats": {"w1@h": {"pool": {"implementation": "celery.concurrency.prefork:TaskPool",
+                                    "max-concurrency": 2, "processes": [11, 12, 13]},
+                           "uptime": 65, "total": {"a": 3, "b": 4}, "prefetch_count": 8}},
+        "active_queues": {"w1@h": [{"name": "q2"}, {"name": "q1"}]},
+        "active": {"w1@h": [{"id": "t1", "name": "a", "args": [1], "kwargs": {},
+                             "time_start": 1.8e9, "delivery_info": {"routing_key": "q1"}}]},
+        "reserved": {"w1@h": []},
+        "scheduled": {"w1@h": [{"eta": "2030-01-01T00:00:00+00:00", "priority": 6,
+                                "request": {"id": "t2", "name": "b"}}]},
+    }
+    monkeypatch.setattr(operations, "_inspect", lambda app, command, timeout: replies[command])
+    snap = operations.snapshot(app=celery_app)
+    worker = snap.worker("w1@h")
+    assert worker.pool == "TaskPool" and worker.concurrency == 3  # grown at run time
+    assert worker.processed == 7 and worker.queues == ["q1", "q2"]
+    assert worker.active[0].started.year == 2027 and worker.active[0].queue == "q1"
+    assert worker.scheduled[0].eta.year == 2030 and worker.scheduled[0].id == "t2"
+    assert snap.consumers() == {"q1": ["w1@h"], "q2": ["w1@h"]}
+    assert snap.find_task("t2").kind == "scheduled"
+    assert operations.unconsumed({"q1", "q3"}, app=celery_app) == {"q3"}
+
+
+def test_queue_for_task_honours_the_option_then_routes_then_the_default():
+    app = Celery("ops-routes", set_as_current=False)
+    app.conf.task_routes = {"reports.*": {"queue": "reports"}}
+    assert operations.queue_for_task("reports.daily", "urgent", app=app) == "urgent"
+    assert operations.queue_for_task("reports.daily", None, app=app) == "reports"
+    assert operations.queue_for_task("other.task", None, app=app) == "celery"
