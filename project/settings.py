@@ -95,9 +95,6 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 TASK_ADMIN = {
     "CELERY_APP": "project.celery.app",
 }
-# The workflow node editor posts about 12 fields a node: room for TASK_ADMIN's 1000 nodes
-# (task_admin.W002 says when this is too low).
-DATA_UPLOAD_MAX_NUMBER_FIELDS = 12_200
 
 LOGGING = {
     "version": 1,

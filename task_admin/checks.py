@@ -137,40 +137,8 @@ def _allowed_tasks_problems(allowed) -> list:
     ]
 
 
-# POST fields one row of the workflow node editor sends (the inline's fields, id, DELETE),
-# rounded up; tests/test_app_shell.py keeps it honest.
-FIELDS_PER_NODE = 12
-
-
-def check_upload_limit(app_configs=None, **kwargs):
-    from django.conf import settings
-
-    if "MAX_NODES" not in getattr(settings, "TASK_ADMIN", {}):
-        # Silent at the defaults: most workflows are small, and a fresh install must not warn
-        # on every command. The check speaks for a limit the project chose.
-        return []
-    limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
-    max_nodes = get_config()["MAX_NODES"]
-    needed = max_nodes * FIELDS_PER_NODE + 100
-    if limit is None or limit >= needed:
-        return []
-    return [
-        checks.Warning(
-            f"DATA_UPLOAD_MAX_NUMBER_FIELDS ({limit}) is too low to save a workflow of "
-            f"{max_nodes} nodes (TASK_ADMIN['MAX_NODES']) in the admin: a workflow of more "
-            f"than {max(0, (limit - 100) // FIELDS_PER_NODE)} nodes would fail with "
-            "400 Bad Request.",
-            hint=f"Set DATA_UPLOAD_MAX_NUMBER_FIELDS to at least {needed}, or lower "
-            "TASK_ADMIN['MAX_NODES'].",
-            obj="task_admin",
-            id="task_admin.W002",
-        )
-    ]
-
-
 def register() -> None:
     checks.register(check_required_apps)
     checks.register(check_celery_app)
     checks.register(check_settings)
-    checks.register(check_upload_limit)
     checks.register(check_allowed_tasks)

@@ -13,7 +13,7 @@ from task_admin.i18n import translated
 from task_admin.validation import check_spec
 from tests.admin.test_invocations_admin import ADD_URL
 from tests.admin.test_invocations_admin import form_data as invocation_form
-from tests.admin.test_workflows_admin import form_data, stored_rows
+from tests.admin.test_workflows_admin import form_data, stored
 from tests.factories import SUMA, invocation, workflow
 
 LOCALE = Path(__file__).resolve().parent.parent / "task_admin" / "locale"
@@ -56,7 +56,7 @@ def test_pages_messages_and_canvas_problems_follow_the_browsers_language(admin_c
     assert "Duplicar los flujos de trabajo seleccionados" in text
 
     change = reverse("admin:task_admin_workflow_change", args=[wf.pk])
-    response = admin_client.post(change, form_data(stored_rows(wf), name="cadena"), **ES)
+    response = admin_client.post(change, form_data(stored(wf), name="cadena"), **ES)
     assert response.status_code == 302
     messages = [str(m) for m in get_messages(response.wsgi_request)]
     assert any("se guardó como borrador con 1 problema" in m for m in messages), messages

@@ -1,49 +1,47 @@
-"""Workflows in the admin: the node editor, the tree preview with its problems, run now.
+"""Workflows in the admin: the composer, the preview with its problems, run now.
 
-A tree can only be checked as a whole, so an invalid tree is **kept as a draft**: the editor
-saves it, lists each problem (admin messages and next to the preview, by node path and label),
-and ``services.run_workflow`` refuses to run it until the problems are fixed. Only what the
-database cannot hold (two top-level nodes, two nodes at one position, a node inside itself, a
-task node without its invocation) stops the save, with the error at the row and field.
+The composer (``composer.py``, ``static/task_admin/composer.js``) posts the whole tree as one
+document with the workflow's fields; the save stores it in the admin's transaction. A tree can
+only be checked as a whole, so an invalid tree is **kept as a draft**: the page lists each
+problem next to its node and in the messages, and ``services.run_workflow`` refuses to run it
+until the problems are fixed. Only what the database cannot hold (a task node without its
+invocation, an unknown invocation or workflow, a malformed document) stops the save, with the
+error next to the node.
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.utils import unquote
-from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
-from task_admin import canvas, services
+from task_admin import canvas, composer, services
 from task_admin.admin.code import WorkflowCodeMixin
 from task_admin.admin.files import FilesMixin
 from task_admin.admin.warnings import WorkflowWarningsMixin
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec
-from task_admin.forms import (
-    PreloadedModelChoiceField,
-    RunOverridesForm,
-    WorkflowNodeForm,
-    WorkflowNodeFormSet,
-    node_title,
-)
+from task_admin.forms import RunOverridesForm, WorkflowForm, node_title
 from task_admin.models import (
     NodeKind,
     RunStatus,
+    TaskInvocation,
     Workflow,
     WorkflowNode,
     WorkflowRun,
@@ -211,58 +209,6 @@ def copy_workflow(workflow: Workflow) -> Workflow:
     return copy
 
 
-# -- the node editor ---------------------------------------------------------------------------
-
-
-class WorkflowNodeInline(admin.TabularInline):
-    """One row per node, in tree order; nodes belong to their workflow's permissions."""
-
-    model = WorkflowNode
-    fk_name = "workflow"
-    form = WorkflowNodeForm
-    formset = WorkflowNodeFormSet
-    fields = ("tree_path", "kind", "parent", "role", "position", "label", "invocation", "reuse")
-    readonly_fields = ("tree_path",)
-    extra = 1
-    verbose_name = _("node")
-    verbose_name_plural = _("nodes")
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name in ("invocation", "reuse"):
-            kwargs.setdefault("form_class", PreloadedModelChoiceField)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
-        widget = getattr(formfield, "widget", None)
-        if db_field.name in ("invocation", "reuse") and hasattr(widget, "can_delete_related"):
-            # Keep "add" and "change" next to each row; deleting is done on its own page.
-            widget.can_delete_related = widget.can_view_related = False
-        return formfield
-
-    @admin.display(description=_("path"))
-    def tree_path(self, obj):
-        return getattr(obj, "tree_path", "") or "—"
-
-    def _workflow_permission(self, request, action: str) -> bool:
-        opts = Workflow._meta
-        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
-
-    def has_view_permission(self, request, obj=None):
-        return self._workflow_permission(request, "view") or self._workflow_permission(
-            request, "change"
-        )
-
-    def has_change_permission(self, request, obj=None):
-        return self._workflow_permission(request, "change")
-
-    def has_add_permission(self, request, obj):
-        return self._workflow_permission(request, "change" if obj else "add")
-
-    def has_delete_permission(self, request, obj=None):
-        return self._workflow_permission(request, "change")
-
-
 # -- the workflow admin ------------------------------------------------------------------------
 
 
@@ -272,8 +218,8 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
     list_display = ("name", "enabled", "node_count", "last_run", "updated_at")
     list_filter = ("enabled",)
     search_fields = ("name", "description")
+    form = WorkflowForm
     fields = ("name", "description", "enabled")
-    inlines = [WorkflowNodeInline]
     actions = ["run_workflow_now", "duplicate_workflows", "enable_workflows",
                "disable_workflows"]
     change_form_template = "admin/task_admin/workflow/change_form.html"
@@ -281,7 +227,6 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
 
     class Media:
         css = {"all": ("task_admin/task_admin.css", "task_admin/workflow_admin.css")}
-        js = ("task_admin/workflow_editor.js",)
 
     # -- list ---------------------------------------------------------------------------------
 
@@ -332,8 +277,11 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
 
     def render_change_form(self, request, context, add=False, change=False, form_url="",
                            obj=None):
-        # What each kind of node points at, for the editor's script.
-        context["node_targets"] = {NodeKind.TASK: "invocation", NodeKind.WORKFLOW: "reuse"}
+        form = context["adminform"].form
+        context["composer"] = self.composer_context(request, form, obj)
+        context["media"] = context["media"] + forms.Media(
+            js=["task_admin/composer.js"], css={"all": ["task_admin/composer.css"]}
+        )
         if obj is not None and obj.pk is not None:
             context["workflow_preview"] = preview(obj)
             context["has_run_permission"] = self.has_run_permission(request, obj)
@@ -341,7 +289,51 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
             context["schedule_url"] = self.schedule_url(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
+    def composer_context(self, request, form, obj) -> dict:
+        """What the composer's script needs: the choices (once for the page), the preview URL
+        and the errors of a refused save, by node path."""
+        editable = (
+            self.has_change_permission(request, obj) if obj is not None
+            else self.has_add_permission(request)
+        )
+        invocations = [
+            {"id": inv.pk, "name": inv.name, "call": to_python(inv.to_spec(label=inv.name))}
+            for inv in TaskInvocation.objects.order_by("name")
+        ]
+        workflows = [
+            {"id": pk, "name": name}
+            for pk, name in Workflow.objects.order_by("name").values_list("pk", "name")
+            if obj is None or pk != obj.pk
+        ]
+        return {
+            "editable": editable,
+            "invocations": invocations,
+            "workflows": workflows,
+            "data": {
+                "previewUrl": reverse("admin:task_admin_workflow_preview",
+                                      current_app=self.admin_site.name),
+                "workflow": obj.pk if obj is not None else None,
+                "editable": editable,
+                "bound": form.is_bound,
+                "invocations": {str(i["id"]): i for i in invocations},
+                "workflows": {str(w["id"]): w["name"] for w in workflows},
+                "addInvocationUrl": self._add_url(request, TaskInvocation),
+                "errors": [{"path": p.path, "message": p.message, "level": "error"}
+                           for p in getattr(form, "tree_errors", [])],
+            },
+        }
+
+    def _add_url(self, request, model) -> str | None:
+        model_admin = self.admin_site._registry.get(model)
+        if model_admin is None or not model_admin.has_add_permission(request):
+            return None
+        return reverse(f"admin:task_admin_{model._meta.model_name}_add",
+                       current_app=self.admin_site.name)
+
     def save_related(self, request, form, formsets, change):
+        # The tree first: the mixins' save_related (warnings) read the saved tree.
+        if form.composition is not None:
+            composer.save(form.instance, form.composition)
         super().save_related(request, form, formsets, change)
         self.report_problems(request, form.instance)
 
@@ -439,12 +431,39 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
         info = self.opts.app_label, self.opts.model_name
         return [
             path(
+                "composer/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="{}_{}_preview".format(*info),
+            ),
+            path(
                 "<path:object_id>/run/",
                 self.admin_site.admin_view(self.run_view),
                 name="{}_{}_run".format(*info),
             ),
             *super().get_urls(),
         ]
+
+    @method_decorator(require_POST)
+    def preview_view(self, request):
+        """The composer's live preview: the posted tree checked as a save would check it, the
+        graph and the canvas. Changes nothing (POST only because a tree may be large)."""
+        workflow = None
+        pk = request.POST.get("workflow") or ""
+        if pk:
+            workflow = self.get_object(request, unquote(pk))
+            if workflow is None:
+                raise Http404
+            allowed = self.has_change_permission(request, workflow)
+        else:
+            allowed = self.has_add_permission(request)
+        if not allowed:
+            raise PermissionDenied
+        name = request.POST.get("name") or (workflow.name if workflow else "")
+        try:
+            composition = composer.parse(request.POST.get("tree") or "", workflow)
+        except composer.DocumentError as exc:
+            return JsonResponse(composer.preview_data(None, name, exc.problems))
+        return JsonResponse(composer.preview_data(composition, name))
 
     def run_url(self, workflow: Workflow) -> str:
         return reverse(

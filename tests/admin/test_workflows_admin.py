@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
@@ -11,17 +12,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from task_admin import canvas
+from task_admin import canvas, composer
 from task_admin.canvas.build import to_python
 from task_admin.compile import workflow_to_spec
-from task_admin.models import NodeKind, NodeRole, RunStatus, Workflow, WorkflowNode, WorkflowRun
+from task_admin.models import NodeKind, NodeRole, RunStatus, TaskRun, Workflow, WorkflowRun
 from tests.factories import SUMA, add_node, invocation, workflow
 
 pytestmark = pytest.mark.django_db
 
 ADD_URL = reverse("admin:task_admin_workflow_add")
 CHANGELIST_URL = reverse("admin:task_admin_workflow_changelist")
-NODE_FIELDS = ("kind", "parent", "role", "position", "label", "invocation", "reuse")
 
 
 def change_url(wf):
@@ -32,52 +32,33 @@ def run_url(wf):
     return reverse("admin:task_admin_workflow_run", args=[wf.pk])
 
 
-def stored_rows(wf):
-    """The inline's rows for the stored nodes, as the change form would post them back."""
-    return [
-        {
-            "id": node.pk,
-            "workflow": wf.pk,
-            "kind": node.kind,
-            "parent": node.parent_id or "",
-            "role": node.role,
-            "position": node.position,
-            "label": node.label,
-            "invocation": node.invocation_id or "",
-            "reuse": node.reuse_id or "",
-        }
-        for node in WorkflowNode.objects.filter(workflow=wf).order_by("pk")
-    ]
+def doc(root):
+    return {"version": 1, "root": root}
 
 
-def form_data(rows, *, name="tutorial", enabled=True, initial=None, **extra):
-    """The change form's POST: the workflow's fields and the node inline's management form."""
-    data = {
-        "name": name,
-        "description": "",
-        "nodes-TOTAL_FORMS": str(len(rows)),
-        "nodes-INITIAL_FORMS": str(sum(1 for r in rows if r.get("id")) if initial is None
-                                   else initial),
-        "nodes-MIN_NUM_FORMS": "0",
-        "nodes-MAX_NUM_FORMS": "1000",
-        **extra,
-    }
+def task(inv, **extra):
+    return {"kind": "task", "invocation": inv.pk, **extra}
+
+
+def node(kind, *kids, **extra):
+    return {"kind": kind, "children": list(kids), **extra}
+
+
+def chord(header, body=None, **extra):
+    return {"kind": "chord", "header": list(header), "body": body, **extra}
+
+
+def stored(wf):
+    """The composer's document of the stored tree, as the change page renders it."""
+    return composer.stored_document(wf)
+
+
+def form_data(tree, *, name="tutorial", enabled=True, **extra):
+    """The change form's POST: the workflow's fields and the composer's one document."""
+    data = {"name": name, "description": "", "tree": json.dumps(tree), **extra}
     if enabled:
         data["enabled"] = "on"
-    for i, row in enumerate(rows):
-        for key, value in row.items():
-            if key == "DELETE":
-                if value:
-                    data[f"nodes-{i}-DELETE"] = "on"
-                continue
-            data[f"nodes-{i}-{key}"] = "" if value is None else str(value)
-        for key in NODE_FIELDS:
-            data.setdefault(f"nodes-{i}-{key}", "")
     return data
-
-
-def new_row(kind, parent=None, **values):
-    return {"kind": kind, "parent": parent.pk if parent else "", **values}
 
 
 def texts(response):
@@ -91,21 +72,22 @@ def saved(client, response):
 
 
 def build_tutorial_chain(client):
-    """``suma(2, 2) | suma(4)`` composed through the add and change forms, as staff would."""
+    """``suma(2, 2) | suma(4)`` composed on the Add page and saved once, as staff would."""
     first, second = invocation(SUMA, [2, 2], name="2+2"), invocation(SUMA, [4], name="+4")
-    saved(client, client.post(ADD_URL, form_data([new_row(NodeKind.CHAIN)], initial=0)))
-    wf = Workflow.objects.get(name="tutorial")
-    root = wf.nodes.get()
-    rows = [
-        *stored_rows(wf),
-        new_row(NodeKind.TASK, root, invocation=first.pk),
-        new_row(NodeKind.TASK, root, invocation=second.pk),
-    ]
-    saved(client, client.post(change_url(wf), form_data(rows, _continue="1")))
-    return wf, first, second
+    tree = doc(node(NodeKind.CHAIN, task(first), task(second)))
+    saved(client, client.post(ADD_URL, form_data(tree)))
+    return Workflow.objects.get(name="tutorial"), first, second
 
 
-# -- the editor ---------------------------------------------------------------------------------
+def children_of(tree, path):
+    """The node of a document at a path such as ``root.1``."""
+    item = tree["root"]
+    for part in path.split(".")[1:]:
+        item = item["children"][int(part)]
+    return item
+
+
+# -- the composer ------------------------------------------------------------------------------
 
 
 def test_tutorial_chain_is_built_through_the_forms(admin_client):
@@ -126,7 +108,7 @@ def test_tutorial_chain_is_built_through_the_forms(admin_client):
 
 
 def test_saving_an_incomplete_tree_keeps_it_as_a_draft(admin_client):
-    response = admin_client.post(ADD_URL, form_data([new_row(NodeKind.CHAIN)], initial=0))
+    response = admin_client.post(ADD_URL, form_data(doc(node(NodeKind.CHAIN))))
     assert response.status_code == 302
     assert Workflow.objects.get(name="tutorial").nodes.count() == 1
     messages = texts(response)
@@ -137,87 +119,78 @@ def test_saving_an_incomplete_tree_keeps_it_as_a_draft(admin_client):
 def test_chord_without_body_shows_the_problem_with_its_node_path(admin_client):
     header = invocation(SUMA, [1, 1], name="one plus one")
     wf = workflow("chord", ("group", [("chord", [header])]))
-    chord = wf.nodes.get(kind=NodeKind.CHORD)
-    chord.label = "adds"
-    chord.save()
-    response = admin_client.post(change_url(wf), form_data(stored_rows(wf), name="chord",
-                                                            _continue="1"))
+    chord_node = wf.nodes.get(kind=NodeKind.CHORD)
+    tree = stored(wf)
+    children_of(tree, "root.0")["label"] = "adds"
+    response = admin_client.post(change_url(wf), form_data(tree, name="chord", _continue="1"))
     assert response.status_code == 302
     assert "root.0 “adds”: chord without a body" in texts(response)
     page = admin_client.get(change_url(wf)).content.decode()
     assert "chord without a body" in page
     assert "<code>root.0</code> “adds”: chord without a body" in page
-    assert f'id="ta-node-{chord.pk}"' in page
+    # The composer's document names the node, so the script puts the problem next to it.
+    assert chord_node.key in page and wf.nodes.get(kind=NodeKind.CHORD).pk == chord_node.pk
 
 
-def test_two_top_level_nodes_are_refused_at_the_row(admin_client):
+def test_a_malformed_document_is_refused_with_its_path(admin_client):
     wf = workflow("tutorial", ("chain", [invocation(SUMA, [2, 2])]))
-    rows = [*stored_rows(wf), new_row(NodeKind.GROUP)]
-    response = admin_client.post(change_url(wf), form_data(rows))
-    assert response.status_code == 200
-    formset = response.context["inline_admin_formsets"][0].formset
-    assert "A workflow has one top-level node" in formset.forms[2].errors["parent"][0]
-    assert wf.nodes.count() == 2
+    before = stored(wf)
+    for tree, path in [
+        (doc(node(NodeKind.CHAIN, {"kind": "nonsense"})), "root.0"),
+        (doc(node(NodeKind.CHAIN, [1, 2])), "root.0"),
+        ("{not json", "root"),
+    ]:
+        data = form_data(tree, name="renamed")
+        if isinstance(tree, str):
+            data["tree"] = tree
+        response = admin_client.post(change_url(wf), data)
+        assert response.status_code == 200
+        errors = response.context["adminform"].form.tree_errors
+        assert errors and errors[0].path == path
+        assert "The tree was not saved" in response.content.decode()
+    wf.refresh_from_db()
+    assert wf.name == "tutorial" and stored(wf) == before  # nothing saved half-way
 
 
 def test_task_node_needs_its_invocation(admin_client):
     wf = workflow("tutorial", ("chain", [invocation(SUMA, [2, 2])]))
-    root = wf.nodes.get(parent=None)
-    rows = [*stored_rows(wf), new_row(NodeKind.TASK, root)]
-    response = admin_client.post(change_url(wf), form_data(rows))
+    tree = stored(wf)
+    tree["root"]["children"].append({"kind": "task", "invocation": None})
+    response = admin_client.post(change_url(wf), form_data(tree))
     assert response.status_code == 200
-    formset = response.context["inline_admin_formsets"][0].formset
-    assert formset.forms[2].errors["invocation"] == [
-        "Choose the task invocation this node runs."
+    errors = response.context["adminform"].form.tree_errors
+    assert [(p.path, p.message) for p in errors] == [
+        ("root.1", "Choose the task invocation this node runs.")
     ]
+    data = json.loads(html_json(response.content.decode(), "ta-composer-data"))
+    assert data["errors"] == [{"path": "root.1", "level": "error",
+                               "message": "Choose the task invocation this node runs."}]
+    assert wf.nodes.count() == 2
 
 
 def test_reorder_swaps_positions_without_colliding(admin_client):
     wf, _first, _second = build_tutorial_chain(admin_client)
-    rows = stored_rows(wf)
-    for row in rows:
-        if row["invocation"]:
-            row["position"] = 1 - row["position"]
-    response = admin_client.post(change_url(wf), form_data(rows))
+    pks = set(wf.nodes.values_list("pk", flat=True))
+    tree = stored(wf)
+    tree["root"]["children"].reverse()
+    response = admin_client.post(change_url(wf), form_data(tree))
     assert response.status_code == 302
     assert to_python(workflow_to_spec(wf)) == "chain(suma.s(4), suma.s(2, 2))"
+    assert set(wf.nodes.values_list("pk", flat=True)) == pks  # the same nodes, moved
     # suma(4) cannot start a chain: saved anyway, with the problem named.
     expected = "root.0 “+4”: project.demo.tasks.suma(a, b) cannot take these arguments"
     assert any(m.startswith(expected) for m in texts(response))
 
 
-def test_positions_left_empty_are_appended_and_duplicates_refused(admin_client):
-    wf = workflow("group", ("group", [invocation(SUMA, [1, 1])]))
-    root = wf.nodes.get(parent=None)
-    inv = invocation(SUMA, [2, 2])
-    rows = [*stored_rows(wf), new_row(NodeKind.TASK, root, invocation=inv.pk, position=0)]
-    response = admin_client.post(change_url(wf), form_data(rows, name="group"))
-    assert response.status_code == 200
-    formset = response.context["inline_admin_formsets"][0].formset
-    assert "already" not in str(formset.forms[2].errors)
-    assert "has position 0" in formset.forms[2].errors["position"][0]
-    rows[-1]["position"] = ""
-    response = admin_client.post(change_url(wf), form_data(rows, name="group"))
-    assert response.status_code == 302
-    assert list(root.children.order_by("position").values_list("position", flat=True)) == [0, 1]
-
-
 def test_nest_a_task_in_a_new_group_then_reuse_another_workflow(admin_client):
-    wf, _first, second = build_tutorial_chain(admin_client)
-    root = wf.nodes.get(parent=None)
-    # A group at the end of the chain.
-    saved(admin_client, admin_client.post(
-        change_url(wf), form_data([*stored_rows(wf), new_row(NodeKind.GROUP, root)])
-    ))
-    group = wf.nodes.get(kind=NodeKind.GROUP)
-    # Move the second step into it, and put a reused workflow beside it.
+    wf, _first, _second = build_tutorial_chain(admin_client)
     other = workflow("other", ("group", [invocation(SUMA, [5, 5])]))
-    rows = stored_rows(wf)
-    for row in rows:
-        if row["invocation"] == second.pk:
-            row.update(parent=group.pk, position="")
-    rows.append(new_row(NodeKind.WORKFLOW, group, reuse=other.pk))
-    response = admin_client.post(change_url(wf), form_data(rows))
+    tree = stored(wf)
+    moved = tree["root"]["children"].pop()
+    tree["root"]["children"].append(
+        node(NodeKind.GROUP, moved, {"kind": "workflow", "reuse": other.pk})
+    )
+    response = admin_client.post(change_url(wf), form_data(tree))
     assert response.status_code == 302, response.context and response.context["errors"]
     spec = workflow_to_spec(wf)
     assert to_python(spec) == (
@@ -227,107 +200,113 @@ def test_nest_a_task_in_a_new_group_then_reuse_another_workflow(admin_client):
 
 def test_chord_header_and_body_through_the_editor(admin_client):
     one, total = invocation(SUMA, [1, 1]), invocation("project.demo.tasks.sum_list", [])
-    saved(admin_client, admin_client.post(ADD_URL, form_data([new_row(NodeKind.CHORD)],
-                                                             initial=0, name="chord")))
-    wf = Workflow.objects.get(name="chord")
-    chord = wf.nodes.get()
-    rows = [
-        *stored_rows(wf),
-        new_row(NodeKind.TASK, chord, role=NodeRole.HEADER, invocation=one.pk),
-        new_row(NodeKind.TASK, chord, role=NodeRole.HEADER, invocation=one.pk),
-        new_row(NodeKind.TASK, chord, role=NodeRole.BODY, invocation=total.pk),
-    ]
-    response = admin_client.post(change_url(wf), form_data(rows, name="chord"))
+    tree = doc(chord([task(one), task(one)], task(total)))
+    response = admin_client.post(ADD_URL, form_data(tree, name="chord"))
     assert response.status_code == 302
     assert not [m for m in texts(response) if "draft" in m]
+    wf = Workflow.objects.get(name="chord")
     assert to_python(workflow_to_spec(wf)) == (
         "chord([suma.s(1, 1), suma.s(1, 1)], sum_list.s())"
     )
-    # A second body is refused at its row.
-    rows = [*stored_rows(wf), new_row(NodeKind.TASK, chord, role=NodeRole.BODY,
-                                      invocation=total.pk)]
-    response = admin_client.post(change_url(wf), form_data(rows, name="chord"))
-    assert response.status_code == 200
-    formset = response.context["inline_admin_formsets"][0].formset
-    assert "A chord has one body" in formset.forms[-1].errors["role"][0]
+    roles = sorted(wf.nodes.exclude(parent=None).values_list("role", "position"))
+    assert roles == [("body", 0), ("header", 0), ("header", 1)]
+
+
+def test_a_nested_chord_is_built_in_one_save(admin_client):
+    """A header holding a chain and a group, a chain as the body: one POST from the Add page."""
+    two, four = invocation(SUMA, [2, 2]), invocation(SUMA, [4])
+    one = invocation(SUMA, [1, 1])
+    total = invocation("project.demo.tasks.sum_list", [])
+    tree = doc(chord(
+        [node(NodeKind.CHAIN, task(two), task(four)), node(NodeKind.GROUP, task(one), task(one))],
+        node(NodeKind.CHAIN, task(total)),
+    ))
+    response = admin_client.post(ADD_URL, form_data(tree, name="nested"))
+    assert response.status_code == 302, response.context and response.context["errors"]
+    wf = Workflow.objects.get(name="nested")
+    compact = re.sub(r"\s+", "", to_python(workflow_to_spec(wf)))
+    compact = compact.replace(",)", ")").replace(",]", "]")
+    assert compact == (
+        "chord([chain(suma.s(2,2),suma.s(4)),group([suma.s(1,1),suma.s(1,1)])],chain(sum_list.s()))"
+    )
+    assert wf.nodes.count() == 9
+    assert stored(wf)["root"]["header"][0]["children"][1]["invocation"] == four.pk
 
 
 def test_deleting_a_container_deletes_what_is_inside(admin_client):
     wf = workflow("nested", ("chain", [invocation(SUMA, [2, 2]),
                                        ("group", [invocation(SUMA, [1]), invocation(SUMA, [2])])]))
-    group = wf.nodes.get(kind=NodeKind.GROUP)
-    rows = stored_rows(wf)
-    for row in rows:
-        if row["id"] == group.pk:
-            row["DELETE"] = True
-    response = admin_client.post(change_url(wf), form_data(rows, name="nested"))
+    tree = stored(wf)
+    del tree["root"]["children"][1]
+    response = admin_client.post(change_url(wf), form_data(tree, name="nested"))
     assert response.status_code == 302
     assert to_python(workflow_to_spec(wf)) == "chain(suma.s(2, 2))"
+    assert wf.nodes.count() == 2
 
 
 def test_the_top_level_node_can_be_swapped_with_a_child(admin_client):
     wf = workflow("swap", ("chain", [("group", [invocation(SUMA, [1, 1])]),
                                      invocation(SUMA, [2, 2])]))
-    chain, group = wf.nodes.get(kind=NodeKind.CHAIN), wf.nodes.get(kind=NodeKind.GROUP)
-    rows = stored_rows(wf)
-    for row in rows:
-        if row["id"] == group.pk:
-            row.update(parent="", position=0)
-        elif row["id"] == chain.pk:
-            row.update(parent=group.pk, position="")
-    response = admin_client.post(change_url(wf), form_data(rows, name="swap"))
+    tree = stored(wf)
+    chain_item = tree["root"]
+    group_item = chain_item["children"].pop(0)
+    group_item["children"].append(chain_item)
+    response = admin_client.post(change_url(wf), form_data(doc(group_item), name="swap"))
     assert response.status_code == 302, response.context and response.context["errors"]
     assert to_python(workflow_to_spec(wf)) == "group([suma.s(1, 1), chain(suma.s(2, 2))])"
 
 
 def test_a_deleted_node_frees_its_position(admin_client):
     wf = workflow("g", ("group", [invocation(SUMA, [1, 1]), invocation(SUMA, [2, 2])]))
-    root = wf.nodes.get(parent=None)
-    rows = stored_rows(wf)
-    rows[2]["DELETE"] = True  # suma(2, 2) at position 1
-    rows.append(new_row(NodeKind.TASK, root, position=1,
-                        invocation=invocation(SUMA, [3, 3]).pk))
-    response = admin_client.post(change_url(wf), form_data(rows, name="g"))
+    tree = stored(wf)
+    tree["root"]["children"][1] = task(invocation(SUMA, [3, 3]))
+    response = admin_client.post(change_url(wf), form_data(tree, name="g"))
     assert response.status_code == 302, response.context and response.context["errors"]
     assert to_python(workflow_to_spec(wf)) == "group([suma.s(1, 1), suma.s(3, 3)])"
 
 
-def test_a_node_cannot_go_inside_its_own_subtree(admin_client):
-    wf = workflow("nested", ("chain", [("group", [("chain", [invocation(SUMA, [1, 1])])])]))
-    group = wf.nodes.get(kind=NodeKind.GROUP)
-    # By parent, not by ordering: PostgreSQL sorts the root's NULL parent last, SQLite first.
-    inner = wf.nodes.get(kind=NodeKind.CHAIN, parent=group)
-    rows = stored_rows(wf)
-    for row in rows:
-        if row["id"] == group.pk:
-            row["parent"] = inner.pk
-    response = admin_client.post(change_url(wf), form_data(rows, name="nested"))
-    assert response.status_code == 200
-    formset = response.context["inline_admin_formsets"][0].formset
-    errors = [f.errors.get("parent") for f in formset.forms if f.errors]
-    assert "cannot be placed inside itself" in str(errors)
+def test_kept_nodes_keep_their_ids_and_runs_their_links(admin_client):
+    wf = workflow("g", ("group", [invocation(SUMA, [1, 1]), invocation(SUMA, [2, 2])]))
+    kept, dropped = wf.nodes.exclude(parent=None).order_by("position")
+    run = WorkflowRun.objects.create(workflow=wf, workflow_name="g", spec={}, trigger="manual")
+    for i, target in enumerate((kept, dropped)):
+        TaskRun.objects.create(run=run, task_id=f"t{i}", path=f"root.{i}", position=i,
+                               task_name=SUMA, node=target)
+    tree = stored(wf)
+    del tree["root"]["children"][1]
+    tree["root"]["children"].insert(0, task(invocation(SUMA, [3, 3])))
+    response = admin_client.post(change_url(wf), form_data(tree, name="g"))
+    assert response.status_code == 302
+    assert wf.nodes.filter(pk=kept.pk, position=1).exists()
+    assert not wf.nodes.filter(pk=dropped.pk).exists()
+    assert list(run.nodes.order_by("position").values_list("node", flat=True)) == [kept.pk, None]
 
 
-def test_editor_rows_are_in_tree_order_with_parents_named_by_path(admin_client):
+def test_a_reuse_cycle_is_a_problem_not_a_crash(admin_client):
+    inner = workflow("inner", ("group", [invocation(SUMA, [1, 1])]))
+    outer = workflow("outer", ("group", [("workflow", inner)]))
+    tree = stored(inner)
+    tree["root"]["children"].append({"kind": "workflow", "reuse": outer.pk})
+    response = admin_client.post(change_url(inner), form_data(tree, name="inner"))
+    assert response.status_code == 302
+    assert any("reuse cycle: inner → outer → inner" in m for m in texts(response))
+
+
+def test_preview_rows_are_in_tree_order_and_named_by_path(admin_client):
     wf = workflow("nested", ("chain", [invocation(SUMA, [2, 2]),
                                        ("group", [invocation(SUMA, [1]), invocation(SUMA, [2])])]))
     response = admin_client.get(change_url(wf))
-    formset = response.context["inline_admin_formsets"][0].formset
-    paths = [form.instance.tree_path for form in formset.initial_forms]
-    assert paths == ["root", "root.0", "root.1", "root.1.0", "root.1.1"]
-    choices = [label for _value, label in formset.forms[0].fields["parent"].choices]
-    assert choices == ["(top level)", "root (chain)", "root.1 (group)"]
-    # A new row goes inside the top-level node unless told otherwise.
-    root = wf.nodes.get(parent=None)
-    assert formset.extra_forms[0]["parent"].value() == root.pk
-    assert formset.empty_form["parent"].value() == root.pk
+    rows = response.context["workflow_preview"].rows
+    assert [row.path for row in rows] == ["root", "root.0", "root.1", "root.1.0", "root.1.1"]
+    tree = json.loads(response.context["adminform"].form["tree"].value())
+    assert [kid["kind"] for kid in tree["root"]["children"]] == ["task", "group"]
 
 
 def test_change_page_shows_graph_beside_the_canvas(admin_client):
     wf = workflow("tutorial", ("chain", [invocation(SUMA, [2, 2]), invocation(SUMA, [4])]))
     page = admin_client.get(change_url(wf)).content.decode()
     assert '<pre class="ta-python">chain(suma.s(2, 2), suma.s(4))</pre>' in page
-    assert 'id="ta-node-targets"' in page
+    assert 'id="ta-composer-data"' in page
     if importlib.util.find_spec("task_admin.graph") is not None:
         assert "<svg" in page.split('class="ta-canvas"', 1)[1]
 
@@ -340,14 +319,23 @@ def test_canvas_text_is_escaped(admin_client):
     assert "'<b>x</b>'" not in page
 
 
+def test_one_datalist_of_invocations_not_a_select_per_node(admin_client):
+    invs = [invocation(SUMA, [i, i]) for i in range(20)]
+    wf = workflow("wide", ("group", invs))
+    page = admin_client.get(change_url(wf)).content.decode()
+    assert page.count('<datalist id="ta-invocations">') == 1
+    assert page.count(f'<option value="{invs[0].name}">') == 1
+    assert "<select" not in page.split('id="ta-composer"', 1)[1].split("</fieldset>", 1)[0]
+
+
 def test_editor_queries_do_not_grow_with_the_tree(admin_client, django_assert_max_num_queries):
     small = workflow("small", ("chain", [invocation(SUMA, [2, 2])]))
     big = workflow("big", ("chain", [invocation(SUMA, [i, i]) for i in range(30)]))
 
     def edit(wf):
-        rows = stored_rows(wf)
-        rows[-1]["label"] = "relabelled"
-        return admin_client.post(change_url(wf), form_data(rows, name=wf.name))
+        tree = stored(wf)
+        tree["root"]["children"][-1]["label"] = "relabelled"
+        return admin_client.post(change_url(wf), form_data(tree, name=wf.name))
 
     with CaptureQueriesContext(connection) as get_small:
         admin_client.get(change_url(small))
@@ -358,6 +346,55 @@ def test_editor_queries_do_not_grow_with_the_tree(admin_client, django_assert_ma
     with django_assert_max_num_queries(len(post_small.captured_queries)):
         assert edit(big).status_code == 302
     assert big.nodes.filter(label="relabelled").count() == 1
+
+
+def test_a_tree_larger_than_the_old_field_limit_saves(admin_client, settings):
+    """Check W002's reason is gone: 400 nodes in one POST field, Django's default field limit."""
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+    inv = invocation(SUMA, [1, 1])
+    tree = doc(node(NodeKind.GROUP, *[task(inv) for _ in range(399)]))
+    response = admin_client.post(ADD_URL, form_data(tree, name="big"))
+    assert response.status_code == 302
+    assert Workflow.objects.get(name="big").nodes.count() == 400
+
+
+# -- the live preview ---------------------------------------------------------------------------
+
+PREVIEW_URL = reverse("admin:task_admin_workflow_preview")
+
+
+def test_preview_checks_the_posted_tree_without_saving(admin_client):
+    one, total = invocation(SUMA, [1, 1]), invocation("project.demo.tasks.sum_list", [])
+    tree = doc(chord([task(one)], None))
+    response = admin_client.post(PREVIEW_URL, {"tree": json.dumps(tree), "name": "x"})
+    assert response.status_code == 200
+    data = response.json()
+    assert data["problems"] == [{"path": "root", "message": "chord without a body",
+                                 "level": "error"}]
+    assert data["graph"] == "" and not data["blocking"]
+    tree = doc(chord([task(one)], task(total)))
+    data = admin_client.post(PREVIEW_URL, {"tree": json.dumps(tree), "name": "x"}).json()
+    assert data["problems"] == []
+    assert data["python"] == "chord([suma.s(1, 1)], sum_list.s())"
+    assert "<svg" in data["graph"]
+    tree = doc(node(NodeKind.GROUP, {"kind": "task"}))
+    data = admin_client.post(PREVIEW_URL, {"tree": json.dumps(tree)}).json()
+    assert data["blocking"] and data["problems"][0]["path"] == "root.0"
+    assert not Workflow.objects.exists()
+
+
+def test_preview_needs_post_and_permission(client, admin_client):
+    wf = workflow("tutorial", ("chain", [invocation(SUMA, [2, 2])]))
+    body = {"tree": json.dumps(stored(wf)), "workflow": wf.pk}
+    assert admin_client.get(PREVIEW_URL).status_code == 405
+    client.force_login(staff("view_workflow"))
+    assert client.post(PREVIEW_URL, body).status_code == 403
+    assert client.post(PREVIEW_URL, {"tree": "{}"}).status_code == 403
+    client.force_login(User.objects.create_user("editor", password="x", is_staff=True))
+    editor = User.objects.get(username="editor")
+    editor.user_permissions.set(Permission.objects.filter(codename="change_workflow"))
+    assert client.post(PREVIEW_URL, body).status_code == 200
+    assert admin_client.post(PREVIEW_URL, {**body, "workflow": 999}).status_code == 404
 
 
 # -- actions ------------------------------------------------------------------------------------
@@ -585,12 +622,20 @@ def test_run_view_for_a_missing_workflow_redirects(admin_client):
     assert response.status_code == 302
 
 
+def html_json(html, element_id):
+    start = html.index(f'<script id="{element_id}" type="application/json">') + len(
+        f'<script id="{element_id}" type="application/json">')
+    return html[start:html.index("</script>", start)]
+
+
 def test_json_script_data_is_valid(admin_client, tutorial):
-    html = admin_client.get(change_url(tutorial)).content.decode()
-    start = html.index('<script id="ta-node-targets" type="application/json">') + len(
-        '<script id="ta-node-targets" type="application/json">')
-    data = json.loads(html[start:html.index("</script>", start)])
-    assert data == {"task": "invocation", "workflow": "reuse"}
+    data = json.loads(html_json(admin_client.get(change_url(tutorial)).content.decode(),
+                                "ta-composer-data"))
+    assert data["workflow"] == tutorial.pk and data["editable"] is True
+    assert data["previewUrl"] == reverse("admin:task_admin_workflow_preview")
+    assert sorted(i["call"] for i in data["invocations"].values()) == [
+        "suma.s(2, 2)", "suma.s(4)"
+    ]
 
 
 def test_add_node_factory_still_matches_editor_paths(admin_client):
@@ -606,26 +651,41 @@ def test_add_node_factory_still_matches_editor_paths(admin_client):
 def posted_as_rendered(response) -> dict:
     """What a browser posts back for the change page in ``response`` when nothing is touched."""
     data = {}
-    for form in [response.context["adminform"].form, *[
-        f for formset in response.context["inline_admin_formsets"]
-        for f in [formset.formset.management_form, *formset.formset.forms]
-    ]]:
-        for bound in form:
-            value = bound.value()
-            if isinstance(value, bool):
-                if value:
-                    data[bound.html_name] = "on"
-                continue
-            data[bound.html_name] = "" if value is None else str(value)
+    for bound in response.context["adminform"].form:
+        value = bound.value()
+        if isinstance(value, bool):
+            if value:
+                data[bound.html_name] = "on"
+            continue
+        data[bound.html_name] = "" if value is None else str(value)
     return data
 
 
-def test_saving_untouched_page_keeps_the_blank_node_row_unused(admin_client):
-    """Regression: the blank row's default parent counted as a change, so Kind was required."""
+def test_saving_untouched_page_keeps_the_tree(admin_client):
+    """Regression (of the old editor's blank row): saving the page as rendered changes nothing
+    but what was edited."""
     wf = workflow("tutorial", ("group", [invocation(SUMA, [2, 2]), invocation(SUMA, [4, 4])]))
+    before = stored(wf)
     data = posted_as_rendered(admin_client.get(change_url(wf)))
     data.pop("enabled")  # untick Enabled, as a person disabling the workflow would
     response = admin_client.post(change_url(wf), data)
     assert response.status_code == 302, response.context["errors"]
     wf.refresh_from_db()
-    assert not wf.enabled and wf.nodes.count() == 3
+    assert not wf.enabled and wf.nodes.count() == 3 and stored(wf) == before
+
+
+def test_the_tutorial_chord_warns_in_the_preview_and_at_save(admin_client):
+    """suma.s(10) as a chord body receives the header's list first: a warning, not a draft."""
+    tree = doc(chord([task(invocation(SUMA, [2, 2])), task(invocation(SUMA, [4, 4]))],
+                     task(invocation(SUMA, [10]))))
+    data = admin_client.post(PREVIEW_URL, {"tree": json.dumps(tree)}).json()
+    assert [(p["path"], p["level"]) for p in data["problems"]] == [("root.body", "warning")]
+    assert "receives the list of header results first" in data["problems"][0]["message"]
+    assert data["python"]  # it can still run
+    response = admin_client.post(ADD_URL, form_data(tree, name="tutorial chord"))
+    assert response.status_code == 302
+    assert [m for m in texts(response) if m.startswith("Warning: root.body")]
+    assert not [m for m in texts(response) if "draft" in m]
+    wf = Workflow.objects.get(name="tutorial chord")
+    page = admin_client.get(change_url(wf)).content.decode()
+    assert 'id="workflow-warnings"' in page and "draft" not in page

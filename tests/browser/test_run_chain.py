@@ -4,33 +4,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from task_admin.models import TaskInvocation, Workflow, WorkflowRun
+from tests.browser.helpers import add, choose, fill, save, start, submit, wait_preview
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def fill(browser, name, value):
-    field = browser.find_element(By.NAME, name)
-    field.clear()
-    field.send_keys(value)
-
-
-def submit(browser, locator):
-    """Click and wait for the next page: click() returns before the browser navigates, so the
-    next lookup could otherwise find an element of the old page that goes stale under it."""
-    old_page = browser.find_element(By.TAG_NAME, "html")
-    browser.find_element(*locator).click()
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(old_page))
-    WebDriverWait(browser, 20).until(
-        lambda b: b.execute_script("return document.readyState") == "complete"
-    )
-
-
-def save_and_continue(browser):
-    submit(browser, (By.NAME, "_continue"))
 
 
 def add_invocation(browser, base, name, args):
@@ -41,24 +20,6 @@ def add_invocation(browser, base, name, args):
     submit(browser, (By.NAME, "_save"))
     assert "/add/" not in browser.current_url, browser.page_source[:3000]
     assert TaskInvocation.objects.filter(name=name).exists(), browser.page_source[:3000]
-
-
-def add_node(browser, **values):
-    """Fill the inline's empty row and save: kind, parent, position, invocation by label."""
-    index = browser.find_element(By.NAME, "nodes-INITIAL_FORMS").get_attribute("value")
-    Select(browser.find_element(By.NAME, f"nodes-{index}-kind")).select_by_value(values["kind"])
-    if "parent" in values:
-        parent = Select(browser.find_element(By.NAME, f"nodes-{index}-parent"))
-        parent.select_by_visible_text(next(
-            o.text for o in parent.options if o.text.startswith(values["parent"])
-        ))
-    fill(browser, f"nodes-{index}-position", str(values.get("position", 0)))
-    if "invocation" in values:
-        Select(browser.find_element(By.NAME, f"nodes-{index}-invocation")).select_by_visible_text(
-            values["invocation"]
-        )
-    save_and_continue(browser)
-    assert "errornote" not in browser.page_source, browser.page_source[:5000]
 
 
 def test_compose_and_run_a_chain_in_the_browser(browser, live_server, worker, artifacts):
@@ -73,12 +34,14 @@ def test_compose_and_run_a_chain_in_the_browser(browser, live_server, worker, ar
     add_invocation(browser, base, "two plus two", "[2, 2]")
     add_invocation(browser, base, "plus four", "[4]")
 
-    browser.get(f"{base}/admin/task_admin/workflow/add/")
-    fill(browser, "name", "browser chain")
-    Select(browser.find_element(By.NAME, "nodes-0-kind")).select_by_value("chain")
-    save_and_continue(browser)
-    add_node(browser, kind="task", parent="root", position=0, invocation="two plus two")
-    add_node(browser, kind="task", parent="root", position=1, invocation="plus four")
+    start(browser, base, "browser chain")
+    add(browser, "chain", where=None)
+    add(browser, "task")
+    choose(browser, "root.0", "two plus two")
+    add(browser, "task")
+    choose(browser, "root.1", "plus four")
+    wait_preview(browser, "ready to run")
+    save(browser)
     workflow = Workflow.objects.get(name="browser chain")
     assert "chain(suma.s(2, 2), suma.s(4))" in browser.page_source
 

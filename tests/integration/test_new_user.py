@@ -232,35 +232,18 @@ def run_a_chain_from_the_admin(project: Project, *, with_results: bool) -> None:
     ids = {name: re.search(rf'/taskinvocation/(\d+)/change/[^>]*>{name}<', page).group(1)
            for name, _args in invocations}
 
-    # A chain with the two invocations, built in the node editor as staff would.
+    # A chain of the two invocations, composed on the Add page and saved once, as staff would.
+    tree = {"version": 1, "root": {"kind": "chain", "children": [
+        {"kind": "task", "invocation": int(ids[name])} for name, _args in invocations
+    ]}}
     url, page = browser.post("/admin/task_admin/workflow/add/", {
-        "name": "first chain", "description": "", "enabled": "on",
-        "nodes-TOTAL_FORMS": "1", "nodes-INITIAL_FORMS": "0", "nodes-MIN_NUM_FORMS": "0",
-        "nodes-MAX_NUM_FORMS": "1000", "nodes-0-kind": "chain", "nodes-0-parent": "",
-        "nodes-0-role": "", "nodes-0-position": "", "nodes-0-label": "",
-        "nodes-0-invocation": "", "nodes-0-reuse": "", "_continue": "Save",
+        "name": "first chain", "description": "", "enabled": "on", "tree": json.dumps(tree),
+        "_continue": "Save",
     })
     match = re.search(r"/workflow/(\d+)/change/", url)
     assert match, _errors(page)
-    workflow_url = f"/admin/task_admin/workflow/{match.group(1)}/"
-    chain_id = re.search(r'name="nodes-0-id" value="(\d+)"', page).group(1)
-    rows = {
-        "nodes-TOTAL_FORMS": "3", "nodes-INITIAL_FORMS": "1", "nodes-MIN_NUM_FORMS": "0",
-        "nodes-MAX_NUM_FORMS": "1000", "name": "first chain", "description": "",
-        "enabled": "on", "_continue": "Save",
-        "nodes-0-id": chain_id, "nodes-0-kind": "chain", "nodes-0-parent": "",
-        "nodes-0-role": "", "nodes-0-position": "0", "nodes-0-label": "",
-        "nodes-0-invocation": "", "nodes-0-reuse": "",
-    }
-    for i, (name, _args) in enumerate(invocations, start=1):
-        rows.update({
-            f"nodes-{i}-id": "", f"nodes-{i}-kind": "task", f"nodes-{i}-parent": chain_id,
-            f"nodes-{i}-role": "", f"nodes-{i}-position": str(i - 1), f"nodes-{i}-label": "",
-            f"nodes-{i}-invocation": ids[name], f"nodes-{i}-reuse": "",
-        })
-    url, page = browser.post(workflow_url + "change/", rows)
-    assert url.endswith(workflow_url + "change/"), _errors(page)
     assert "draft" not in page, _errors(page)
+    workflow_url = f"/admin/task_admin/workflow/{match.group(1)}/"
 
     # Run it from its run page.
     _url, page = browser.get(workflow_url + "run/")

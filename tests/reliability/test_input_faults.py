@@ -21,7 +21,7 @@ from task_admin.compile import InvalidWorkflow
 from task_admin.models import NodeKind, TaskInvocation, Workflow, WorkflowNode
 from task_admin.resources import TaskInvocationResource, WorkflowResource
 from tests.admin.test_invocations_admin import form_data as invocation_form
-from tests.admin.test_workflows_admin import change_url, form_data, new_row, stored_rows
+from tests.admin.test_workflows_admin import change_url, form_data, stored
 from tests.factories import SUMA, invocation, workflow
 
 pytestmark = pytest.mark.django_db
@@ -116,9 +116,9 @@ def test_workflow_export_escapes_formulae():
 
 def test_a_crafted_post_cannot_make_a_workflow_reuse_itself(admin_client):
     wf = workflow("loop", ("group", [invocation(SUMA, [1, 1])]))
-    root = wf.nodes.get(parent=None)
-    rows = [*stored_rows(wf), new_row(NodeKind.WORKFLOW, root, reuse=wf.pk)]
-    response = admin_client.post(change_url(wf), form_data(rows, name="loop"))
+    tree = stored(wf)
+    tree["root"]["children"].append({"kind": NodeKind.WORKFLOW, "reuse": wf.pk})
+    response = admin_client.post(change_url(wf), form_data(tree, name="loop"))
     assert response.status_code == 200
     assert "A workflow cannot reuse itself." in response.content.decode()
     assert not WorkflowNode.objects.filter(reuse=wf).exists()

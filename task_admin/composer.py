@@ -1,0 +1,389 @@
+"""The composer's document: a whole workflow tree as one JSON value, checked and saved at once.
+
+The page posts the tree as one document instead of one form row per node, so a tree of any
+size is one POST field (no ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` limit) and can be built, nested and
+reordered before the first save. The server stays the judge:
+
+- ``parse`` refuses what the database cannot hold (an unknown kind, a task node without its
+  invocation, a reused workflow that does not exist), each error with the node's path;
+- ``Composition.problems`` runs the same checks as a stored workflow (``compile`` then
+  ``canvas.validate``) on the unsaved rows: such problems keep the workflow a draft;
+- ``save`` replaces the stored rows in one transaction, keeping each node's primary key and
+  key (so past runs stay linked to their nodes).
+
+The document, version 1::
+
+    {"version": 1, "root": null | NODE}
+    NODE = {"kind": "task", "invocation": 12, "key": "…", "label": "…"}
+         | {"kind": "workflow", "reuse": 3, …}
+         | {"kind": "group" | "chain", "children": [NODE, …], …}
+         | {"kind": "chord", "header": [NODE, …], "body": null | NODE, …}
+
+``key`` names a stored node to keep (anything else is a new node).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models.expressions import RawSQL
+from django.utils.translation import gettext as _
+
+from task_admin import canvas, validation
+from task_admin.canvas import paths
+from task_admin.canvas.build import to_python
+from task_admin.canvas.spec import PARSE_MAX_DEPTH
+from task_admin.compile import (
+    InvalidWorkflow,
+    _reachable_workflows_sql,
+    workflow_to_spec,
+)
+from task_admin.conf import get_config
+from task_admin.i18n import translated_problems
+from task_admin.models import (
+    NodeKind,
+    NodeRole,
+    TaskInvocation,
+    TaskRun,
+    Workflow,
+    WorkflowNode,
+)
+from task_admin.models.workflows import new_node_key
+from task_admin.tree import Tree
+from task_admin.validation import check_spec
+
+DOCUMENT_VERSION = 1
+KEY_RE = re.compile(r"^[-a-zA-Z0-9_]{1,40}$")
+LABEL_MAX = WorkflowNode._meta.get_field("label").max_length
+COMMON_KEYS = {"kind", "key", "label"}
+KIND_KEYS = {
+    NodeKind.TASK: {"invocation"},
+    NodeKind.WORKFLOW: {"reuse"},
+    NodeKind.GROUP: {"children"},
+    NodeKind.CHAIN: {"children"},
+    NodeKind.CHORD: {"header", "body"},
+}
+# The workflow id given to the rows of a workflow not saved yet (no row has id 0).
+UNSAVED = 0
+
+
+class DocumentError(ValueError):
+    """The document cannot be stored; ``problems`` name each node that is wrong."""
+
+    def __init__(self, problems: list[canvas.Problem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+@dataclass
+class Composition:
+    """A parsed document: unsaved rows in tree order, ready to check and to save."""
+
+    workflow_id: int
+    rows: list[WorkflowNode]
+    paths: dict[int, str]  # row pk (stored, or a negative stand-in for a new row) -> path
+    reused: list[WorkflowNode] = field(default_factory=list)
+
+    def spec_and_problems(self, name: str) -> tuple[canvas.Node | None, list[canvas.Problem]]:
+        """What a stored workflow with these rows would compile to, and its problems."""
+        if not self.rows:
+            return None, [canvas.Problem(paths.ROOT, _("the workflow has no nodes yet"))]
+        workflow = Workflow(pk=self.workflow_id, name=name)
+        try:
+            spec = workflow_to_spec(workflow, [*self.rows, *self.reused])
+        except InvalidWorkflow as exc:
+            return None, exc.problems
+        return spec, check_spec(spec) + spec_warnings(spec)
+
+
+def spec_warnings(spec: canvas.Node) -> list[canvas.Problem]:
+    """Likely mistakes Celery would still send (a chord body that cannot take the header's
+    list): shown next to their node, never blocking."""
+    return translated_problems(validation.spec_warnings(spec))
+
+
+# -- stored rows -> document -------------------------------------------------------------------
+
+
+def _node_document(node: WorkflowNode, tree: Tree) -> dict:
+    out: dict = {"kind": node.kind, "key": node.key, "label": node.label}
+    if node.kind == NodeKind.TASK:
+        out["invocation"] = node.invocation_id
+    elif node.kind == NodeKind.WORKFLOW:
+        out["reuse"] = node.reuse_id
+    elif node.kind == NodeKind.CHORD:
+        out["header"] = []
+        out["body"] = None
+    else:
+        out["children"] = []
+    return out
+
+
+def document(workflow_id: int | None, nodes: list[WorkflowNode]) -> dict:
+    """The document of stored rows (nodes a document cannot place are left out)."""
+    if workflow_id is None:
+        return {"version": DOCUMENT_VERSION, "root": None}
+    tree = Tree(nodes)
+    made: dict[int, dict] = {}
+    root = None
+    for node, path, _depth in tree.walk(workflow_id):
+        if not path:
+            continue
+        item = _node_document(node, tree)
+        made[node.pk] = item
+        parent = made.get(node.parent_id)
+        if parent is None:
+            root = item
+        elif paths.is_body(path):
+            parent["body"] = item
+        elif node.role == NodeRole.HEADER:
+            parent["header"].append(item)
+        else:
+            parent["children"].append(item)
+    return {"version": DOCUMENT_VERSION, "root": root}
+
+
+def stored_document(workflow: Workflow) -> dict:
+    return document(workflow.pk, list(WorkflowNode.objects.filter(workflow=workflow)))
+
+
+# -- document -> rows ---------------------------------------------------------------------------
+
+
+def parse(raw: str | dict, workflow: Workflow | None) -> Composition:
+    """The rows a document describes; raises ``DocumentError`` for what cannot be stored.
+
+    Three queries whatever the size: the stored keys, the invocations and the reused
+    workflows named (plus one per distinct reused workflow, for its own tree).
+    """
+    if isinstance(raw, str):
+        try:
+            data = json.loads(raw or "{}")
+        except (ValueError, RecursionError):
+            raise DocumentError(
+                [canvas.Problem(paths.ROOT, _("The tree is not valid JSON."))]
+            ) from None
+    else:
+        data = raw
+    if not isinstance(data, dict) or data.get("version", DOCUMENT_VERSION) != DOCUMENT_VERSION:
+        raise DocumentError([canvas.Problem(
+            paths.ROOT, _("The tree must be an object with version %(version)s and a root.")
+            % {"version": DOCUMENT_VERSION}
+        )])
+    workflow_id = workflow.pk if workflow is not None and workflow.pk else UNSAVED
+    stored = (
+        dict(WorkflowNode.objects.filter(workflow_id=workflow_id).values_list("key", "pk"))
+        if workflow_id != UNSAVED else {}
+    )
+    items = _flatten(data.get("root"))
+    max_nodes = get_config()["MAX_NODES"]
+    if len(items) > max_nodes:
+        raise DocumentError([canvas.Problem(
+            paths.ROOT, _("%(count)s nodes, more than the limit of %(max)s")
+            % {"count": len(items), "max": max_nodes}
+        )])
+    problems: list[canvas.Problem] = []
+    wanted_invocations = {
+        item["invocation"] for _p, item, *_r in items
+        if isinstance(item.get("invocation"), int) and not isinstance(item["invocation"], bool)
+    }
+    wanted_workflows = {
+        item["reuse"] for _p, item, *_r in items
+        if isinstance(item.get("reuse"), int) and not isinstance(item["reuse"], bool)
+    }
+    invocations = TaskInvocation.objects.in_bulk(wanted_invocations) if wanted_invocations else {}
+    reusable = Workflow.objects.in_bulk(wanted_workflows) if wanted_workflows else {}
+
+    rows: list[WorkflowNode] = []
+    row_paths: dict[int, str] = {}
+    pk_of_path: dict[str, int] = {}
+    used_keys: set[str] = set()
+    stand_in = itertools.count(-1, -1)
+    for path, item, role, position in items:
+        found = _item_problems(path, item, invocations, reusable, workflow_id)
+        problems += found
+        key = item.get("key")
+        if not (isinstance(key, str) and KEY_RE.match(key)) or key in used_keys:
+            key = new_node_key()
+        used_keys.add(key)
+        pk = stored.get(key) or next(stand_in)
+        parent_path = paths.parent(path)
+        kind = item.get("kind")
+        row = WorkflowNode(
+            pk=pk,
+            workflow_id=workflow_id,
+            key=key,
+            parent_id=pk_of_path.get(parent_path) if parent_path else None,
+            kind=kind,
+            role=role,
+            position=position,
+            label=item.get("label") or "",
+        )
+        if kind == NodeKind.TASK:
+            row.invocation = invocations.get(item.get("invocation"))
+        elif kind == NodeKind.WORKFLOW:
+            row.reuse = reusable.get(item.get("reuse"))
+        rows.append(row)
+        row_paths[pk] = path
+        pk_of_path[path] = pk
+    if problems:
+        raise DocumentError(problems)
+    reused = _reused_nodes(workflow_id, {row.reuse_id for row in rows if row.reuse_id})
+    return Composition(workflow_id, rows, row_paths, reused)
+
+
+def _flatten(root) -> list[tuple[str, dict, str, int]]:
+    """``(path, item, role, position)`` in pre-order; malformed items are kept for
+    ``_item_problems`` to name, containers that are not lists raise at once."""
+    if root is None:
+        return []
+    out: list[tuple[str, dict, str, int]] = []
+    stack: list[tuple[str, object, str, int]] = [(paths.ROOT, root, NodeRole.STEP, 0)]
+    while stack:
+        path, item, role, position = stack.pop()
+        if not isinstance(item, dict):
+            raise DocumentError([canvas.Problem(path, _("A node must be a JSON object."))])
+        if paths.depth(path) > PARSE_MAX_DEPTH:
+            raise DocumentError([canvas.Problem(path, _("The tree is nested too deeply."))])
+        out.append((path, item, role, position))
+        kind = item.get("kind")
+        todo: list[tuple[str, object, str, int]] = []
+        if kind in (NodeKind.GROUP, NodeKind.CHAIN):
+            kids = item.get("children") or []
+            if not isinstance(kids, list):
+                raise DocumentError([canvas.Problem(path, _("“children” must be a list."))])
+            todo = [(paths.step(path, i), kid, NodeRole.STEP, i) for i, kid in enumerate(kids)]
+        elif kind == NodeKind.CHORD:
+            header = item.get("header") or []
+            if not isinstance(header, list):
+                raise DocumentError([canvas.Problem(path, _("“header” must be a list."))])
+            todo = [
+                (paths.header(path, i), kid, NodeRole.HEADER, i) for i, kid in enumerate(header)
+            ]
+            if item.get("body") is not None:
+                todo.append((paths.body(path), item["body"], NodeRole.BODY, 0))
+        stack.extend(reversed(todo))
+    return out
+
+
+def _item_problems(path, item, invocations, reusable, workflow_id) -> list[canvas.Problem]:
+    kind = item.get("kind")
+    if kind not in KIND_KEYS:
+        return [canvas.Problem(path, _("Choose what this node is: task, group, chain, chord or "
+                                       "reused workflow."))]
+    out = []
+    unknown = sorted(str(k) for k in set(item) - COMMON_KEYS - KIND_KEYS[kind])
+    if unknown:
+        out.append(_("unknown field(s) for a %(kind)s node: %(fields)s")
+                   % {"kind": kind, "fields": ", ".join(unknown)})
+    label = item.get("label") or ""
+    if not isinstance(label, str) or len(label) > LABEL_MAX:
+        out.append(_("The label must be text of at most %(max)s characters.")
+                   % {"max": LABEL_MAX})
+    if kind == NodeKind.TASK:
+        value = item.get("invocation")
+        if value in (None, ""):
+            out.append(_("Choose the task invocation this node runs."))
+        elif value not in invocations:
+            out.append(_("There is no task invocation with id %(id)s.") % {"id": value})
+    elif kind == NodeKind.WORKFLOW:
+        value = item.get("reuse")
+        if value in (None, ""):
+            out.append(_("Choose the workflow this node reuses."))
+        elif value not in reusable:
+            out.append(_("There is no workflow with id %(id)s.") % {"id": value})
+        elif value == workflow_id:
+            # The composer does not offer the workflow itself; a crafted POST must not get it in.
+            out.append(_("A workflow cannot reuse itself."))
+    return [canvas.Problem(path, message) for message in out]
+
+
+def _reused_nodes(workflow_id: int, reuse_ids: set[int]) -> list[WorkflowNode]:
+    """The nodes of every reused workflow, at any depth, except the edited workflow's own
+    stored rows (the document replaces them; a reuse cycle back to it is still reported)."""
+    found: dict[int, WorkflowNode] = {}
+    for reuse_id in sorted(reuse_ids):
+        for node in (
+            WorkflowNode.objects.filter(
+                workflow_id__in=RawSQL(_reachable_workflows_sql(), [reuse_id])
+            )
+            .exclude(workflow_id=workflow_id)
+            .select_related("invocation", "reuse")
+        ):
+            found[node.pk] = node
+    return list(found.values())
+
+
+# -- checks for the page ------------------------------------------------------------------------
+
+
+def problem_level(problem: canvas.Problem) -> str:
+    return getattr(problem, "level", "error") or "error"
+
+
+def preview_data(composition: Composition | None, name: str,
+                 errors: list[canvas.Problem] | None = None) -> dict:
+    """What the composer shows beside the tree: problems by path, the graph, the canvas."""
+    from task_admin.graph import render_svg
+
+    if composition is None:
+        spec, problems = None, list(errors or [])
+    else:
+        spec, problems = composition.spec_and_problems(name)
+    return {
+        "problems": [
+            {"path": p.path, "message": p.message, "level": problem_level(p)} for p in problems
+        ],
+        "blocking": composition is None,
+        "graph": str(render_svg(spec, states=None)) if spec is not None else "",
+        "python": to_python(spec) if spec is not None else "",
+    }
+
+
+# -- saving ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def save(workflow: Workflow, composition: Composition) -> None:
+    """Make the workflow's stored rows exactly ``composition.rows``, all or nothing.
+
+    Rows are deleted without Django's collector and inserted again with the same primary keys
+    (foreign keys are checked at commit: Django creates them deferrable), so kept nodes keep
+    their ids and runs stay linked to them; only the links to removed nodes are cleared.
+    One delete, one insert per tree level, whatever the size.
+    """
+    kept = {row.pk for row in composition.rows if row.pk > 0}
+    stored = WorkflowNode.objects.filter(workflow=workflow)
+    removed = set(stored.values_list("pk", flat=True)) - kept
+    if removed:
+        TaskRun.objects.filter(node_id__in=removed).update(node=None)
+    stored._raw_delete(stored.db)
+    by_stand_in: dict[int, WorkflowNode] = {}
+    levels: dict[int, list[WorkflowNode]] = {}
+    for row in composition.rows:
+        path = composition.paths[row.pk]
+        levels.setdefault(paths.depth(path), []).append(row)
+    for depth in sorted(levels):
+        level = []
+        for row in levels[depth]:
+            parent = by_stand_in.get(row.parent_id) if row.parent_id else None
+            made = WorkflowNode(
+                pk=row.pk if row.pk > 0 else None,
+                workflow=workflow,
+                key=row.key,
+                parent_id=parent.pk if parent is not None else row.parent_id,
+                kind=row.kind,
+                role=row.role,
+                position=row.position,
+                label=row.label,
+                invocation_id=row.invocation_id,
+                reuse_id=row.reuse_id,
+            )
+            if row.pk < 0:
+                by_stand_in[row.pk] = made
+            level.append(made)
+        WorkflowNode.objects.bulk_create(level)

@@ -1,0 +1,175 @@
+"""The composer in headless Chromium: whole trees built from an empty Add page, saved once."""
+
+import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from task_admin.canvas.build import to_python
+from task_admin.compile import workflow_to_spec
+from task_admin.models import Workflow, WorkflowRun
+from tests.browser.helpers import add, at, choose, login, save, start, submit, wait_preview
+from tests.factories import SUMA, invocation
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def tutorial_invocations():
+    return {
+        "2+2": invocation(SUMA, [2, 2], name="2+2"),
+        "4+4": invocation(SUMA, [4, 4], name="4+4"),
+        "+4": invocation(SUMA, [4], name="+4"),
+        "+10": invocation(SUMA, [10], name="+10"),
+        "total": invocation("project.demo.tasks.sum_list", [], name="total"),
+    }
+
+
+def run_and_wait(browser, base, workflow):
+    browser.get(f"{base}/admin/task_admin/workflow/{workflow.pk}/run/")
+    submit(browser, (By.CSS_SELECTOR, "#workflow_run_form input[type=submit]"))
+    run = WorkflowRun.objects.get(workflow=workflow)
+    WebDriverWait(browser, 60, poll_frequency=0.3, ignored_exceptions=(
+        StaleElementReferenceException, NoSuchElementException,
+    )).until(lambda b: (run.refresh_from_db() or run.status) not in ("pending", "running"))
+    return run
+
+
+@pytest.mark.integration
+def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, worker):
+    base = live_server.url
+    login(browser, base)
+    tutorial_invocations()
+
+    start(browser, base, "tutorial group")
+    add(browser, "group", where=None)
+    add(browser, "task")
+    choose(browser, "root.0", "2+2")
+    add(browser, "task")
+    choose(browser, "root.1", "4+4")
+    wait_preview(browser, "group([suma.s(2, 2), suma.s(4, 4)])")
+    save(browser)
+    group = Workflow.objects.get(name="tutorial group")
+    assert to_python(workflow_to_spec(group)) == "group([suma.s(2, 2), suma.s(4, 4)])"
+
+    start(browser, base, "tutorial chain")
+    add(browser, "chain", where=None)
+    add(browser, "task")
+    choose(browser, "root.0", "2+2")
+    add(browser, "task")
+    choose(browser, "root.1", "+4")
+    wait_preview(browser, "ready to run")
+    save(browser)
+    chain = Workflow.objects.get(name="tutorial chain")
+    assert to_python(workflow_to_spec(chain)) == "chain(suma.s(2, 2), suma.s(4))"
+
+    start(browser, base, "tutorial chord")
+    add(browser, "chord", where=None)
+    add(browser, "task", where="root", slot="header")
+    choose(browser, "root.header.0", "2+2")
+    add(browser, "task", where="root", slot="header")
+    choose(browser, "root.header.1", "4+4")
+    add(browser, "task", where="root", slot="body")
+    choose(browser, "root.body", "+10")
+    wait_preview(browser, "suma.s(10)")
+    # Before running: the body receives the header's list, shown next to the body's node.
+    body_warning = at(browser, "root.body").find_element(By.CSS_SELECTOR, "li.ta-level-warning")
+    assert "receives the list of header results first" in body_warning.text
+    save(browser)
+    chord = Workflow.objects.get(name="tutorial chord")
+    assert "suma.s(10)" in to_python(workflow_to_spec(chord))
+
+    assert run_and_wait(browser, base, group).nodes.count() == 2
+    group_run = WorkflowRun.objects.get(workflow=group)
+    assert group_run.status == "succeeded"
+    assert [n.result for n in group_run.nodes.order_by("position")] == [4, 8]
+    chain_run = run_and_wait(browser, base, chain)
+    assert chain_run.status == "succeeded"
+    assert [n.result for n in chain_run.nodes.order_by("position")][-1] == 8
+
+
+def test_a_nested_chord_in_one_save(browser, live_server, artifacts):
+    base = live_server.url
+    login(browser, base)
+    tutorial_invocations()
+    start(browser, base, "nested chord")
+    add(browser, "chord", where=None)
+    add(browser, "chain", where="root", slot="header")
+    add(browser, "task", where="root.header.0")
+    choose(browser, "root.header.0.0", "2+2")
+    add(browser, "task", where="root.header.0")
+    choose(browser, "root.header.0.1", "+4")
+    add(browser, "group", where="root", slot="header")
+    add(browser, "task", where="root.header.1")
+    choose(browser, "root.header.1.0", "4+4")
+    add(browser, "task", where="root.header.1")
+    choose(browser, "root.header.1.1", "2+2")
+    add(browser, "chain", where="root", slot="body")
+    add(browser, "task", where="root.body")
+    choose(browser, "root.body.0", "total")
+    wait_preview(browser, "sum_list.s()")
+    browser.save_screenshot(str(artifacts / "composer_nested_chord.png"))
+    save(browser)
+    wf = Workflow.objects.get(name="nested chord")
+    assert wf.nodes.count() == 9
+    text = " ".join(to_python(workflow_to_spec(wf)).split())
+    assert text.startswith("chord( [ chain(suma.s(2, 2), suma.s(4)), group([suma.s(4, 4), "
+                           "suma.s(2, 2)]), ], chain(sum_list.s()),")
+
+
+def focused(browser):
+    return browser.switch_to.active_element
+
+
+def tab_to(browser, predicate, limit=60, back=False):
+    """Press Tab (Shift+Tab when ``back``) until ``predicate(active element)``, as a person
+    would."""
+    seen = []
+    for _ in range(limit):
+        if predicate(focused(browser)):
+            return focused(browser)
+        seen.append(focused(browser).get_attribute("outerHTML")[:80])
+        focused(browser).send_keys(*((Keys.SHIFT, Keys.TAB) if back else (Keys.TAB,)))
+    raise AssertionError("never reached by Tab: " + "\n".join(seen))
+
+
+def is_button(kind, where=None):
+    def check(element):
+        if element.get_attribute("data-kind") != kind:
+            return False
+        if where is None:
+            return True
+        row = element.find_element(By.XPATH, "ancestor::li[1]")
+        return row.get_attribute("data-path") == where
+    return check
+
+
+def test_a_workflow_built_with_the_keyboard_only(browser, live_server):
+    base = live_server.url
+    login(browser, base)
+    tutorial_invocations()
+    browser.get(f"{base}/admin/task_admin/workflow/add/")
+    browser.find_element(By.NAME, "name").send_keys("by keyboard")  # focus from the page's load
+
+    tab_to(browser, is_button("chain")).send_keys(Keys.ENTER)
+    tab_to(browser, is_button("task", "root")).send_keys(Keys.ENTER)
+    focused(browser).send_keys("+4", Keys.TAB)  # focus went to the new node's invocation field
+    tab_to(browser, is_button("task", "root")).send_keys(Keys.ENTER)
+    focused(browser).send_keys("2+2", Keys.TAB)
+    # Wrong order: move the second step up with Alt+↑ from its row.
+    WebDriverWait(browser, 5).until(lambda b: at(b, "root.1"))
+    handle = tab_to(browser, lambda e: e.get_attribute("class") == "ta-handle"
+                    and e.text == "root.1", back=True)
+    handle.send_keys(Keys.ALT, Keys.ARROW_UP)
+    WebDriverWait(browser, 5).until(
+        lambda b: at(b, "root.0").find_element(By.CSS_SELECTOR, "input[data-field=target]")
+        .get_attribute("value") == "2+2"
+    )
+    assert focused(browser).get_attribute("class") == "ta-handle"  # focus follows the node
+    wait_preview(browser, "ready to run")
+    # Save with Enter from the name field's neighbour: the form's default button.
+    old = browser.find_element(By.TAG_NAME, "html")
+    tab_to(browser, lambda e: e.get_attribute("name") == "_save").send_keys(Keys.ENTER)
+    WebDriverWait(browser, 20).until(lambda b: old.id != b.find_element(By.TAG_NAME, "html").id)
+    wf = Workflow.objects.get(name="by keyboard")
+    assert to_python(workflow_to_spec(wf)) == "chain(suma.s(2, 2), suma.s(4))"
