@@ -9,7 +9,9 @@ says what was last run.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
+from pathlib import Path
 
 import nox
 
@@ -67,6 +69,16 @@ def _requirement(name: str, version: str) -> str:
     ids=[f"py{p}-django{d}-celery{c}" for p, d, c in MATRIX],
 )
 def tests(session: nox.Session, django: str, celery: str) -> None:
+    # Reinstall only when what is installed would change: CI keeps these virtualenvs.
+    wanted = hashlib.sha256(
+        (Path("setup.cfg").read_text() + repr((django, celery, KOMBU.get(celery)))).encode()
+    ).hexdigest()
+    marker = Path(session.virtualenv.location) / ".task_admin-installed"
+    if marker.exists() and marker.read_text() == wanted and "--reinstall" not in session.posargs:
+        # The project itself is found on the path (tests run from the checkout), so a new
+        # checkout needs no reinstall either.
+        _run_tests(session)
+        return
     session.install(
         "-e", ".[test]",
         _requirement("Django", django),
@@ -76,9 +88,13 @@ def tests(session: nox.Session, django: str, celery: str) -> None:
     )
     if celery == "latest":
         session.install("--upgrade", "celery[redis]<6")
-    session.run("python", "-c", "import django, celery; "
-                "print('Django', django.get_version(), '/ Celery', celery.__version__)")
-    session.run(
-        "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *FAST_TESTS,
-        *session.posargs,
-    )
+    marker.write_text(wanted)
+    _run_tests(session)
+
+
+def _run_tests(session: nox.Session) -> None:
+    session.run("python", "-c", "import django, celery, kombu; print('Django', "
+                "django.get_version(), '/ Celery', celery.__version__, '/ kombu', "
+                "kombu.__version__)")
+    args = [a for a in session.posargs if a != "--reinstall"]
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *FAST_TESTS, *args)

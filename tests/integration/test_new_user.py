@@ -201,10 +201,10 @@ def run_a_chain_from_the_admin(project: Project, *, with_results: bool) -> None:
     )
     project.start(project.python, "manage.py", "runserver", "--noreload",
                   f"127.0.0.1:{project.port}", log="web.log")
-    wait_for(lambda: _answers(project.base + "/admin/login/"), timeout=60,
+    wait_for(lambda: _answers(project.base + "/admin/login/"), timeout=180,
              what="the new project's runserver")
     wait_for(lambda: "ready." in project.log("worker.log") or worker.poll() is not None,
-             timeout=60, what="the new project's worker")
+             timeout=180, what="the new project's worker")
     assert worker.poll() is None, project.log("worker.log")
 
     browser = Browser(project.base)
@@ -257,7 +257,7 @@ def run_a_chain_from_the_admin(project: Project, *, with_results: bool) -> None:
         state = json.loads(body)
         return state if state["finished"] else None
 
-    state = wait_for(finished, timeout=60, interval=0.3, what="the chain to finish")
+    state = wait_for(finished, timeout=180, interval=0.3, what="the chain to finish")
     assert state["status"] == "succeeded", (state, project.log("worker.log"))
     assert [node["result"] for node in state["nodes"]] == ["4", "8"], state
     _url, page = browser.get(f"/admin/task_admin/workflowrun/{match.group(1)}/change/")
