@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-postgres test-rabbitmq matrix lint bench clean messages
+.PHONY: demo test test-postgres test-rabbitmq matrix lint bench clean messages screenshots
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -26,6 +26,11 @@ test-postgres: $(VENV)/.installed
 # tests/rabbitmq_plugin.py), at TASK_ADMIN_RABBITMQ_URL (default amqp://guest:guest@127.0.0.1:5672/).
 test-rabbitmq: $(VENV)/.installed
 	TASK_ADMIN_TEST_BROKER=rabbitmq $(PY) -m pytest -m "integration and not newuser" $(PYTEST_ARGS)
+
+# docs/screenshots/*.png: every admin page of the app, in headless Chromium (needs Debian's
+# chromium and chromium-driver), with the demo workflows and real runs.
+screenshots: $(VENV)/.installed
+	TASK_ADMIN_SCREENSHOTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/browser/test_screenshots.py $(PYTEST_ARGS)
 
 # The supported-versions matrix (noxfile.py); its virtualenvs are kept in NOX_ENVDIR between runs.
 NOX_ENVDIR ?= $(HOME)/.cache/task_admin/nox
