@@ -7,6 +7,7 @@ other function takes ``app=`` and falls back to it.
 from __future__ import annotations
 
 import inspect
+import typing
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -185,3 +186,22 @@ def registered_tasks(app: Celery | None = None) -> list[str]:
 
 def signatures(app: Celery | None = None) -> dict[str, inspect.Signature | None]:
     return {name: info.signature for name, info in allowed_tasks(app).items()}
+
+
+def parameters(app: Celery | None = None) -> dict[str, dict]:
+    """Each invocable task's parameters as the argument forms show them (``arguments``)."""
+    from task_admin import arguments
+
+    app = app or get_app()
+    out = {}
+    for name, info in allowed_tasks(app).items():
+        task = app.tasks[name]
+        try:
+            # Resolves ``from __future__ import annotations`` text where the names exist.
+            hints = typing.get_type_hints(task.run)
+        except Exception:  # any annotation that cannot be resolved: read the text instead
+            hints = None
+        doc = getattr(task.run, "__doc__", None) or task.__doc__
+        out[name] = {**arguments.describe(info.signature, doc, hints), "doc": info.doc,
+                     "call": info.signature_text}
+    return out
