@@ -33,6 +33,7 @@ from task_admin.canvas.code import (
 from task_admin.canvas.spec import node_to_dict
 from task_admin.canvas.validate import warnings as canvas_warnings
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec, workflows_reusing
+from task_admin.i18n import translated
 from task_admin.models import NodeKind, NodeRole, TaskInvocation, Workflow, WorkflowRun
 from task_admin.resources import ParsedNode, save_tree
 from task_admin.tree import Tree
@@ -67,20 +68,20 @@ def read(text: str, *, tasks: Mapping[str, inspect.Signature | None] | None = No
     try:
         reading.parsed = parse_located(text, make_resolver(signatures))
     except CodeError as exc:
-        reading.errors.append(str(exc))
+        reading.errors.append(translated(exc.text))
         return reading
     spec = reading.parsed.spec
     reading.problems = check_spec(spec, tasks=signatures)
-    reading.errors += [reading.parsed.locate(p) for p in reading.problems]
+    reading.errors += [translated(reading.parsed.locate(p)) for p in reading.problems]
     for leaf_path, leaf in canvas.leaves(spec):
         if isinstance(leaf.options.expires, str):
-            reading.errors.append(reading.parsed.locate(canvas.Problem(
+            reading.errors.append(translated(reading.parsed.locate(canvas.Problem(
                 leaf_path,
                 _("an invocation keeps expires in seconds: write expires=<seconds>"),
-            )))
+            ))))
     found = canvas_warnings(spec, tasks=signatures)
     reading.problems += found
-    reading.warnings = [reading.parsed.locate(p) for p in found]
+    reading.warnings = [translated(reading.parsed.locate(p)) for p in found]
     return reading
 
 

@@ -34,10 +34,13 @@ DEFAULTS: dict[str, Any] = {
     "REFRESH_INTERVAL": 2000,
     # Result previews in lists are cut to this many characters.
     "RESULT_PREVIEW_CHARS": 80,
+    # Seconds a busy worker process gathers tracking events before writing them in one batch
+    # (an idle one writes at once).
+    "FLUSH_INTERVAL": 0.25,
     # Operations pages: seconds an ``inspect`` broadcast waits for workers' replies, seconds
     # its answer is cached, seconds a control command (pool, consumer, rate limit) waits for
     # the worker's confirmation, and queues to list besides the ones task_admin finds itself.
-    "INSPECT_TIMEOUT": 0.25,
+    "INSPECT_TIMEOUT": 0.2,
     "INSPECT_CACHE": 5,
     "CONTROL_TIMEOUT": 1.0,
     "QUEUES": [],

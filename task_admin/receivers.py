@@ -1,9 +1,12 @@
 """Signal handlers: Celery's, recording what happens to every node of a run, and the one that
 removes a deleted schedule's beat entry.
 
-They run inside the worker (the main process for ``task_received``/``task_revoked`` and a lost
-pool child's failure; the pool child otherwise), so a handler must never raise: a tracking
-problem is logged and the task goes on. Tasks that are not part of a run match no row.
+Celery's handlers run inside the worker for *every* task of the host project (the main process
+for ``task_received``/``task_revoked`` and a lost pool child's failure; the pool child
+otherwise). A task that task_admin did not send is recognised by its id (``canvas.build``
+gives every task it sends a ``ta-`` prefixed id) and costs one string comparison: no database
+statement, no buffer. Tracked tasks' events go to ``recorder``, which writes them in batches.
+A handler never raises: a tracking problem is logged and the task goes on.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ import logging
 import time
 
 from celery import signals
-from django.db import close_old_connections
 from django.db.models.signals import post_delete
 
 from task_admin import tracking
+from task_admin.canvas.build import TASK_ID_PREFIX
+from task_admin.recorder import recorder, start_buffering
 
 logger = logging.getLogger(__name__)
 
-# Per pool process: when each task started, for its runtime.
+# Per pool process: when each tracked task started, for its runtime.
 _started: dict[str, float] = {}
 
 
@@ -35,22 +39,32 @@ def _never_raise(handler):
     return wrapper
 
 
-def _request_of(sender):
-    return getattr(sender, "request", None)
+def _ours(task_id) -> bool:
+    # Inlined rather than canvas.build.is_tracked: this runs for every task of the project.
+    return type(task_id) is str and task_id.startswith(TASK_ID_PREFIX)
+
+
+def _attempt(request) -> int:
+    return (getattr(request, "retries", 0) or 0) + 1
 
 
 @_never_raise
 def on_received(sender=None, request=None, **kwargs):
-    # The worker's main process keeps its connection for long: drop it if it has gone bad.
-    close_old_connections()
-    tracking.received(request.id, request.hostname or "")
+    task_id = getattr(request, "id", None)
+    if not _ours(task_id):
+        return
+    recorder.add(tracking.Event(tracking.RECEIVED, task_id, worker=request.hostname or ""))
 
 
 @_never_raise
 def on_prerun(sender=None, task_id=None, task=None, **kwargs):
+    if not _ours(task_id):
+        return
     _started[task_id] = time.monotonic()
     request = task.request
-    tracking.started(task_id, request.hostname or "", (request.retries or 0) + 1)
+    recorder.add(tracking.Event(
+        tracking.STARTED, task_id, worker=request.hostname or "", attempt=_attempt(request)
+    ))
 
 
 def _runtime(task_id: str) -> float | None:
@@ -60,39 +74,70 @@ def _runtime(task_id: str) -> float | None:
 
 @_never_raise
 def on_success(sender=None, result=None, **kwargs):
-    task_id = sender.request.id
-    tracking.succeeded(task_id, result, _runtime(task_id))
+    request = sender.request
+    task_id = request.id
+    if not _ours(task_id):
+        return
+    stored, complete = tracking.json_result(result)
+    recorder.add(tracking.Event(
+        tracking.SUCCEEDED_EVENT, task_id, attempt=_attempt(request), result=stored,
+        result_complete=complete, runtime=_runtime(task_id),
+    ))
 
 
 @_never_raise
 def on_retry(sender=None, request=None, reason=None, einfo=None, **kwargs):
+    task_id = getattr(request, "id", None)
+    if not _ours(task_id):
+        return
     exc = getattr(reason, "exc", None) or reason
-    tracking.retried(
-        request.id,
-        (request.retries or 0) + 1,
-        tracking.describe_exception(exc) if isinstance(exc, BaseException) else str(exc),
-        getattr(reason, "when", None),
-        einfo.traceback if einfo else "",
-    )
-    _started.pop(request.id, None)
+    now = tracking._now()
+    recorder.add(tracking.Event(
+        tracking.RETRIED, task_id, at=now, attempt=_attempt(request),
+        exception=(
+            tracking.describe_exception(exc) if isinstance(exc, BaseException) else str(exc)
+        ),
+        traceback=einfo.traceback if einfo else "",
+        next_eta=tracking.next_eta_of(getattr(reason, "when", None), now),
+    ))
+    _started.pop(task_id, None)
 
 
 @_never_raise
 def on_failure(sender=None, task_id=None, exception=None, einfo=None, **kwargs):
-    close_old_connections()
-    tracking.failed(
-        task_id,
-        tracking.describe_exception(exception),
-        einfo.traceback if einfo else "",
-        _runtime(task_id),
-    )
+    if not _ours(task_id):
+        return
+    request = getattr(sender, "request", None)
+    # In the main process (a lost pool child) the task's request is not this task's.
+    attempt = _attempt(request) if getattr(request, "id", None) == task_id else 0
+    recorder.add(tracking.Event(
+        tracking.FAILED_EVENT, task_id, attempt=attempt,
+        exception=tracking.describe_exception(exception),
+        traceback=einfo.traceback if einfo else "",
+        runtime=_runtime(task_id),
+    ))
 
 
 @_never_raise
 def on_revoked(sender=None, request=None, terminated=False, expired=False, **kwargs):
-    close_old_connections()
+    task_id = getattr(request, "id", None)
+    if not _ours(task_id):
+        return
     reason = "expired" if expired else "terminated" if terminated else "revoked"
-    tracking.revoked(request.id, reason)
+    recorder.add(tracking.Event(tracking.REVOKED_EVENT, task_id, exception=reason))
+
+
+def on_worker_init(sender=None, **kwargs):
+    """In a worker (main and pool processes), events are buffered and written in batches."""
+    start_buffering(main_process=True)
+
+
+def on_worker_process_init(sender=None, **kwargs):
+    start_buffering()
+
+
+def on_worker_shutdown(sender=None, **kwargs):
+    recorder.flush_at_exit()
 
 
 def delete_periodic_task(sender, instance, **kwargs):
@@ -118,3 +163,10 @@ def connect() -> None:
     signals.task_retry.connect(on_retry, weak=False, dispatch_uid=f"{uid}.retry")
     signals.task_failure.connect(on_failure, weak=False, dispatch_uid=f"{uid}.failure")
     signals.task_revoked.connect(on_revoked, weak=False, dispatch_uid=f"{uid}.revoked")
+    signals.worker_init.connect(on_worker_init, weak=False, dispatch_uid=f"{uid}.worker_init")
+    signals.worker_process_init.connect(
+        on_worker_process_init, weak=False, dispatch_uid=f"{uid}.worker_process_init"
+    )
+    signals.worker_shutdown.connect(
+        on_worker_shutdown, weak=False, dispatch_uid=f"{uid}.worker_shutdown"
+    )

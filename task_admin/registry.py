@@ -7,11 +7,13 @@ other function takes ``app=`` and falls back to it.
 from __future__ import annotations
 
 import inspect
+import threading
 import typing
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from celery import Celery, Task
+from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
@@ -53,10 +55,37 @@ def get_app() -> Celery:
     return app
 
 
+# Per process: the apps whose task modules were imported, and the allowed tasks computed for
+# each app, keyed by (app, number of registered tasks) so a task registered later is seen.
+# Importing the task modules makes Celery's Django fixup run Django's system checks, and
+# ``inspect.signature`` is not free either: a run start must not pay for them every time.
+_loaded: set[int] = set()
+_cache: dict[tuple[int, int], dict[str, TaskInfo]] = {}
+_lock = threading.Lock()
+
+
 def _load_tasks(app: Celery) -> None:
     # The web process never runs a worker's start-up, so autodiscovered task modules are
-    # imported here; Celery makes the call idempotent.
+    # imported here, once per process and app.
+    if id(app) in _loaded:
+        return
     app.loader.import_default_modules()
+    _loaded.add(id(app))
+
+
+def clear_cache() -> None:
+    """Forget the allowed tasks computed so far (settings changed, tasks registered)."""
+    with _lock:
+        _cache.clear()
+        _signatures.clear()
+
+
+def _reset(*, setting: str, **kwargs) -> None:
+    if setting in {"TASK_ADMIN", "INSTALLED_APPS"}:
+        clear_cache()
+
+
+setting_changed.connect(_reset, dispatch_uid="task_admin.registry.reset")
 
 
 def _default_roots(app: Celery) -> tuple[str, ...]:
@@ -158,9 +187,19 @@ def _first_line(doc: str | None) -> str:
 
 
 def allowed_tasks(app: Celery | None = None) -> dict[str, TaskInfo]:
-    """The invocable tasks, sorted by name."""
+    """The invocable tasks, sorted by name (computed once per process and app; a copy)."""
     app = app or get_app()
     _load_tasks(app)
+    key = (id(app), len(app.tasks))
+    infos = _cache.get(key)
+    if infos is None:
+        infos = _compute(app)
+        with _lock:
+            _cache[key] = infos
+    return dict(infos)
+
+
+def _compute(app: Celery) -> dict[str, TaskInfo]:
     roots = _default_roots(app) if get_config()["ALLOWED_TASKS"] is None else ()
     infos = {}
     for name, task in sorted(app.tasks.items()):
@@ -184,8 +223,22 @@ def registered_tasks(app: Celery | None = None) -> list[str]:
     )
 
 
+_signatures: dict[tuple[int, int], dict[str, inspect.Signature | None]] = {}
+
+
 def signatures(app: Celery | None = None) -> dict[str, inspect.Signature | None]:
-    return {name: info.signature for name, info in allowed_tasks(app).items()}
+    app = app or get_app()
+    _load_tasks(app)
+    key = (id(app), len(app.tasks))
+    cached = _cache.get(key) and _signatures.get(key)
+    if cached is None:
+        cached = {name: info.signature for name, info in allowed_tasks(app).items()}
+        with _lock:
+            _signatures[key] = cached
+    return dict(cached)
+
+
+_parameters: dict[tuple[int, int], dict[str, dict]] = {}
 
 
 def parameters(app: Celery | None = None) -> dict[str, dict]:
@@ -193,6 +246,12 @@ def parameters(app: Celery | None = None) -> dict[str, dict]:
     from task_admin import arguments
 
     app = app or get_app()
+    _load_tasks(app)
+    key = (id(app), len(app.tasks))
+    # Valid while allowed_tasks' own cache is (cleared with it on a settings change).
+    cached = _cache.get(key) and _parameters.get(key)
+    if cached is not None:
+        return cached
     out = {}
     for name, info in allowed_tasks(app).items():
         task = app.tasks[name]
@@ -204,4 +263,6 @@ def parameters(app: Celery | None = None) -> dict[str, dict]:
         doc = getattr(task.run, "__doc__", None) or task.__doc__
         out[name] = {**arguments.describe(info.signature, doc, hints), "doc": info.doc,
                      "call": info.signature_text}
+    with _lock:
+        _parameters[key] = out
     return out

@@ -13,7 +13,6 @@ from typing import Any
 from celery import Celery
 from celery.states import READY_STATES
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -31,6 +30,7 @@ from task_admin.models import (
     WorkflowNode,
     WorkflowRun,
 )
+from task_admin.models.runs import FINISHED_RUN
 from task_admin.validation import check_spec
 
 logger = logging.getLogger(__name__)
@@ -240,11 +240,15 @@ def dispatch(run_id: int, signature) -> None:
             TaskRun.objects.filter(run_id=run_id, state=NodeState.PENDING).update(
                 state=NodeState.NOT_SENT, finished_at=now
             )
-            WorkflowRun.objects.filter(pk=run_id).update(
+            updated = WorkflowRun.objects.filter(pk=run_id).exclude(
+                status__in=FINISHED_RUN
+            ).update(
                 status=RunStatus.DISPATCH_FAILED,
                 error=tracking.describe_exception(exc),
                 finished_at=now,
             )
+            if updated:
+                transaction.on_commit(lambda: tracking.send_finished([run_id]))
         return
     WorkflowRun.objects.filter(pk=run_id).update(dispatched_at=timezone.now())
 
@@ -270,8 +274,8 @@ def revoke_run(run: WorkflowRun, *, terminate: bool = False, app: Celery | None 
             finished_at=timezone.now(),
             exception=_("revoked from the admin"),
         )
-        WorkflowRun.objects.filter(pk=run.pk).update(finished_nodes=F("finished_nodes") + revoked)
-    tracking.finish_if_done(run.pk)
+        # Counted from the nodes (never incremented): the worker's batches recount too.
+        tracking.refresh_runs([run.pk], failed=[run.pk] if revoked else [])
     return revoked
 
 

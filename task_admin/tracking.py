@@ -1,35 +1,78 @@
-"""Record what happens to each leaf task of a run.
+"""Record what happens to each leaf task of a run: state changes applied in batches.
 
-Every change is a guarded ``UPDATE ... WHERE task_id = ... AND state IN (...)`` so events that
-arrive late or twice (a worker's signal and the reconciler, say) cannot move a node backwards.
-Called by the Celery signal handlers in ``receivers`` and by ``services.reconcile_run``.
+An ``Event`` is one thing Celery told us about one task (received, started, retried, succeeded,
+failed, revoked). ``apply(events)`` writes any number of them in one transaction with
+set-based statements: one ``SELECT ... FOR UPDATE`` of the nodes concerned, one ``UPDATE`` of
+those that changed, then for their runs one locked recount (``finished_nodes`` is counted from
+the nodes, never incremented, so there is no hot counter row) and the final status of runs that
+have just finished. A node only moves forward: a late or repeated event (a worker's signal and
+the reconciler, say, or a "received" arriving after a retry) changes nothing, and an event of
+an earlier attempt never overwrites a later one.
+
+The worker's signal handlers (``receivers``) buffer events and call ``apply`` through
+``recorder``; the reconciler (``services.reconcile_run``) and tests call the one-event helpers
+below, which apply at once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import traceback as tb
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Case, Count, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from task_admin import canvas
-from task_admin.canvas.progress import blocked_leaves
+from task_admin.canvas.progress import FAILED, PARTIAL, REVOKED, SUCCEEDED, blocked_leaves, outcome
 from task_admin.conf import get_config
 from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, WorkflowRun
 from task_admin.models.runs import FINISHED_NODE, FINISHED_RUN
+from task_admin.signals import run_finished
 
+logger = logging.getLogger(__name__)
 S = NodeState
 UNFINISHED = (S.PENDING, S.RECEIVED, S.STARTED, S.RETRY)
 FAILED_NODE = (S.FAILURE, S.REVOKED, S.SKIPPED, S.NOT_SENT)
 
+RECEIVED, STARTED, RETRIED, SUCCEEDED_EVENT, FAILED_EVENT, REVOKED_EVENT = (
+    "received", "started", "retried", "succeeded", "failed", "revoked",
+)
+FINAL_EVENTS = {SUCCEEDED_EVENT: S.SUCCESS, FAILED_EVENT: S.FAILURE, REVOKED_EVENT: S.REVOKED}
+
+# The TaskRun columns an event may change (what the batched UPDATE writes).
+NODE_FIELDS = (
+    "state", "attempts", "worker", "received_at", "started_at", "finished_at", "runtime",
+    "result", "result_complete", "exception", "traceback",
+)
+
 
 def _now() -> datetime:
     return timezone.now()
+
+
+@dataclass
+class Event:
+    """One state change of one task, as the worker saw it (``at`` is when)."""
+
+    kind: str
+    task_id: str
+    at: datetime = field(default_factory=_now)
+    attempt: int = 0  # 1 for the first execution; 0 when unknown (received, revoked)
+    worker: str = ""
+    result: Any = None
+    result_complete: bool = True
+    runtime: float | None = None
+    exception: str = ""
+    traceback: str = ""
+    next_eta: datetime | None = None
 
 
 def json_result(value: Any) -> tuple[Any, bool]:
@@ -45,84 +88,52 @@ def json_result(value: Any) -> tuple[Any, bool]:
     return value, True
 
 
+def next_eta_of(when: Any, now: datetime) -> datetime | None:
+    """When Celery will try again, from what ``Retry.when`` holds (seconds, a datetime, ISO)."""
+    if isinstance(when, bool):
+        return None
+    if isinstance(when, int | float):
+        return now + timedelta(seconds=when)
+    if isinstance(when, datetime):
+        return when
+    if isinstance(when, str):
+        try:
+            return datetime.fromisoformat(when)
+        except ValueError:
+            return None
+    return None
+
+
+# -- one event at a time (the reconciler, tests) -------------------------------------------
+
+
 def received(task_id: str, worker: str) -> None:
-    TaskRun.objects.filter(task_id=task_id, state__in=(S.PENDING, S.RETRY)).update(
-        state=S.RECEIVED, received_at=Coalesce("received_at", _now()), worker=worker
-    )
+    apply([Event(RECEIVED, task_id, worker=worker)])
 
 
 def started(task_id: str, worker: str, attempt: int) -> None:
-    now = _now()
-    changed = TaskRun.objects.filter(task_id=task_id, state__in=UNFINISHED).update(
-        state=S.STARTED,
-        started_at=Coalesce("started_at", now),
-        attempts=attempt,
-        worker=worker,
-    )
-    if not changed:
-        return
-    task_run = TaskRun.objects.only("pk", "run_id").get(task_id=task_id)
-    TaskAttempt.objects.update_or_create(
-        task_run=task_run,
-        number=attempt,
-        defaults={"state": S.STARTED, "worker": worker, "started_at": now},
-    )
-    WorkflowRun.objects.filter(pk=task_run.run_id, status=RunStatus.PENDING).update(
-        status=RunStatus.RUNNING, started_at=now
-    )
+    apply([Event(STARTED, task_id, worker=worker, attempt=attempt)])
 
 
 def retried(task_id: str, attempt: int, reason: str, when: Any, traceback: str) -> None:
     now = _now()
-    if isinstance(when, int | float):
-        next_eta = now + timedelta(seconds=when)
-    elif isinstance(when, datetime):
-        next_eta = when
-    elif isinstance(when, str):
-        next_eta = datetime.fromisoformat(when)
-    else:
-        next_eta = None
-    TaskRun.objects.filter(task_id=task_id, state__in=UNFINISHED).update(
-        state=S.RETRY, exception=reason, traceback=traceback
-    )
-    TaskAttempt.objects.filter(task_run__task_id=task_id, number=attempt).update(
-        state=S.RETRY, finished_at=now, reason=reason, next_eta=next_eta, traceback=traceback
-    )
+    apply([Event(RETRIED, task_id, at=now, attempt=attempt, exception=reason,
+                 traceback=traceback, next_eta=next_eta_of(when, now))])
 
 
 def succeeded(task_id: str, result: Any, runtime: float | None) -> None:
-    now = _now()
     stored, complete = json_result(result)
-    changed = TaskRun.objects.filter(task_id=task_id, state__in=UNFINISHED).update(
-        state=S.SUCCESS, result=stored, result_complete=complete, runtime=runtime,
-        finished_at=now, exception="", traceback="",
-    )
-    TaskAttempt.objects.filter(task_run__task_id=task_id, state=S.STARTED).update(
-        state=S.SUCCESS, finished_at=now
-    )
-    if changed:
-        _node_finished(task_id, S.SUCCESS)
+    apply([Event(SUCCEEDED_EVENT, task_id, result=stored, result_complete=complete,
+                 runtime=runtime)])
 
 
 def failed(task_id: str, exception: str, traceback: str, runtime: float | None = None) -> None:
-    now = _now()
-    changed = TaskRun.objects.filter(task_id=task_id, state__in=UNFINISHED).update(
-        state=S.FAILURE, exception=exception, traceback=traceback, runtime=runtime,
-        finished_at=now,
-    )
-    TaskAttempt.objects.filter(task_run__task_id=task_id, state=S.STARTED).update(
-        state=S.FAILURE, finished_at=now, reason=exception, traceback=traceback
-    )
-    if changed:
-        _node_finished(task_id, S.FAILURE)
+    apply([Event(FAILED_EVENT, task_id, exception=exception, traceback=traceback,
+                 runtime=runtime)])
 
 
 def revoked(task_id: str, reason: str = "") -> None:
-    changed = TaskRun.objects.filter(task_id=task_id, state__in=UNFINISHED).update(
-        state=S.REVOKED, finished_at=_now(), exception=reason
-    )
-    if changed:
-        _node_finished(task_id, S.REVOKED)
+    apply([Event(REVOKED_EVENT, task_id, exception=reason)])
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -133,12 +144,271 @@ def format_traceback(exc: BaseException) -> str:
     return "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
 
 
-def _node_finished(task_id: str, state: str) -> None:
-    run_id = TaskRun.objects.filter(task_id=task_id).values_list("run_id", flat=True).first()
-    WorkflowRun.objects.filter(pk=run_id).update(finished_nodes=F("finished_nodes") + 1)
-    if state != S.SUCCESS:
-        skip_blocked(run_id)
-    finish_if_done(run_id)
+# -- the batch writer -----------------------------------------------------------------------
+
+
+@dataclass
+class _Attempt:
+    number: int
+    state: str
+    worker: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    reason: str = ""
+    next_eta: datetime | None = None
+    traceback: str = ""
+
+
+def _fold(node: TaskRun, events: list[Event], attempts: dict[int, _Attempt]) -> bool:
+    """Apply ``events`` (in the order they happened) to ``node`` in memory; whether it changed.
+
+    ``attempts`` collects what the events say about each attempt (written only for nodes that
+    were retried: a task that ran once is fully described by its TaskRun row).
+    """
+    changed = False
+    for event in events:
+        current = node.attempts or 0
+        if node.state not in UNFINISHED:
+            break  # finished nodes never move again
+        if event.kind == RECEIVED:
+            # Only a node nobody has picked up yet becomes "received": after a retry the node
+            # stays "retrying" until the next attempt starts (its received event arrives while
+            # the countdown runs).
+            if node.state == S.PENDING:
+                node.state = S.RECEIVED
+                node.received_at = node.received_at or event.at
+                node.worker = event.worker or node.worker
+                changed = True
+        elif event.kind == STARTED:
+            attempt = attempts.setdefault(event.attempt, _Attempt(event.attempt, S.STARTED))
+            attempt.worker, attempt.started_at = event.worker, event.at
+            if event.attempt >= current:
+                node.state = S.STARTED
+                node.started_at = node.started_at or event.at
+                node.attempts = event.attempt
+                node.worker = event.worker or node.worker
+                changed = True
+        elif event.kind == RETRIED:
+            attempt = attempts.setdefault(event.attempt, _Attempt(event.attempt, S.RETRY))
+            attempt.state, attempt.finished_at = S.RETRY, event.at
+            attempt.reason, attempt.next_eta = event.exception, event.next_eta
+            attempt.traceback = event.traceback
+            if event.attempt >= current:  # an earlier attempt's retry never moves a later one
+                node.state = S.RETRY
+                node.attempts = event.attempt
+                node.exception, node.traceback = event.exception, event.traceback
+                changed = True
+        else:
+            state = FINAL_EVENTS[event.kind]
+            if event.attempt:
+                attempt = attempts.setdefault(event.attempt, _Attempt(event.attempt, state))
+                attempt.state, attempt.finished_at = state, event.at
+                if state == S.FAILURE:
+                    attempt.reason, attempt.traceback = event.exception, event.traceback
+                node.attempts = max(current, event.attempt)
+            node.state = state
+            node.finished_at = event.at
+            if event.runtime is not None:
+                node.runtime = event.runtime
+            if state == S.SUCCESS:
+                node.result, node.result_complete = event.result, event.result_complete
+                node.exception = node.traceback = ""
+            else:
+                node.exception, node.traceback = event.exception, event.traceback
+            changed = True
+    return changed
+
+
+def _write_attempts(nodes: dict[int, TaskRun], found: dict[int, dict[int, _Attempt]]) -> None:
+    """Upsert the attempt rows of the nodes that were retried (a rare path: one read, one
+    write for the whole batch)."""
+    retried_nodes = {
+        pk: attempts for pk, attempts in found.items()
+        if attempts and (max(attempts) > 1 or any(a.state == S.RETRY for a in attempts.values()))
+    }
+    if not retried_nodes:
+        return
+    existing = {
+        (row.task_run_id, row.number): row
+        for row in TaskAttempt.objects.filter(task_run_id__in=list(retried_nodes))
+    }
+    rows = []
+    for pk, attempts in retried_nodes.items():
+        for number, seen in attempts.items():
+            if number < 1:
+                continue
+            row = existing.get((pk, number)) or TaskAttempt(task_run_id=pk, number=number)
+            if row.state in FINISHED_NODE or (row.state == S.RETRY and seen.state == S.STARTED):
+                continue  # already final for this attempt: a late "started" changes nothing
+            row.state = seen.state
+            row.worker = seen.worker or row.worker
+            row.started_at = row.started_at or seen.started_at
+            if number == 1 and row.started_at is None:
+                row.started_at = nodes[pk].started_at  # the node's first start is attempt 1's
+            row.finished_at = seen.finished_at or row.finished_at
+            row.reason = seen.reason or row.reason
+            row.next_eta = seen.next_eta or row.next_eta
+            row.traceback = seen.traceback or row.traceback
+            rows.append(row)
+    TaskAttempt.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["task_run", "number"],
+        update_fields=["state", "worker", "started_at", "finished_at", "reason", "next_eta",
+                       "traceback"],
+    )
+
+
+def apply(events: Iterable[Event]) -> int:
+    """Write ``events`` (in the order they happened) in one transaction; how many nodes changed.
+
+    Events of tasks that are not part of a run are ignored. Runs whose last node has just
+    finished get their final status and send ``signals.run_finished`` after the commit.
+    Round trips per batch, whatever its size: lock the runs, read the nodes, write the nodes
+    (one pipelined ``executemany``), recount the runs, and look for finished ones.
+    """
+    by_task: dict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        by_task[event.task_id].append(event)
+    if not by_task:
+        return 0
+    task_ids = list(by_task)
+    with transaction.atomic():
+        # Runs first, in id order: every writer of a run's nodes takes its run's lock before
+        # the nodes', so two batches never deadlock and a recount sees every committed node.
+        run_ids = _lock_runs(TaskRun.objects.filter(task_id__in=task_ids).values("run_id"))
+        if not run_ids:
+            return 0
+        nodes = list(
+            TaskRun.objects.filter(task_id__in=task_ids)
+            .only("pk", "run_id", "task_id", *NODE_FIELDS)
+            .order_by("pk")
+        )
+        changed, attempts, started_runs, failed_runs = [], {}, set(), set()
+        for node in nodes:
+            seen: dict[int, _Attempt] = {}
+            before = node.state
+            if _fold(node, by_task[node.task_id], seen):
+                changed.append(node)
+                if before == S.PENDING and node.state not in (S.PENDING, S.REVOKED):
+                    started_runs.add(node.run_id)
+                if node.state in FAILED_NODE:
+                    failed_runs.add(node.run_id)
+            if seen:
+                attempts[node.pk] = seen
+        _write_nodes(changed)
+        _write_attempts({n.pk: n for n in nodes}, attempts)
+        runs = {node.run_id for node in changed}
+        if runs:
+            refresh_runs(runs, started=started_runs, failed=failed_runs, locked=True)
+    return len(changed)
+
+
+def _lock_runs(run_ids) -> list[int]:
+    """Lock the runs (a list of ids or a subquery of ``run_id``) in id order; their ids."""
+    return list(
+        WorkflowRun.objects.select_for_update().filter(pk__in=run_ids).order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _write_nodes(nodes: list[TaskRun]) -> None:
+    """One UPDATE per node, sent together (psycopg pipelines ``executemany``; SQLite runs it
+    in process): no per-row CASE expressions to build or evaluate."""
+    if not nodes:
+        return
+    from django.db import connection
+
+    meta, quote = TaskRun._meta, connection.ops.quote_name
+    fields = [meta.get_field(name) for name in NODE_FIELDS]
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET "
+        + ", ".join(f"{quote(f.column)} = %s" for f in fields)
+        + f" WHERE {quote(meta.pk.column)} = %s"
+    )
+    rows = [
+        [f.get_db_prep_save(getattr(node, f.attname), connection) for f in fields] + [node.pk]
+        for node in nodes
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def refresh_runs(
+    run_ids: Iterable[int], *, started: Iterable[int] = (), failed: Iterable[int] = (),
+    locked: bool = False,
+) -> list[int]:
+    """Recount the runs' finished nodes and finish those that are done; the runs finished.
+
+    Call after the nodes changed. The runs' rows are locked first (unless the caller already
+    holds them), so two processes recounting the same run see each other's committed nodes
+    (the last to count sees all), and a run is finished, and its signal sent, exactly once.
+    """
+    run_ids = sorted(set(run_ids))
+    if not run_ids:
+        return []
+    now = _now()
+    started = set(started)
+    with transaction.atomic():
+        if not locked:
+            _lock_runs(run_ids)
+        for run_id in sorted(set(failed)):
+            skip_blocked(run_id)
+        finished = (
+            TaskRun.objects.filter(run_id=OuterRef("pk"), state__in=FINISHED_NODE)
+            .order_by().values("run_id").annotate(n=Count("pk")).values("n")
+        )
+        changes = {"finished_nodes": Coalesce(Subquery(finished), Value(0))}
+        if started:
+            now_started = Q(pk__in=sorted(started), status=RunStatus.PENDING)
+            changes["status"] = Case(When(now_started, then=Value(RunStatus.RUNNING)),
+                                     default=F("status"))
+            changes["started_at"] = Case(When(now_started, then=Value(now)),
+                                         default=F("started_at"))
+        WorkflowRun.objects.filter(pk__in=run_ids).update(**changes)
+        return _finish_done(run_ids, now)
+
+
+def _finish_done(run_ids: list[int], now: datetime) -> list[int]:
+    done = list(
+        WorkflowRun.objects.filter(pk__in=run_ids, total_nodes__lte=F("finished_nodes"))
+        .exclude(status__in=FINISHED_RUN)
+        .values_list("pk", "spec")
+    )
+    if not done:
+        return []
+    states: dict[int, dict[str, str]] = defaultdict(dict)
+    for run_id, path, state in TaskRun.objects.filter(run_id__in=[pk for pk, _ in done]) \
+            .values_list("run_id", "path", "state"):
+        states[run_id][path] = state
+    finished = []
+    for run_id, spec in done:
+        status = final_status(spec, states[run_id])
+        if status not in FINISHED_RUN:
+            continue
+        updated = WorkflowRun.objects.filter(pk=run_id).exclude(status__in=FINISHED_RUN).update(
+            status=status,
+            finished_at=now,
+            started_at=Coalesce("started_at", "dispatched_at", Value(now)),
+        )
+        if updated:
+            finished.append(run_id)
+    if finished:
+        transaction.on_commit(lambda: send_finished(finished))
+    return finished
+
+
+def send_finished(run_ids: list[int]) -> None:
+    """Send ``signals.run_finished`` for runs that have just reached a final status (call
+    after the commit that finished them, exactly once per run)."""
+    if not run_ids or not run_finished.has_listeners(WorkflowRun):
+        return
+    for run in WorkflowRun.objects.filter(pk__in=run_ids).defer("spec", "overrides"):
+        # A listener's error must not undo or stop the recording: logged, not raised.
+        for receiver, error in run_finished.send_robust(sender=WorkflowRun, run=run):
+            if isinstance(error, Exception):
+                logger.error("task_admin: run_finished receiver %r failed for run %s: %s",
+                             receiver, run.pk, error, exc_info=error)
 
 
 def skip_blocked(run_id: int) -> int:
@@ -151,19 +421,13 @@ def skip_blocked(run_id: int) -> int:
     blocked = blocked_leaves(spec, failed_paths)
     if not blocked:
         return 0
-    with transaction.atomic():
-        skipped = TaskRun.objects.filter(
-            run_id=run_id, path__in=blocked, state=S.PENDING
-        ).update(state=S.SKIPPED, finished_at=_now())
-        if skipped:
-            WorkflowRun.objects.filter(pk=run_id).update(
-                finished_nodes=F("finished_nodes") + skipped
-            )
-    return skipped
+    return TaskRun.objects.filter(run_id=run_id, path__in=blocked, state=S.PENDING).update(
+        state=S.SKIPPED, finished_at=_now()
+    )
 
 
 def derive_status(counts: dict[str, int]) -> str:
-    """A run's status from how many of its nodes are in each state."""
+    """A run's status from how many of its nodes are in each state (no canvas at hand)."""
     total = sum(counts.values())
     done = sum(counts.get(s, 0) for s in FINISHED_NODE)
     if counts.get(S.NOT_SENT):
@@ -177,22 +441,45 @@ def derive_status(counts: dict[str, int]) -> str:
     return RunStatus.PARTIALLY_FAILED if counts.get(S.SUCCESS) else RunStatus.FAILED
 
 
+OUTCOME_STATUS = {
+    SUCCEEDED: RunStatus.SUCCEEDED,
+    PARTIAL: RunStatus.PARTIALLY_FAILED,
+    FAILED: RunStatus.FAILED,
+    REVOKED: RunStatus.REVOKED,
+}
+
+
+def final_status(spec: dict | None, states: dict[str, str]) -> str:
+    """A run's status from its canvas and each leaf's state.
+
+    The rule: a run failed when its final result could not be produced (a chain's last step,
+    a chord's body); a group whose members partly succeeded "partially failed"; revoked when
+    something was revoked and nothing failed. Without a readable canvas, counts decide.
+    """
+    counts: dict[str, int] = defaultdict(int)
+    for state in states.values():
+        counts[state] += 1
+    status = derive_status(counts)
+    if status not in FINISHED_RUN or status in (RunStatus.DISPATCH_FAILED, RunStatus.SUCCEEDED):
+        return status
+    if status == RunStatus.REVOKED:
+        return status
+    try:
+        root = canvas.from_dict(spec)
+    except Exception:  # a snapshot we cannot read: the counts are all we have
+        return status
+    status = OUTCOME_STATUS[outcome(root, states)]
+    # Not every node succeeded (counts said so) even if the final result was produced.
+    return RunStatus.PARTIALLY_FAILED if status == RunStatus.SUCCEEDED else status
+
+
 def node_counts(run_id: int) -> dict[str, int]:
     rows = TaskRun.objects.filter(run_id=run_id).values("state").annotate(n=Count("pk"))
     return {row["state"]: row["n"] for row in rows}
 
 
 def finish_if_done(run_id: int) -> str | None:
-    run = WorkflowRun.objects.only("total_nodes", "finished_nodes", "status").get(pk=run_id)
-    if run.status in FINISHED_RUN or run.finished_nodes < run.total_nodes:
-        return None
-    status = derive_status(node_counts(run_id))
-    if status in FINISHED_RUN:
-        WorkflowRun.objects.filter(pk=run_id).exclude(status__in=FINISHED_RUN).update(
-            status=status,
-            finished_at=_now(),
-            started_at=Coalesce("started_at", "dispatched_at"),
-        )
-    return status
-
-
+    """Recount one run and finish it when every node has finished; its status then."""
+    refresh_runs([run_id])
+    status = WorkflowRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
+    return status if status in FINISHED_RUN else None

@@ -189,3 +189,25 @@ def test_local_redis_starts_a_server_when_none_answers(monkeypatch, binary):
     finally:
         local.stop()
     assert not localredis.answers(local.url)
+
+
+def test_allowed_tasks_are_computed_once_per_process(monkeypatch, settings):
+    """Importing task modules makes Celery's Django fixup run Django's system checks: a run
+    start must not pay for that (nor for inspect.signature) every time."""
+    app = registry.get_app()
+    registry._loaded.discard(id(app))
+    registry.clear_cache()
+    imports, computed = [], []
+    real_import, real_compute = app.loader.import_default_modules, registry._compute
+    monkeypatch.setattr(app.loader, "import_default_modules",
+                        lambda: imports.append(1) or real_import())
+    monkeypatch.setattr(registry, "_compute", lambda a: computed.append(1) or real_compute(a))
+    first = registry.signatures()
+    for _ in range(3):
+        assert registry.signatures() == first
+        registry.allowed_tasks()
+    assert (len(imports), len(computed)) == (1, 1)
+    # A settings change is seen at once.
+    settings.TASK_ADMIN = {**settings.TASK_ADMIN, "ALLOWED_TASKS": ["project.demo.tasks.suma"]}
+    assert list(registry.signatures()) == ["project.demo.tasks.suma"]
+    assert len(computed) == 2

@@ -20,11 +20,12 @@ from django.http import HttpRequest, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from task_admin import operations
-from task_admin.models import CeleryTask, Queue, TaskRun, Worker, WorkflowRun
+from task_admin.models import CeleryTask, Queue, TaskRun, Worker, WorkflowNode, WorkflowRun
 
 # A queue, task or worker name typed by a person: printable, no spaces.
 NAME_RE = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")
@@ -80,6 +81,38 @@ class LookupForm(forms.Form):
         gettext_lazy("task id"),
         help_text=gettext_lazy("From a log line, Flower, a user report or a run page."),
     )
+
+
+def warn_unconsumed_queues(model_admin, request, queues: set[str]) -> None:
+    """After a save: say which of ``queues`` no live worker consumes. A warning, not a refusal:
+    workers may be down or not started yet."""
+    try:
+        missing = operations.unconsumed({q for q in queues if q})
+    except operations.BROKER_ERRORS:
+        return
+    url = _url("task_admin_queue_changelist", current_app=model_admin.admin_site.name)
+    for queue in sorted(missing):
+        message = _(
+            "No live worker consumes the queue “%(queue)s”: tasks sent there wait until a "
+            "worker consumes it (start one with -Q %(queue)s, or add a consumer)."
+        ) % {"queue": queue}
+        if url:
+            message = format_html('{} <a href="{}?queue={}">{}</a>', message, url, queue,
+                                  _("See the queues."))
+        model_admin.message_user(request, message, messages.WARNING)
+
+
+def workflow_queues(workflow) -> set[str]:
+    """The queues a workflow's tasks name, reused workflows included (a draft's own nodes)."""
+    from task_admin.compile import InvalidWorkflow, workflow_to_spec
+
+    try:
+        return operations.spec_queues(workflow_to_spec(workflow))
+    except InvalidWorkflow:
+        return set(
+            WorkflowNode.objects.filter(workflow=workflow).exclude(invocation__queue="")
+            .exclude(invocation__isnull=True).values_list("invocation__queue", flat=True)
+        )
 
 
 def _url(name: str, *args: Any, current_app: str | None = None) -> str | None:
@@ -144,10 +177,13 @@ class OperationsAdmin(admin.ModelAdmin):
         out: dict[str, dict[str, Any]] = {}
         lookup_admin = self.admin_site._registry.get(CeleryTask)
         can_lookup = lookup_admin is not None and lookup_admin.has_view_permission(request)
+        can_revoke = lookup_admin is not None and lookup_admin.has_revoke_permission(request)
         for task_id in ids:
             out[task_id] = {
                 "lookup_url": _url("task_admin_celerytask_change", quote(task_id),
                                    current_app=site) if can_lookup else None,
+                "revoke_url": _url("task_admin_celerytask_revoke", quote(task_id),
+                                   current_app=site) if can_revoke else None,
             }
         run_admin = self.admin_site._registry.get(WorkflowRun)
         node_admin = self.admin_site._registry.get(TaskRun)
@@ -228,7 +264,7 @@ class WorkerAdmin(OperationsAdmin):
         queues_admin = self.admin_site._registry.get(Queue)
         context = self._context(
             request,
-            hostname or _("Workers"),
+            _("Worker") if hostname else _("Workers"),
             subtitle=hostname,
             snapshot=current,
             rows=rows,
@@ -267,9 +303,7 @@ class WorkerAdmin(OperationsAdmin):
             worker=worker,
             verb=verb,
             form=form,
-            task_names=sorted(
-                n for n in operations.get_app().tasks if not n.startswith("celery.")
-            ) if verb == "ratelimit" else [],
+            task_names=operations.task_names() if verb == "ratelimit" else [],
         )
         return self._render(request, "control.html", context)
 
@@ -401,7 +435,7 @@ class CeleryTaskAdmin(OperationsAdmin):
                 request, _("Find a task by id"), form=form, found=None))
         found = operations.lookup_task(task_id)
         return self._render(request, "lookup.html", self._context(
-            request, task_id,
+            request, _("Celery task"),
             subtitle=task_id,
             form=LookupForm(initial={"task_id": task_id}),
             found=found,

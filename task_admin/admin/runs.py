@@ -34,7 +34,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from kombu.exceptions import KombuError
 
-from task_admin import canvas, services, tracking
+from task_admin import canvas, operations, services, tracking
 from task_admin.admin.code import RunCodeMixin
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow
@@ -397,6 +397,7 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             "progressStates": list(PROGRESS_STATES),
         }
         return {
+            "queue_hints": operations.pending_queue_hints(run, nodes, spec),
             "run": run,
             "nodes": nodes,
             "graph": graph,

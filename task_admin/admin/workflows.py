@@ -34,6 +34,7 @@ from django.views.decorators.http import require_POST
 from task_admin import canvas, composer, services
 from task_admin.admin.code import WorkflowCodeMixin
 from task_admin.admin.files import FilesMixin
+from task_admin.admin.operations import warn_unconsumed_queues, workflow_queues
 from task_admin.admin.warnings import WorkflowWarningsMixin
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec
@@ -336,6 +337,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
             composer.save(form.instance, form.composition)
         super().save_related(request, form, formsets, change)
         self.report_problems(request, form.instance)
+        warn_unconsumed_queues(self, request, workflow_queues(form.instance))
 
     def report_problems(self, request, workflow: Workflow) -> None:
         problems = preview(workflow).problems

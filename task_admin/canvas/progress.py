@@ -53,3 +53,39 @@ def blocked_leaves(root: Node, failed: Collection[str]) -> set[str]:
 
 def leaf_order(root: Node) -> dict[str, int]:
     return {path: index for index, (path, _task) in enumerate(leaves(root))}
+
+
+# What a finished canvas produced, judged from its final result (see ``outcome``).
+SUCCEEDED, PARTIAL, FAILED, REVOKED = "succeeded", "partial", "failed", "revoked"
+
+
+def outcome(root: Node, states: dict[str, str]) -> str:
+    """Whether a finished canvas produced its final result, from each leaf's Celery state.
+
+    The rule: a run failed when its final result could not be produced. A chain's result is
+    its last step's, a chord's is its body's, so a failed step or body fails the whole; a
+    group's result is the list of its members' results, so a group where some members
+    succeeded and some did not is ``partial``. A leaf that was revoked (and nothing failed
+    on the way) is ``revoked``.
+    """
+
+    def visit(path: str, node: Node) -> str:
+        if isinstance(node, Task):
+            state = states.get(path, "")
+            if state == "SUCCESS":
+                return SUCCEEDED
+            return REVOKED if state == "REVOKED" else FAILED
+        kids = children(path, node)
+        if not kids:  # an empty container (refused before sending) produced nothing to fail
+            return SUCCEEDED
+        if isinstance(node, Chain | Chord):  # a chord's last child is its body
+            last_path, last = kids[-1]
+            return visit(last_path, last)
+        results = {visit(p, child) for p, child in kids}
+        if results == {SUCCEEDED}:
+            return SUCCEEDED
+        if SUCCEEDED in results or PARTIAL in results:
+            return PARTIAL
+        return FAILED if FAILED in results else REVOKED
+
+    return visit("root", root)

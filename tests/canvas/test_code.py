@@ -145,6 +145,7 @@ def test_render_splits_wide_trees_over_lines_and_reads_back() -> None:
         ("chord(group(suma.s(1, 1)), body=suma.s(10))", Chord((s(1, 1),), s(10))),
         ("chord(body=suma.s(10), header=[suma.s(1, 1)])", Chord((s(1, 1),), s(10))),
         ("suma.s(1, 2) | suma.s(5)", Chain((s(1, 2), s(5)))),
+        ("chain(suma.s(2, 2) | suma.s(4))", Chain((s(2, 2), s(4)))),  # the demo's description
         ("suma.s(1, 2) | suma.s(5) | suma.s(6)", Chain((s(1, 2), s(5), s(6)))),
         ("proj.tasks.suma.s(1, b=2)", s(1, b=2)),
         ("signature('proj.tasks.suma', args=[1], kwargs={'b': 2})", s(1, b=2)),
@@ -446,3 +447,12 @@ def test_chord_bodies_that_cannot_take_a_list_warn(body: Node, path: str) -> Non
 )
 def test_chord_bodies_that_take_a_list_do_not_warn(body: Node) -> None:
     assert warnings(Chord(HEADER, body), tasks=SIGS) == []
+
+
+def test_refusals_are_marked_for_translation() -> None:
+    # canvas.text: English text that keeps its template, translated at the Django boundary.
+    with pytest.raises(CodeError) as info:
+        parse("suma.s(HOME, 2)", resolve)
+    assert info.value.text.template == "line %(line)d, column %(column)d: %(message)s"
+    assert info.value.message.template.startswith("the name %(name)s is not a literal")
+    assert info.value.message.params == {"name": "'HOME'"}

@@ -72,7 +72,8 @@ def test_tutorial_chord_records_the_bodys_failure(worker, celery_app):
     assert body.state == NodeState.FAILURE
     assert body.exception.startswith("TypeError: can only concatenate list")
     assert "Traceback" in body.traceback and "return a + b" in body.traceback
-    assert run.status == RunStatus.PARTIALLY_FAILED
+    # The chord's result is its body's: it could not be produced, so the run failed.
+    assert run.status == RunStatus.FAILED
     assert_matches_celery(run, celery_app)
 
 
@@ -131,7 +132,7 @@ def test_failure_stops_the_chain_and_the_rest_is_skipped(worker, celery_app):
     )
     run = finished(services.run_workflow(wf))
     assert [n.state for n in nodes(run)] == ["SUCCESS", "FAILURE", "SKIPPED"]
-    assert run.status == RunStatus.PARTIALLY_FAILED
+    assert run.status == RunStatus.FAILED  # the chain's final result was never produced
     assert_matches_celery(run, celery_app)
 
 
