@@ -27,11 +27,6 @@ test-postgres: $(VENV)/.installed
 test-rabbitmq: $(VENV)/.installed
 	TASK_ADMIN_TEST_BROKER=rabbitmq $(PY) -m pytest -m "integration and not newuser" $(PYTEST_ARGS)
 
-# docs/screenshots/*.png: every admin page of the app, in headless Chromium (needs Debian's
-# chromium and chromium-driver), with the demo workflows and real runs.
-screenshots: $(VENV)/.installed
-	TASK_ADMIN_SCREENSHOTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/browser/test_screenshots.py $(PYTEST_ARGS)
-
 # The supported-versions matrix (noxfile.py); its virtualenvs are kept in NOX_ENVDIR between runs.
 NOX_ENVDIR ?= $(HOME)/.cache/task_admin/nox
 matrix: $(VENV)/.installed
@@ -48,6 +43,13 @@ messages: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m bench
+
+# The pictures of the README and of docs/, taken by the browser tests (headless Chromium,
+# Debian's chromium and chromium-driver, a real worker): the README's, and docs/screenshots/
+# (every admin page of the app, with the demo workflows and real runs).
+screenshots: $(VENV)/.installed
+	TASK_ADMIN_SCREENSHOTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/browser \
+		-k "nested_chord or typed_override or compose_and_run or screenshot_every_admin_page"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
