@@ -20,6 +20,7 @@ import sys
 import textwrap
 import urllib.parse
 import urllib.request
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -158,6 +159,50 @@ class Project:
                 process.wait()
 
 
+class _FormFields(HTMLParser):
+    """What a browser would submit from a page's forms: inputs, checked boxes, selections."""
+
+    def __init__(self):
+        super().__init__()
+        self.fields: dict[str, str] = {}
+        self._select: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        name = a.get("name")
+        if tag == "input" and name and a.get("type") not in ("submit", "button", "file"):
+            if a.get("type") in ("checkbox", "radio") and "checked" not in a:
+                return
+            self.fields.setdefault(name, a.get("value") or ("on" if a.get("type") in (
+                "checkbox", "radio") else ""))
+        elif tag == "select" and name:
+            self._select = name
+            self.fields.setdefault(name, "")
+        elif tag == "option" and self._select and "selected" in a:
+            self.fields[self._select] = a.get("value") or ""
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.fields[name] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.fields[self._textarea] += data
+
+
+def form_fields(page: str) -> dict[str, str]:
+    parser = _FormFields()
+    parser.feed(page)
+    parser.fields.pop("csrfmiddlewaretoken", None)
+    return parser.fields
+
+
 class Browser:
     """Just enough of a browser for Django's admin: cookies, CSRF tokens, redirects."""
 
@@ -169,6 +214,11 @@ class Browser:
     def get(self, path: str) -> tuple[str, str]:
         with self.opener.open(self.base + path, timeout=30) as response:
             return response.geturl(), response.read().decode()
+
+    def submit(self, path: str, values: dict[str, str]) -> tuple[str, str]:
+        """Load the form at ``path`` and post what a browser would, with ``values`` typed in."""
+        _url, page = self.get(path)
+        return self.post(path, {**form_fields(page), **values})
 
     def post(self, path: str, data: dict[str, str]) -> tuple[str, str]:
         token = next(c.value for c in self.jar if c.name == "csrftoken")
@@ -220,12 +270,9 @@ def run_a_chain_from_the_admin(project: Project, *, with_results: bool) -> None:
 
     invocations = [("two plus two", "[2, 2]"), ("plus four", "[4]")]
     for name, args in invocations:
-        url, page = browser.post("/admin/task_admin/taskinvocation/add/", {
-            "name": name, "description": "", "task": "shop.tasks.add", "args": args,
-            "kwargs": "{}", "countdown": "", "eta_0": "", "eta_1": "", "expires": "",
-            "queue": "", "priority": "", "retry": "on", "retry_max_retries": "",
-            "retry_interval_start": "", "retry_interval_step": "", "retry_interval_max": "",
-            "soft_time_limit": "", "time_limit": "", "_save": "Save",
+        url, page = browser.submit("/admin/task_admin/taskinvocation/add/", {
+            "name": name, "task": "shop.tasks.add", "args": args, "kwargs": "{}",
+            "_save": "Save",
         })
         assert url.endswith("/admin/task_admin/taskinvocation/"), _errors(page)
     _url, page = browser.get("/admin/task_admin/taskinvocation/")
@@ -236,9 +283,8 @@ def run_a_chain_from_the_admin(project: Project, *, with_results: bool) -> None:
     tree = {"version": 1, "root": {"kind": "chain", "children": [
         {"kind": "task", "invocation": int(ids[name])} for name, _args in invocations
     ]}}
-    url, page = browser.post("/admin/task_admin/workflow/add/", {
-        "name": "first chain", "description": "", "enabled": "on", "tree": json.dumps(tree),
-        "_continue": "Save",
+    url, page = browser.submit("/admin/task_admin/workflow/add/", {
+        "name": "first chain", "enabled": "on", "tree": json.dumps(tree), "_continue": "Save",
     })
     match = re.search(r"/workflow/(\d+)/change/", url)
     assert match, _errors(page)
@@ -246,8 +292,7 @@ def run_a_chain_from_the_admin(project: Project, *, with_results: bool) -> None:
     workflow_url = f"/admin/task_admin/workflow/{match.group(1)}/"
 
     # Run it from its run page.
-    _url, page = browser.get(workflow_url + "run/")
-    url, page = browser.post(workflow_url + "run/", {"root.0": "", "root.1": ""})
+    url, page = browser.submit(workflow_url + "run/", {})
     match = re.search(r"/workflowrun/(\d+)/change/", url)
     assert match, _errors(page)
     status_url = f"/admin/task_admin/workflowrun/{match.group(1)}/status/"
