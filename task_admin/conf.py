@@ -27,9 +27,25 @@ DEFAULTS: dict[str, Any] = {
     "MAX_DELAY": None,
     # Seconds a node may stay unfinished before its state is checked in the result backend.
     "RECONCILE_AFTER": 30,
+    # Seconds a node must have been received or started before the worker reconciler
+    # (task_admin.liveness, every 30 s) may settle it because its worker no longer holds it;
+    # None turns that reconciler off (e.g. for solo-pool workers, which cannot answer while busy).
+    "LOST_AFTER": 30,
+    # Seconds to wait for workers to answer the reconciler's question.
+    "WORKER_REPLY_TIMEOUT": 2.0,
     # Seconds after which an unfinished run no longer holds back a schedule set to skip (a
     # run whose whole worker was killed may never finish); None waits for ever.
     "SKIP_STALE_AFTER": 6 * 3600,
+    # Days to keep finished runs, by run status; a status left out (or None) is kept for ever,
+    # and None instead of the dict keeps everything. Pruned hourly (task_admin.prune) and by
+    # ``manage.py task_admin prune``.
+    "RETENTION_DAYS": {
+        "succeeded": 30,
+        "revoked": 30,
+        "dispatch_failed": 30,
+        "failed": 90,
+        "partially_failed": 90,
+    },
     # How often (ms) the run page refreshes itself while the run is unfinished.
     "REFRESH_INTERVAL": 2000,
     # Result previews in lists are cut to this many characters.

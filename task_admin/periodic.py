@@ -23,6 +23,11 @@ ENTRIES: list[Entry] = [
     # Runs that have not finished within their alert settings' SLA (also those whose worker
     # died and will never report).
     Entry("task_admin: check late runs (alerts)", "task_admin.check_alert_slas", 60),
+    # Nodes of workers that are gone, and runs whose events never reached the database
+    # (task_admin.liveness).
+    Entry("task_admin: settle nodes of lost workers", "task_admin.reconcile", 30),
+    # Finished runs past TASK_ADMIN["RETENTION_DAYS"] (task_admin.retention).
+    Entry("task_admin: prune old runs", "task_admin.prune", 3600),
 ]
 
 

@@ -16,6 +16,26 @@ def run_workflow(schedule):
     return scheduling.fire(schedule)
 
 
+@shared_task(name="task_admin.prune")
+def prune():
+    """Delete finished runs older than TASK_ADMIN["RETENTION_DAYS"] (scheduled hourly by
+    ``task_admin.periodic``)."""
+    from task_admin import retention
+
+    return retention.prune()
+
+
+@shared_task(name="task_admin.reconcile")
+def reconcile():
+    """Settle the nodes of workers that are gone (scheduled every 30 s by
+    ``task_admin.periodic``); returns how many were settled."""
+    from task_admin import liveness
+
+    report = liveness.reconcile_all()
+    return {"lost": len(report.lost), "requeued": len(report.requeued),
+            "settled": len(report.settled), "repaired": report.repaired}
+
+
 @shared_task(name="task_admin.alert_run", ignore_result=True)
 def alert_run(run_id):
     """Queued when a run with alert settings finishes: claim the alert it deserves, once."""

@@ -34,7 +34,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from kombu.exceptions import KombuError
 
-from task_admin import canvas, operations, services, tracking
+from task_admin import canvas, operations, retention, services, tracking
 from task_admin.admin.code import RunCodeMixin
 from task_admin.alert_messages import run_page_alerts
 from task_admin.canvas.build import to_python
@@ -230,6 +230,21 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
         return deleted, model_count, perms_needed, protected
 
     # -- list -------------------------------------------------------------------------------
+
+    def changelist_view(self, request, extra_context=None):
+        # Retention, with how many runs are past it (bounded counts: a backlog costs no more).
+        counts = retention.due_counts()
+        labels = dict(RunStatus.choices)
+        extra_context = {
+            **(extra_context or {}),
+            "retention_policy": retention.describe_policy(),
+            "retention_due": [
+                {"status": labels[status], "count": count,
+                 "more": count >= retention.COUNT_LIMIT}
+                for status, count in sorted(counts.items()) if count
+            ],
+        }
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description=gettext_lazy("run"), ordering="workflow_name")
     def run_display(self, run: WorkflowRun) -> str:
