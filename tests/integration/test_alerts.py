@@ -19,7 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from task_admin import alerting, periodic, services
+from task_admin import alerting, services
 from task_admin.models import (
     Alert,
     AlertKind,
@@ -127,7 +127,7 @@ def test_a_slow_run_past_its_sla_sends_one_email_from_beat(beat, mailbox, celery
     wf = workflow("slow report", ("chain", [invocation(SLOW, kwargs={"seconds": 30})]))
     AlertRule.objects.create(workflow=wf, emails="ops@example.com", sla_minutes=1)
     # The app's own periodic entry, ticking every second instead of every minute.
-    entry = PeriodicTask.objects.get(name=periodic.ENTRIES[0].name)
+    entry = PeriodicTask.objects.get(task="task_admin.check_alert_slas")
     entry.interval, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
     entry.save()
     run = services.run_workflow(wf)
@@ -170,7 +170,7 @@ def test_a_run_whose_worker_was_killed_gets_its_sla_alert(beat, mailbox, celery_
     WorkflowRun.objects.filter(pk=run.pk).update(
         created_at=timezone.now() - timedelta(minutes=2)
     )
-    entry = PeriodicTask.objects.get(name=periodic.ENTRIES[0].name)
+    entry = PeriodicTask.objects.get(task="task_admin.check_alert_slas")
     entry.interval, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
     entry.save()
     beat()
