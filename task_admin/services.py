@@ -284,10 +284,10 @@ def revoke_run(run: WorkflowRun, *, terminate: bool = False, app: Celery | None 
     return revoked
 
 
-def replay_signature() -> dict[str, inspect.Signature | None]:
-    from task_admin.tasks import replay
-
-    return {REPLAY_TASK: inspect.signature(replay.run)}
+def replay_signature(app: Celery | None = None) -> dict[str, inspect.Signature | None]:
+    # Read from the Celery registry: ``task_admin.tasks`` (an entry point above this module)
+    # is imported by ``TaskAdminConfig.ready``, which registers the shared task.
+    return {REPLAY_TASK: registry.task_signature(REPLAY_TASK, app)}
 
 
 def rerun_from_failure(
@@ -309,7 +309,7 @@ def rerun_from_failure(
     rerun_spec = canvas.replace_succeeded(
         spec, {path: node.result for path, node in kept.items()}, replay_task=REPLAY_TASK
     )
-    problems = check_spec(rerun_spec, extra_tasks=replay_signature())
+    problems = check_spec(rerun_spec, extra_tasks=replay_signature(app))
     if problems:
         raise InvalidWorkflow(problems)
     total = canvas.count_leaves(spec)
