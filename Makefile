@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-postgres lint bench clean
+.PHONY: demo test test-postgres lint bench screenshots clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -28,6 +28,11 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m bench
+
+# The README's pictures, taken by the browser tests (headless Chromium, a real worker).
+screenshots: $(VENV)/.installed
+	TASK_ADMIN_SCREENSHOTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/browser \
+		-k "nested_chord or typed_override or compose_and_run"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -106,6 +106,7 @@ def test_registry_allow_and_deny_patterns():
         "project.demo.tasks.sum_list",
         "project.demo.tasks.slow",
         "project.demo.tasks.send_report_email",
+        "project.demo.tasks.sales_report",
     }
     config["DENIED_TASKS"] = ["*.slow"]
     with override_settings(TASK_ADMIN=config):

@@ -17,6 +17,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
 from django_celery_beat.models import PeriodicTask
 
@@ -67,6 +68,26 @@ def duration(value: timedelta | float | None) -> str:
     return _("%(hours)d h %(minutes)02d min") % {
         "hours": whole // 3600, "minutes": whole % 3600 // 60,
     }
+
+
+@register.filter
+def time_ago(value: datetime | None) -> str:
+    """"3 minutes ago", or "just now" under a minute (Django's timesince says "0 minutes")."""
+    if not value:
+        return ""
+    if abs((timezone.now() - value).total_seconds()) < 60:
+        return _("just now")
+    return _("%(delta)s ago") % {"delta": timesince(value)}
+
+
+@register.filter
+def time_until(value: datetime | None) -> str:
+    """"in 3 minutes", or "in less than a minute" (Django's timeuntil says "0 minutes")."""
+    if not value:
+        return ""
+    if (value - timezone.now()).total_seconds() < 60:
+        return _("in less than a minute")
+    return _("in %(delta)s") % {"delta": timeuntil(value)}
 
 
 def cut(text: str, limit: int | None = None) -> str:
@@ -156,13 +177,16 @@ def next_scheduled(user, limit: int = DASHBOARD_ROWS) -> list[dict[str, Any]]:
             url = _admin_url("django_celery_beat_periodictask_change", task.pk)
         else:
             url = None
+        # The schedule's own record of its last fire: beat saves last_run_at only now and then.
+        fired = schedule.last_fired_at if schedule is not None else None
+        last = max((t for t in (fired, task.last_run_at) if t is not None), default=None)
         out.append(
             {
                 "name": task.name,
                 "workflow": schedule.workflow.name if schedule is not None else "",
                 "schedule": str(task.scheduler) if task.scheduler else "",
-                "next_run": scheduling.next_run(task, now),
-                "last_run_at": task.last_run_at,
+                "next_run": scheduling.next_run(task, now, last_fired=fired),
+                "last_run_at": last,
                 "url": url,
             }
         )
