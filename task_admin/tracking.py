@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import traceback as tb
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -138,10 +137,6 @@ def revoked(task_id: str, reason: str = "") -> None:
 
 def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-def format_traceback(exc: BaseException) -> str:
-    return "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
 
 
 # -- the batch writer -----------------------------------------------------------------------

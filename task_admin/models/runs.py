@@ -42,7 +42,6 @@ class NodeState(models.TextChoices):
 FINISHED_NODE = frozenset(
     {NodeState.SUCCESS, NodeState.FAILURE, NodeState.REVOKED, NodeState.SKIPPED, NodeState.NOT_SENT}
 )
-ACTIVE_NODE = frozenset({NodeState.RECEIVED, NodeState.STARTED, NodeState.RETRY})
 
 
 class Trigger(models.TextChoices):
