@@ -12,11 +12,11 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from task_admin.conf import get_config
+from task_admin.links import admin_url
 from task_admin.models import Alert, AlertKind, NodeState, TaskRun, WorkflowRun
 
 MAX_TASKS_LISTED = 10
@@ -46,11 +46,8 @@ def run_url(run: WorkflowRun) -> str:
     base = get_config()["SITE_URL"]
     if not base:
         return ""
-    try:
-        path = reverse("admin:task_admin_workflowrun_change", args=[run.pk])
-    except NoReverseMatch:
-        return ""
-    return base.rstrip("/") + path
+    path = admin_url("task_admin_workflowrun_change", run.pk)
+    return base.rstrip("/") + path if path else ""
 
 
 def subject(kind: str, run: WorkflowRun, minutes: int | None = None) -> str:

@@ -19,12 +19,13 @@ from django.core.validators import RegexValidator
 from django.http import HttpRequest, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from task_admin import operations
+from task_admin.links import admin_url as _url
 from task_admin.models import CeleryTask, Queue, TaskRun, Worker, WorkflowNode, WorkflowRun
 
 # A queue, task or worker name typed by a person: printable, no spaces.
@@ -113,13 +114,6 @@ def workflow_queues(workflow) -> set[str]:
             WorkflowNode.objects.filter(workflow=workflow).exclude(invocation__queue="")
             .exclude(invocation__isnull=True).values_list("invocation__queue", flat=True)
         )
-
-
-def _url(name: str, *args: Any, current_app: str | None = None) -> str | None:
-    try:
-        return reverse(f"admin:{name}", args=args, current_app=current_app)
-    except NoReverseMatch:
-        return None
 
 
 class OperationsAdmin(admin.ModelAdmin):

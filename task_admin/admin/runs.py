@@ -25,7 +25,7 @@ from django.db.models.functions import Cast, Substr
 from django.http import Http404, HttpRequest, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.functional import cached_property
@@ -41,6 +41,7 @@ from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow
 from task_admin.conf import get_config
 from task_admin.i18n import translated
+from task_admin.links import admin_url as _admin_url
 from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, Workflow, WorkflowRun
 from task_admin.registry import NoCeleryApp
 from task_admin.templatetags.task_admin import (
@@ -150,13 +151,6 @@ def with_result_head(qs: QuerySet) -> QuerySet:
     """
     chars = get_config()["RESULT_PREVIEW_CHARS"]
     return qs.annotate(result_head=Substr(Cast("result", output_field=TextField()), 1, chars + 1))
-
-
-def _admin_url(name: str, *args: Any, current_app: str | None = None) -> str | None:
-    try:
-        return reverse(f"admin:{name}", args=args, current_app=current_app)
-    except NoReverseMatch:
-        return None
 
 
 def task_result_ids(task_ids: Iterable[str]) -> dict[str, int]:

@@ -12,7 +12,6 @@ import copy
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 from django.contrib.auth import get_permission_codename
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -22,6 +21,7 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from task_admin import scheduling
 from task_admin.admin.alerts import ScheduleAlertRuleInline
 from task_admin.forms import WorkflowScheduleForm
+from task_admin.links import admin_url
 from task_admin.models import WorkflowSchedule
 
 SCHEDULE_PERMISSION = "task_admin.schedule_workflow"
@@ -142,9 +142,8 @@ class WorkflowScheduleAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("runs"))
     def runs(self, obj):
-        try:
-            url = reverse("admin:task_admin_workflowrun_changelist")
-        except NoReverseMatch:
+        url = admin_url("task_admin_workflowrun_changelist")
+        if url is None:
             return "—"
         count = obj.runs.count()
         label = ngettext("%(count)d run", "%(count)d runs", count) % {"count": count}

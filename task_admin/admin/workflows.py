@@ -22,7 +22,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
@@ -40,6 +40,7 @@ from task_admin.admin.warnings import WorkflowWarningsMixin
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec
 from task_admin.forms import RunOverridesForm, WorkflowForm, node_title
+from task_admin.links import admin_url
 from task_admin.models import (
     NodeKind,
     RunStatus,
@@ -69,12 +70,7 @@ def render_graph(spec: canvas.Node | None) -> str:
 
 
 def run_change_url(run: WorkflowRun, current_app: str = "admin") -> str | None:
-    try:
-        return reverse(
-            "admin:task_admin_workflowrun_change", args=[run.pk], current_app=current_app
-        )
-    except NoReverseMatch:
-        return None
+    return admin_url("task_admin_workflowrun_change", run.pk, current_app=current_app)
 
 
 # -- what the change page and the run page show ------------------------------------------------

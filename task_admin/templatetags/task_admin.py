@@ -13,7 +13,6 @@ from typing import Any
 
 from django import template
 from django.db.models import Q
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -23,6 +22,7 @@ from django_celery_beat.models import PeriodicTask
 
 from task_admin import scheduling
 from task_admin.conf import get_config
+from task_admin.links import admin_url as _admin_url
 from task_admin.models import NodeState, RunStatus, WorkflowRun
 
 logger = logging.getLogger(__name__)
@@ -142,13 +142,6 @@ def _can_view_runs(user) -> bool:
             or user.has_perm("task_admin.change_workflowrun")
         )
     )
-
-
-def _admin_url(name: str, pk) -> str | None:
-    try:
-        return reverse(f"admin:{name}", args=[pk])
-    except NoReverseMatch:
-        return None
 
 
 def next_scheduled(user, limit: int = DASHBOARD_ROWS) -> list[dict[str, Any]]:
