@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy
 from task_admin import operations
 from task_admin.links import admin_url as _url
 from task_admin.models import CeleryTask, Queue, TaskRun, Worker, WorkflowNode, WorkflowRun
+from task_admin.permissions import has_model_perm
 
 # A queue, task or worker name typed by a person: printable, no spaces.
 NAME_RE = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")
@@ -405,7 +406,7 @@ class CeleryTaskAdmin(OperationsAdmin):
         ]
 
     def has_revoke_permission(self, request) -> bool:
-        return request.user.has_perm("task_admin.revoke_workflowrun")
+        return has_model_perm(request.user, "revoke", WorkflowRun)
 
     def lookup_view(self, request: HttpRequest):
         if request.method not in ("GET", "HEAD"):

@@ -16,7 +16,6 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
@@ -43,6 +42,7 @@ from task_admin.conf import get_config
 from task_admin.i18n import translated
 from task_admin.links import admin_url as _admin_url
 from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, Workflow, WorkflowRun
+from task_admin.permissions import has_model_perm
 from task_admin.registry import NoCeleryApp
 from task_admin.templatetags.task_admin import (
     STATE_LABELS,
@@ -206,8 +206,7 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
     # -- permissions: nobody adds or edits a run; revoke and re-run have their own --------
 
     def _has_perm(self, request, action: str) -> bool:
-        opts = self.opts
-        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+        return has_model_perm(request.user, action, self.model)
 
     def has_revoke_permission(self, request, obj=None):
         return self._has_perm(request, "revoke")

@@ -23,7 +23,8 @@ from django_celery_beat.models import PeriodicTask
 from task_admin import scheduling
 from task_admin.conf import get_config
 from task_admin.links import admin_url as _admin_url
-from task_admin.models import NodeState, RunStatus, WorkflowRun
+from task_admin.models import NodeState, RunStatus, WorkflowRun, WorkflowSchedule
+from task_admin.permissions import has_model_perm
 
 logger = logging.getLogger(__name__)
 register = template.Library()
@@ -138,8 +139,8 @@ def _can_view_runs(user) -> bool:
         and user.is_active
         and user.is_staff
         and (
-            user.has_perm("task_admin.view_workflowrun")
-            or user.has_perm("task_admin.change_workflowrun")
+            has_model_perm(user, "view", WorkflowRun)
+            or has_model_perm(user, "change", WorkflowRun)
         )
     )
 
@@ -155,11 +156,11 @@ def next_scheduled(user, limit: int = DASHBOARD_ROWS) -> list[dict[str, Any]]:
         )
         .order_by("pk")[:DASHBOARD_SCHEDULES_READ]
     )
-    can_view_schedule = user.has_perm("task_admin.view_workflowschedule") or user.has_perm(
-        "task_admin.change_workflowschedule"
+    can_view_schedule = has_model_perm(user, "view", WorkflowSchedule) or has_model_perm(
+        user, "change", WorkflowSchedule
     )
-    can_view_task = user.has_perm("django_celery_beat.view_periodictask") or user.has_perm(
-        "django_celery_beat.change_periodictask"
+    can_view_task = has_model_perm(user, "view", PeriodicTask) or has_model_perm(
+        user, "change", PeriodicTask
     )
     out = []
     for task in rows:
