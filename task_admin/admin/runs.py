@@ -21,16 +21,18 @@ from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Prefetch, QuerySet, TextField
 from django.db.models.functions import Cast, Substr
-from django.http import Http404, HttpRequest, HttpResponseNotAllowed, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.formats import localize
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.http import require_http_methods, require_safe
 from kombu.exceptions import KombuError
 
 from task_admin import canvas, operations, retention, services, tracking
@@ -429,10 +431,9 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             ),
         }
 
+    @method_decorator(require_safe)
     def status_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
         """The run's status and each node's, for the run page's auto-refresh (GET)."""
-        if request.method not in ("GET", "HEAD"):
-            return HttpResponseNotAllowed(["GET", "HEAD"])
         run = self._run_or_404(
             request, object_id, "pk", "status", "finished_nodes", "total_nodes", "started_at",
             "finished_at",
@@ -489,10 +490,9 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             context,
         )
 
+    @method_decorator(require_http_methods(["GET", "HEAD", "POST"]))
     def revoke_view(self, request: HttpRequest, object_id: str):
         """GET: what revoking the run would stop. POST: revoke it."""
-        if request.method not in ("GET", "HEAD", "POST"):
-            return HttpResponseNotAllowed(["GET", "POST"])
         run = self._run_or_404(request, object_id)
         if not self.has_revoke_permission(request, run):
             raise PermissionDenied
@@ -594,10 +594,9 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
 
     # -- re-run ---------------------------------------------------------------------------
 
+    @method_decorator(require_http_methods(["GET", "HEAD", "POST"]))
     def rerun_view(self, request: HttpRequest, object_id: str):
         """GET: which nodes would run again and which results are kept. POST: re-run."""
-        if request.method not in ("GET", "HEAD", "POST"):
-            return HttpResponseNotAllowed(["GET", "POST"])
         run = self._run_or_404(request, object_id)
         if not self.has_rerun_permission(request, run):
             raise PermissionDenied
