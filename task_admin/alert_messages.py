@@ -18,9 +18,9 @@ from django.utils.translation import gettext as _
 from task_admin.conf import get_config
 from task_admin.links import admin_url
 from task_admin.models import Alert, AlertKind, NodeState, TaskRun, WorkflowRun
+from task_admin.models.runs import UNFINISHED_NODE
 
 MAX_TASKS_LISTED = 10
-UNFINISHED = (NodeState.PENDING, NodeState.RECEIVED, NodeState.STARTED, NodeState.RETRY)
 
 
 @dataclass
@@ -103,7 +103,7 @@ def context(alert: Alert) -> dict[str, Any]:
     rule = run.alert_rule
     minutes = rule.sla_minutes if rule is not None else None
     if alert.kind == AlertKind.SLA:
-        tasks, more = _tasks(run, UNFINISHED)
+        tasks, more = _tasks(run, UNFINISHED_NODE)
     elif alert.kind == AlertKind.RECOVERY:
         tasks, more = [], 0
     else:

@@ -31,7 +31,7 @@ from task_admin.models import (
     WorkflowNode,
     WorkflowRun,
 )
-from task_admin.models.runs import FINISHED_RUN
+from task_admin.models.runs import UNFINISHED_NODE
 from task_admin.validation import check_spec
 
 logger = logging.getLogger(__name__)
@@ -245,9 +245,7 @@ def dispatch(run_id: int, signature) -> None:
             TaskRun.objects.filter(run_id=run_id, state=NodeState.PENDING).update(
                 state=NodeState.NOT_SENT, finished_at=now
             )
-            updated = WorkflowRun.objects.filter(pk=run_id).exclude(
-                status__in=FINISHED_RUN
-            ).update(
+            updated = WorkflowRun.objects.filter(pk=run_id).unfinished().update(
                 status=RunStatus.DISPATCH_FAILED,
                 error=tracking.describe_exception(exc),
                 finished_at=now,
@@ -267,12 +265,10 @@ def revoke_run(run: WorkflowRun, *, terminate: bool = False, app: Celery | None 
     if run.is_finished:
         raise CannotRun(_("The run has already finished."))
     app = app or registry.get_app()
-    task_ids = list(
-        run.nodes.filter(state__in=tracking.UNFINISHED).values_list("task_id", flat=True)
-    )
+    task_ids = list(run.nodes.unfinished().values_list("task_id", flat=True))
     if task_ids:
         app.control.revoke(task_ids, terminate=terminate)
-    stopped = [s for s in tracking.UNFINISHED if terminate or s != NodeState.STARTED]
+    stopped = [s for s in UNFINISHED_NODE if terminate or s != NodeState.STARTED]
     with transaction.atomic():
         revoked = TaskRun.objects.filter(task_id__in=task_ids, state__in=stopped).update(
             state=NodeState.REVOKED,
@@ -352,7 +348,7 @@ def reconcile_run(run: WorkflowRun, *, app: Celery | None = None) -> int:
     app = app or registry.get_app()
     since = timezone.now() - timedelta(seconds=get_config()["RECONCILE_AFTER"])
     stale = list(
-        run.nodes.filter(state__in=tracking.UNFINISHED, run__created_at__lte=since)
+        run.nodes.unfinished().filter(run__created_at__lte=since)
         .values_list("task_id", flat=True)
     )
     changed = 0

@@ -35,7 +35,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods, require_safe
 from kombu.exceptions import KombuError
 
-from task_admin import canvas, operations, retention, services, tracking
+from task_admin import canvas, operations, retention, services
 from task_admin.admin.code import RunCodeMixin
 from task_admin.alert_messages import run_page_alerts
 from task_admin.canvas.build import to_python
@@ -501,7 +501,7 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             if self._revoke(request, run, terminate=terminate) is not None:
                 return redirect(self._run_url(run.pk))
         unfinished = list(
-            run.nodes.filter(state__in=tracking.UNFINISHED)
+            run.nodes.unfinished()
             .order_by("position")
             .only("pk", "path", "task_name", "label", "state")
         )

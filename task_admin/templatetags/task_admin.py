@@ -29,7 +29,6 @@ from task_admin.permissions import has_model_perm
 logger = logging.getLogger(__name__)
 register = template.Library()
 
-FAILED_RUN = (RunStatus.FAILED, RunStatus.PARTIALLY_FAILED, RunStatus.DISPATCH_FAILED)
 STATE_LABELS = {**dict(RunStatus.choices), **dict(NodeState.choices)}
 
 # How many rows each part of the dashboard shows, and how many schedules it reads at most.
@@ -205,7 +204,7 @@ def task_admin_dashboard(context) -> dict[str, Any]:
     recent = list(WorkflowRun.objects.only(*columns).order_by("-created_at", "-id")[
         :DASHBOARD_ROWS
     ])
-    failures = WorkflowRun.objects.filter(status__in=FAILED_RUN, finished_at__gte=since)
+    failures = WorkflowRun.objects.failed().filter(finished_at__gte=since)
     failure_count = failures.count()
     failed = (
         list(failures.only(*columns, "error").order_by("-finished_at")[:DASHBOARD_ROWS])
