@@ -13,7 +13,7 @@ from task_admin.models.runs import (
 
 
 def test_every_node_state_is_finished_or_unfinished_never_both():
-    assert FINISHED_NODE | UNFINISHED_NODE == set(NodeState)
+    assert set(NodeState) == FINISHED_NODE | UNFINISHED_NODE
     assert not FINISHED_NODE & UNFINISHED_NODE
     assert FAILED_NODE < FINISHED_NODE
     assert FAILED_RUN < FINISHED_RUN
