@@ -203,7 +203,8 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
     )
 
     class Media:
-        css = {"all": ["task_admin/task_admin.css"]}
+        # The run page's own rules in a file of their own, loaded once with the shared ones.
+        css = {"all": ["task_admin/task_admin.css", "task_admin/run.css"]}
 
     # -- permissions: nobody adds or edits a run; revoke and re-run have their own --------
 
