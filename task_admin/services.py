@@ -19,7 +19,7 @@ from django.utils.translation import ngettext
 
 from task_admin import canvas, registry, tracking
 from task_admin.canvas.build import to_signature
-from task_admin.compile import InvalidWorkflow, workflow_to_spec
+from task_admin.compile import InvalidWorkflow, node_pk, workflow_to_spec
 from task_admin.conf import get_config
 from task_admin.models import (
     AlertRule,
@@ -41,12 +41,6 @@ REPLAY_TASK = "task_admin.replay"
 
 class CannotRun(Exception):
     """The request is refused; the message says why, for the person who asked."""
-
-
-def _node_pk(ref: str | None) -> int | None:
-    if ref and ref.startswith("node:"):
-        return int(ref.split(":", 1)[1])
-    return None
 
 
 def apply_overrides(spec: canvas.Node, overrides: Mapping[str, dict]) -> canvas.Node:
@@ -194,7 +188,7 @@ def _start(
         # A re-run sends an old run's snapshot: the tree nodes it names may have been deleted
         # or replaced since (node editor, re-import). Their links stay empty; what runs is the
         # snapshot either way.
-        node_ids = {pk for pk in (_node_pk(task.ref) for _path, task in leaves) if pk}
+        node_ids = {pk for pk in (node_pk(task.ref) for _path, task in leaves) if pk}
         if node_ids:
             node_ids = set(
                 WorkflowNode.objects.filter(pk__in=node_ids).values_list("pk", flat=True)
@@ -224,7 +218,7 @@ def _start(
                 position=position,
                 task_name=task.task,
                 label=task.label,
-                node_id=pk if (pk := _node_pk(task.ref)) in node_ids else None,
+                node_id=pk if (pk := node_pk(task.ref)) in node_ids else None,
                 reused_from=reused.get(path),
             )
             for position, (path, task) in enumerate(leaves)
