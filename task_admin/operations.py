@@ -26,7 +26,7 @@ from typing import Any
 
 from celery import Celery
 from django.core.cache import cache
-from kombu.exceptions import KombuError
+from kombu.exceptions import ChannelError, KombuError
 
 from task_admin.conf import get_config
 from task_admin.registry import NoCeleryApp, get_app
@@ -41,6 +41,8 @@ SNAPSHOT_KEY = "task_admin:operations:snapshot"
 # Workers seen recently, so one that stops answering is listed as such rather than vanishing.
 SEEN_KEY = "task_admin:operations:seen"
 SEEN_FOR = 3600
+DISCOVERED_KEY = "task_admin:operations:discovered"
+DISCOVER_EVERY = 60
 
 
 @dataclass
@@ -62,6 +64,22 @@ class TaskInfo:
     @property
     def queue(self) -> str:
         return self.delivery.get("routing_key") or ""
+
+    @property
+    def arguments(self) -> str:
+        """``args`` and ``kwargs`` as JSON (older workers send them as repr strings)."""
+        parts = [_json(value) for value in (self.args, self.kwargs) if value not in (None, [],
+                                                                                  (), {}, "")]
+        return " ".join(parts)
+
+
+def _json(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=repr)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 @dataclass
@@ -122,12 +140,17 @@ class Snapshot:
 # -- inspect --------------------------------------------------------------------------------
 
 
-def _inspect(app: Celery, command: str, timeout: float) -> dict[str, Any]:
+def _inspect(app: Celery, command: str, timeout: float, limit: int | None = None) -> dict:
     """One ``inspect`` broadcast on a connection of its own (kombu's reply queue is per
-    thread, so the commands can wait side by side)."""
-    with app.connection_for_write() as conn:
+    thread, so the commands can wait side by side). With ``limit``, stop at that many replies
+    instead of waiting ``timeout`` after the last one."""
+    # On Redis the replies are read with a blocking BRPOP whose own timeout (1 s by default)
+    # the connection must sit out before it can close: keep it a fraction of ours.
+    options = {"polling_interval": max(0.01, min(timeout / 5, 0.1))}
+    with app.connection_for_write(transport_options=options) as conn:
         conn.ensure_connection(max_retries=1)
-        replies = getattr(app.control.inspect(timeout=timeout, connection=conn), command)()
+        inspect = app.control.inspect(timeout=timeout, connection=conn, limit=limit)
+        replies = getattr(inspect, command)()
     return replies or {}
 
 
@@ -207,17 +230,23 @@ def snapshot(*, app: Celery | None = None, refresh: bool = False) -> Snapshot:
     now = datetime.now(UTC)
     error = ""
     replies: dict[str, dict[str, Any]] = {command: {} for command in COMMANDS}
+    seen: dict[str, datetime] = cache.get(SEEN_KEY) or {}
+    # Waiting out the timeout after the last reply is what a broadcast costs. Once the workers
+    # are known, stop as soon as each of them answered; a worker that does not answer still
+    # costs one timeout. A full round every DISCOVER_EVERY seconds finds workers started since.
+    limit = len(seen) if seen and cache.get(DISCOVERED_KEY) else None
     try:
         app = app or get_app()
         with ThreadPoolExecutor(max_workers=len(COMMANDS)) as pool:
-            futures = {c: pool.submit(_inspect, app, c, timeout) for c in COMMANDS}
+            futures = {c: pool.submit(_inspect, app, c, timeout, limit) for c in COMMANDS}
             for command, future in futures.items():
                 replies[command] = future.result()
     except BROKER_ERRORS as exc:
         logger.warning("task_admin: inspecting workers failed: %s", exc)
         error = str(exc) or exc.__class__.__name__
     workers = _workers(replies, now)
-    seen: dict[str, datetime] = cache.get(SEEN_KEY) or {}
+    if not error and limit is None:
+        cache.set(DISCOVERED_KEY, True, DISCOVER_EVERY)
     if not error:
         for worker in workers:
             worker.last_seen = seen[worker.hostname] = now
@@ -232,9 +261,12 @@ def snapshot(*, app: Celery | None = None, refresh: bool = False) -> Snapshot:
     return result
 
 
-def forget_snapshot() -> None:
-    """Drop the cached snapshot: the next page asks the workers again."""
+def forget_snapshot(*, workers: bool = False) -> None:
+    """Drop the cached snapshot: the next page asks the workers again (with ``workers``, also
+    forget which workers exist: the next round waits for any that answer)."""
     cache.delete(SNAPSHOT_KEY)
+    if workers:
+        cache.delete_many([SEEN_KEY, DISCOVERED_KEY])
 
 
 def unconsumed(queues: set[str], *, app: Celery | None = None) -> set[str]:
@@ -246,6 +278,37 @@ def unconsumed(queues: set[str], *, app: Celery | None = None) -> set[str]:
     if current.error:
         return set()
     return set(queues) - set(current.consumers())
+
+
+def spec_queues(spec) -> set[str]:
+    """The ``queue`` options named anywhere in a canvas spec."""
+    from task_admin import canvas
+
+    return {task.options.queue for _path, task in canvas.leaves(spec) if task.options.queue}
+
+
+def pending_queue_hints(run, nodes, spec, *, app: Celery | None = None) -> list[dict]:
+    """For a run page: the queues its pending nodes wait in that no live worker consumes,
+    ``[{"queue": name, "nodes": [label, ...]}]``. Asks nothing when no node is pending."""
+    from task_admin import canvas
+    from task_admin.models import NodeState
+
+    if run.is_finished:
+        return []
+    pending = [node for node in nodes if node.state == NodeState.PENDING]
+    if not pending:
+        return []
+    try:
+        app = app or get_app()
+        options = {path: task.options.queue for path, task in canvas.leaves(spec)} if spec else {}
+        by_queue: dict[str, list[str]] = {}
+        for node in pending:
+            queue = queue_for_task(node.task_name, options.get(node.path), app=app)
+            by_queue.setdefault(queue, []).append(node.label or node.path)
+        missing = unconsumed(set(by_queue), app=app)
+    except BROKER_ERRORS:
+        return []
+    return [{"queue": q, "nodes": by_queue[q]} for q in sorted(missing)]
 
 
 def queue_for_task(task_name: str, queue: str | None, *, app: Celery | None = None) -> str:
@@ -300,8 +363,8 @@ def known_queues(app: Celery, current: Snapshot) -> set[str]:
 
 
 def queue_depths(names: list[str], *, app: Celery | None = None) -> dict[str, tuple]:
-    """``{queue: (messages or None, broker consumers or None)}`` through kombu, one passive
-    ``queue_declare`` each. Raises a broker error when the broker cannot be reached."""
+    """``{queue: (messages or None, broker consumers or None, error)}`` through kombu, one
+    passive ``queue_declare`` each. Raises a broker error when the broker cannot be reached."""
     app = app or get_app()
     out: dict[str, tuple] = {}
     with app.connection_for_read() as conn:
@@ -313,12 +376,17 @@ def queue_depths(names: list[str], *, app: Celery | None = None) -> dict[str, tu
             for name in names:
                 try:
                     _name, messages, consumers = channel.queue_declare(queue=name, passive=True)
-                except conn.channel_errors:
-                    # Unknown to the broker. On AMQP the failed declare closed the channel.
-                    out[name] = (None, None)
+                except conn.connection_errors:
+                    raise
+                except Exception as exc:
+                    # Unknown to the broker (kombu's ChannelError, AMQP's 404), or a name the
+                    # broker refuses to count (Redis: a key that is not a list). On AMQP the
+                    # failed declare closed the channel.
+                    missing = isinstance(exc, ChannelError) or getattr(exc, "code", None) == 404
+                    out[name] = (None, None, "" if missing else str(exc) or repr(exc))
                     channel = _reopen(conn, channel)
                     continue
-                out[name] = (messages, None if virtual else consumers)
+                out[name] = (messages, None if virtual else consumers, "")
         finally:
             _close(channel)
     return out
@@ -348,15 +416,13 @@ def queues(*, app: Celery | None = None, extra: tuple[str, ...] = ()) -> tuple[
     except BROKER_ERRORS as exc:
         logger.warning("task_admin: reading queue depths failed: %s", exc)
         depths, error = {}, str(exc) or exc.__class__.__name__
-    rows = [
-        QueueInfo(
-            name=name,
-            depth=depths.get(name, (None, None))[0],
-            consumers=sorted(consumers.get(name, [])),
-            broker_consumers=depths.get(name, (None, None))[1],
-        )
-        for name in names
-    ]
+    rows = []
+    for name in names:
+        depth, broker_consumers, problem = depths.get(name, (None, None, ""))
+        rows.append(QueueInfo(
+            name=name, depth=depth, consumers=sorted(consumers.get(name, [])),
+            broker_consumers=broker_consumers, error=problem,
+        ))
     return rows, current, error
 
 
@@ -447,6 +513,14 @@ def _control(app: Celery | None, method: str, *args: Any, hostname: str, **kwarg
             raise Refused(str(answer["error"]))
         return str(answer.get("ok", ""))
     raise NoReply(hostname)
+
+
+def task_names(*, app: Celery | None = None) -> list[str]:
+    """The tasks the Celery app knows (for picking one to rate-limit), Celery's own left out."""
+    app = app or get_app()
+    # The web process never starts a worker: import the task modules autodiscovery names.
+    app.loader.import_default_modules()
+    return sorted(name for name in app.tasks if not name.startswith("celery."))
 
 
 def shutdown(hostname: str, *, app: Celery | None = None) -> None:

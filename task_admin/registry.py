@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import typing
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -213,6 +214,14 @@ def _compute(app: Celery) -> dict[str, TaskInfo]:
     return infos
 
 
+def task_signature(name: str, app: Celery | None = None) -> inspect.Signature | None:
+    """The signature of any registered task, allowed or not (None when unknown)."""
+    app = app or get_app()
+    _load_tasks(app)
+    task = app.tasks.get(name)
+    return None if task is None else _signature_of(task)
+
+
 def registered_tasks(app: Celery | None = None) -> list[str]:
     """Every task name the app knows except Celery's and task_admin's own, sorted."""
     app = app or get_app()
@@ -235,3 +244,33 @@ def signatures(app: Celery | None = None) -> dict[str, inspect.Signature | None]
         with _lock:
             _signatures[key] = cached
     return dict(cached)
+
+
+_parameters: dict[tuple[int, int], dict[str, dict]] = {}
+
+
+def parameters(app: Celery | None = None) -> dict[str, dict]:
+    """Each invocable task's parameters as the argument forms show them (``arguments``)."""
+    from task_admin import arguments
+
+    app = app or get_app()
+    _load_tasks(app)
+    key = (id(app), len(app.tasks))
+    # Valid while allowed_tasks' own cache is (cleared with it on a settings change).
+    cached = _cache.get(key) and _parameters.get(key)
+    if cached is not None:
+        return cached
+    out = {}
+    for name, info in allowed_tasks(app).items():
+        task = app.tasks[name]
+        try:
+            # Resolves ``from __future__ import annotations`` text where the names exist.
+            hints = typing.get_type_hints(task.run)
+        except Exception:  # any annotation that cannot be resolved: read the text instead
+            hints = None
+        doc = getattr(task.run, "__doc__", None) or task.__doc__
+        out[name] = {**arguments.describe(info.signature, doc, hints), "doc": info.doc,
+                     "call": info.signature_text}
+    with _lock:
+        _parameters[key] = out
+    return out

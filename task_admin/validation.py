@@ -16,7 +16,7 @@ from task_admin.canvas.validate import UNKNOWN_TASK
 from task_admin.canvas.validate import warnings as canvas_warnings
 from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec, workflows_using
 from task_admin.conf import get_config
-from task_admin.i18n import translated
+from task_admin.i18n import translated, translated_problems
 
 
 def check_spec(
@@ -109,7 +109,8 @@ def spec_warnings(
     """Likely mistakes that do not keep a tree from running (``canvas.validate.warnings``)."""
     if spec is None:
         return []
-    return canvas_warnings(spec, tasks=registry.signatures() if tasks is None else tasks)
+    found = canvas_warnings(spec, tasks=registry.signatures() if tasks is None else tasks)
+    return translated_problems(found)
 
 
 def brought_problems(

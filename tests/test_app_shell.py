@@ -107,6 +107,7 @@ def test_registry_allow_and_deny_patterns():
         "project.demo.tasks.sum_list",
         "project.demo.tasks.slow",
         "project.demo.tasks.send_report_email",
+        "project.demo.tasks.sales_report",
     }
     config["DENIED_TASKS"] = ["*.slow"]
     with override_settings(TASK_ADMIN=config):
@@ -239,3 +240,21 @@ def test_a_worker_of_several_processes_on_sqlite_says_so(caplog):
         warn_about_sqlite(1)
     expected = 1 if connection.vendor == "sqlite" else 0
     assert len([r for r in caplog.records if "SQLite" in r.getMessage()]) == expected
+
+
+@pytest.mark.parametrize("allowed", [
+    "https://hooks.example.com/",  # a string, not a list
+    ["ftp://hooks.example.com/"],
+    ["https://user@hooks.example.com/"],
+    [42],
+])
+def test_unusable_webhook_destinations_are_an_error(allowed):
+    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP, "ALERT_WEBHOOK_ALLOWED": allowed}):
+        assert "task_admin.E005" in check_ids()
+
+
+def test_webhook_destinations_that_parse_pass():
+    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP, "ALERT_WEBHOOK_ALLOWED": [
+        "hooks.example.com", "hooks.example.com:8443", "http://10.0.0.5:8080/in/",
+    ]}):
+        assert "task_admin.E005" not in check_ids()

@@ -18,9 +18,9 @@ RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    operations.forget_snapshot()
+    operations.forget_snapshot(workers=True)
     yield
-    operations.forget_snapshot()
+    operations.forget_snapshot(workers=True)
 
 
 def _publish(url: str, queue: str, count: int, **options) -> None:
@@ -46,10 +46,54 @@ def test_redis_depth_counts_every_priority_step(celery_app):
         client = redis.Redis.from_url(url)
         assert client.llen(queue) == 2  # one LLEN of the plain key would miss three
         depths = operations.queue_depths([queue, missing], app=celery_app)
-        assert depths == {queue: (5, None), missing: (None, None)}
+        assert depths == {queue: (5, None, ""), missing: (None, None, "")}
     finally:
         with celery_app.connection_for_write() as conn:
             conn.default_channel.queue_purge(queue)
+
+
+@pytest.mark.django_db
+def test_a_name_that_is_no_queue_is_a_row_error_not_a_server_error(admin_client, celery_app):
+    """Staff may type any name into "Check a queue": on Redis it may name a key of another
+    type (a result, a set of bindings), which LLEN refuses."""
+    import redis
+    from django.urls import reverse
+
+    name = f"ops-string-{uuid.uuid4().hex[:6]}"
+    client = redis.Redis.from_url(celery_app.conf.broker_url)
+    client.set(name, "not a list")
+    try:
+        depths = operations.queue_depths([name, "celery"], app=celery_app)
+        assert depths[name][:2] == (None, None) and "WRONGTYPE" in depths[name][2]
+        assert depths["celery"][2] == ""  # the next queue is still read
+        page = admin_client.get(reverse("admin:task_admin_queue_changelist"), {"queue": name})
+        assert page.status_code == 200 and "not readable as a queue" in page.content.decode()
+    finally:
+        client.delete(name)
+
+
+def test_any_result_backend_through_asyncresult(celery_app):
+    """The lookup reads the result backend the app has, here Redis rather than the demo's
+    django-db."""
+    import redis
+
+    app = Celery("ops-redis-results", broker=celery_app.conf.broker_url,
+                 backend=celery_app.conf.broker_url, set_as_current=False)
+    app.conf.result_extended = True
+    done, failed = uuid.uuid4().hex, uuid.uuid4().hex
+    app.backend.store_result(done, {"total": 12}, "SUCCESS")
+    app.backend.store_result(failed, ValueError("no <b>"), "FAILURE", traceback="Traceback...")
+    try:
+        found = operations.lookup_task(done, app=app)
+        assert (found.state, found.result, found.ready) == ("SUCCESS", {"total": 12}, True)
+        found = operations.lookup_task(failed, app=app)
+        assert found.state == "FAILURE" and found.result == "ValueError: no <b>"
+        assert found.traceback == "Traceback..."
+        unknown = operations.lookup_task("never-sent", app=app)
+        assert unknown.state == "PENDING" and not unknown.ready and unknown.error == ""
+    finally:
+        redis.Redis.from_url(celery_app.conf.broker_url).delete(
+            *(f"celery-task-meta-{i}" for i in (done, failed)))
 
 
 def _rabbit_up() -> bool:
@@ -69,7 +113,7 @@ def test_rabbitmq_depth_and_consumers_through_a_passive_declare():
     try:
         depths = operations.queue_depths([missing, queue], app=app)
         # A missing queue closes the AMQP channel: the next queue is still read.
-        assert depths == {missing: (None, None), queue: (4, 0)}
+        assert depths == {missing: (None, None, ""), queue: (4, 0, "")}
     finally:
         with Connection(RABBIT_URL) as conn:
             conn.default_channel.queue_delete(queue)
@@ -89,7 +133,8 @@ def test_an_unreachable_broker_is_reported_not_raised():
 def test_snapshot_is_cached_for_inspect_cache_seconds(monkeypatch, celery_app):
     calls = []
     monkeypatch.setattr(operations, "_inspect",
-                        lambda app, command, timeout: calls.append((command, timeout)) or {})
+                        lambda app, command, timeout, limit: calls.append((command, timeout))
+                        or {})
     with override_settings(TASK_ADMIN={"INSPECT_TIMEOUT": 0.1, "INSPECT_CACHE": 30}):
         first = operations.snapshot(app=celery_app)
         second = operations.snapshot(app=celery_app)
@@ -98,6 +143,31 @@ def test_snapshot_is_cached_for_inspect_cache_seconds(monkeypatch, celery_app):
         operations.forget_snapshot()
         operations.snapshot(app=celery_app)
         assert len(calls) == 2 * len(operations.COMMANDS)
+
+
+def test_known_workers_are_waited_for_only_until_each_answered(monkeypatch, celery_app):
+    """The first round waits the whole timeout (it cannot know how many workers exist); later
+    rounds stop at as many replies as workers are known, until the next discovery round."""
+    from django.core.cache import cache
+
+    limits = []
+
+    def fake(app, command, timeout, limit):
+        limits.append(limit)
+        return {"w1@h": {}, "w2@h": {}} if command == "stats" else {}
+
+    monkeypatch.setattr(operations, "_inspect", fake)
+    operations.snapshot(app=celery_app)
+    assert set(limits) == {None}
+    limits.clear()
+    operations.forget_snapshot()
+    operations.snapshot(app=celery_app)
+    assert set(limits) == {2}
+    limits.clear()
+    cache.delete(operations.DISCOVERED_KEY)  # as when DISCOVER_EVERY has passed
+    operations.forget_snapshot()
+    operations.snapshot(app=celery_app)
+    assert set(limits) == {None}
 
 
 def test_replies_become_workers(monkeypatch, celery_app):
@@ -112,7 +182,7 @@ def test_replies_become_workers(monkeypatch, celery_app):
         "scheduled": {"w1@h": [{"eta": "2030-01-01T00:00:00+00:00", "priority": 6,
                                 "request": {"id": "t2", "name": "b"}}]},
     }
-    monkeypatch.setattr(operations, "_inspect", lambda app, command, timeout: replies[command])
+    monkeypatch.setattr(operations, "_inspect", lambda app, command, *_a: replies[command])
     snap = operations.snapshot(app=celery_app)
     worker = snap.worker("w1@h")
     assert worker.pool == "TaskPool" and worker.concurrency == 3  # grown at run time
@@ -130,3 +200,31 @@ def test_queue_for_task_honours_the_option_then_routes_then_the_default():
     assert operations.queue_for_task("reports.daily", "urgent", app=app) == "urgent"
     assert operations.queue_for_task("reports.daily", None, app=app) == "reports"
     assert operations.queue_for_task("other.task", None, app=app) == "celery"
+
+
+@pytest.mark.django_db
+def test_run_pages_ask_the_workers_only_for_pending_nodes(
+    admin_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.urls import reverse
+
+    from task_admin.models import NodeState
+    from tests.admin.test_runs_admin import finish, start_run
+
+    calls = []
+    monkeypatch.setattr(operations, "_inspect",
+                        lambda app, command, timeout, limit: calls.append(command) or {})
+    run = start_run(django_capture_on_commit_callbacks, "hints")
+    finish(run, root_0=(NodeState.SUCCESS, 4), root_1=(NodeState.SUCCESS, 8))
+    run.refresh_from_db()
+    assert run.is_finished
+    page = admin_client.get(reverse("admin:task_admin_workflowrun_change", args=[run.pk]))
+    assert page.status_code == 200 and calls == []
+
+    pending = start_run(django_capture_on_commit_callbacks, "hints-pending")
+    page = admin_client.get(reverse("admin:task_admin_workflowrun_change", args=[pending.pk]))
+    # No worker answered: the default queue of both pending nodes is named, once.
+    assert sorted(calls) == sorted(operations.COMMANDS)
+    hints = page.context["queue_hints"]
+    assert [h["queue"] for h in hints] == ["celery"] and len(hints[0]["nodes"]) == 2
+    assert 'class="errornote ta-queue-hint" data-queue="celery"' in page.content.decode()

@@ -2,7 +2,9 @@
 
 import csv
 import time
+from datetime import date
 from pathlib import Path
+from typing import Literal
 
 from celery import shared_task
 from django.conf import settings
@@ -53,6 +55,13 @@ def slow(seconds=5):
     return seconds
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def repeatable_sleep(seconds=5):
+    """Sleep like ``slow``, declared safe to repeat: a lost worker's run is delivered again."""
+    time.sleep(seconds)
+    return seconds
+
+
 @shared_task
 def send_report_email(to, subject="Daily report", body=""):
     """Send an email through Django's configured backend (the console in the demo)."""
@@ -80,3 +89,27 @@ def process_file(name="sales.csv", column="amount"):
 def file_total(name="sales.csv", column="amount"):
     """The total of a column of a CSV file of the demo's data directory."""
     return sum(float(row[column]) for row in _read_csv(name))
+
+
+@shared_task
+def sales_report(
+    day: date,
+    region: Literal["EU", "US", "APAC"] = "EU",
+    top: int = 10,
+    min_amount: float = 0.0,
+    include_refunds: bool = False,
+    recipients: list[str] | None = None,
+):
+    """A sales summary for one day: the typed parameters the argument forms are built from.
+
+    :param day: the day to summarise (ISO date).
+    :param region: which sales region.
+    :param top: how many best-selling products to list.
+    :param min_amount: ignore sales below this amount.
+    :param include_refunds: count refunded sales too.
+    :param recipients: email addresses to send the summary to (none: only return it).
+    """
+    return {
+        "day": str(day), "region": region, "top": top, "min_amount": min_amount,
+        "include_refunds": include_refunds, "recipients": recipients or [],
+    }

@@ -9,6 +9,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from task_admin.admin.files import FilesMixin
+from task_admin.admin.operations import warn_unconsumed_queues
 from task_admin.forms import TaskInvocationForm
 from task_admin.models import TaskInvocation, Workflow
 from task_admin.resources import TaskInvocationResource
@@ -57,6 +58,10 @@ class TaskInvocationAdmin(FilesMixin, admin.ModelAdmin):
             {"classes": ("collapse",), "fields": ("soft_time_limit", "time_limit")},
         ),
     )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        warn_unconsumed_queues(self, request, {obj.queue})
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = [self.task_fieldset, *self.option_fieldsets]

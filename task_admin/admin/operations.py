@@ -16,15 +16,20 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.core.validators import RegexValidator
-from django.http import HttpRequest, HttpResponseNotAllowed
+from django.http import HttpRequest
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_http_methods, require_safe
 
 from task_admin import operations
-from task_admin.models import CeleryTask, Queue, TaskRun, Worker, WorkflowRun
+from task_admin.links import admin_url as _url
+from task_admin.models import CeleryTask, Queue, TaskRun, Worker, WorkflowNode, WorkflowRun
+from task_admin.permissions import has_model_perm
 
 # A queue, task or worker name typed by a person: printable, no spaces.
 NAME_RE = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")
@@ -82,11 +87,36 @@ class LookupForm(forms.Form):
     )
 
 
-def _url(name: str, *args: Any, current_app: str | None = None) -> str | None:
+def warn_unconsumed_queues(model_admin, request, queues: set[str]) -> None:
+    """After a save: say which of ``queues`` no live worker consumes. A warning, not a refusal:
+    workers may be down or not started yet."""
     try:
-        return reverse(f"admin:{name}", args=args, current_app=current_app)
-    except NoReverseMatch:
-        return None
+        missing = operations.unconsumed({q for q in queues if q})
+    except operations.BROKER_ERRORS:
+        return
+    url = _url("task_admin_queue_changelist", current_app=model_admin.admin_site.name)
+    for queue in sorted(missing):
+        message = _(
+            "No live worker consumes the queue “%(queue)s”: tasks sent there wait until a "
+            "worker consumes it (start one with -Q %(queue)s, or add a consumer)."
+        ) % {"queue": queue}
+        if url:
+            message = format_html('{} <a href="{}?queue={}">{}</a>', message, url, queue,
+                                  _("See the queues."))
+        model_admin.message_user(request, message, messages.WARNING)
+
+
+def workflow_queues(workflow) -> set[str]:
+    """The queues a workflow's tasks name, reused workflows included (a draft's own nodes)."""
+    from task_admin.compile import InvalidWorkflow, workflow_to_spec
+
+    try:
+        return operations.spec_queues(workflow_to_spec(workflow))
+    except InvalidWorkflow:
+        return set(
+            WorkflowNode.objects.filter(workflow=workflow).exclude(invocation__queue="")
+            .exclude(invocation__isnull=True).values_list("invocation__queue", flat=True)
+        )
 
 
 class OperationsAdmin(admin.ModelAdmin):
@@ -144,10 +174,13 @@ class OperationsAdmin(admin.ModelAdmin):
         out: dict[str, dict[str, Any]] = {}
         lookup_admin = self.admin_site._registry.get(CeleryTask)
         can_lookup = lookup_admin is not None and lookup_admin.has_view_permission(request)
+        can_revoke = lookup_admin is not None and lookup_admin.has_revoke_permission(request)
         for task_id in ids:
             out[task_id] = {
                 "lookup_url": _url("task_admin_celerytask_change", quote(task_id),
                                    current_app=site) if can_lookup else None,
+                "revoke_url": _url("task_admin_celerytask_revoke", quote(task_id),
+                                   current_app=site) if can_revoke else None,
             }
         run_admin = self.admin_site._registry.get(WorkflowRun)
         node_admin = self.admin_site._registry.get(TaskRun)
@@ -201,9 +234,8 @@ class WorkerAdmin(OperationsAdmin):
     def permitted_controls(self, request) -> list[str]:
         return [verb for verb, (perm, *_r) in self.controls.items() if self._perm(request, perm)]
 
+    @method_decorator(require_safe)
     def workers_view(self, request: HttpRequest, object_id: str | None = None):
-        if request.method not in ("GET", "HEAD"):
-            return HttpResponseNotAllowed(["GET", "HEAD"])
         self._require(request, self.has_view_permission(request))
         current = operations.snapshot()
         hostname = unquote(object_id) if object_id else None
@@ -228,7 +260,7 @@ class WorkerAdmin(OperationsAdmin):
         queues_admin = self.admin_site._registry.get(Queue)
         context = self._context(
             request,
-            hostname or _("Workers"),
+            _("Worker") if hostname else _("Workers"),
             subtitle=hostname,
             snapshot=current,
             rows=rows,
@@ -239,9 +271,8 @@ class WorkerAdmin(OperationsAdmin):
         )
         return self._render(request, "workers.html", context)
 
+    @method_decorator(require_http_methods(["GET", "HEAD", "POST"]))
     def control_view(self, request: HttpRequest, object_id: str, verb: str):
-        if request.method not in ("GET", "HEAD", "POST"):
-            return HttpResponseNotAllowed(["GET", "POST"])
         permission, form_class, title = self.controls[verb]
         self._require(request, self._perm(request, permission))
         hostname = unquote(object_id)
@@ -267,9 +298,7 @@ class WorkerAdmin(OperationsAdmin):
             worker=worker,
             verb=verb,
             form=form,
-            task_names=sorted(
-                n for n in operations.get_app().tasks if not n.startswith("celery.")
-            ) if verb == "ratelimit" else [],
+            task_names=operations.task_names() if verb == "ratelimit" else [],
         )
         return self._render(request, "control.html", context)
 
@@ -333,9 +362,8 @@ class QueueAdmin(OperationsAdmin):
             path("", self.admin_site.admin_view(self.queues_view), name=f"{prefix}_changelist"),
         ]
 
+    @method_decorator(require_safe)
     def queues_view(self, request: HttpRequest):
-        if request.method not in ("GET", "HEAD"):
-            return HttpResponseNotAllowed(["GET", "HEAD"])
         self._require(request, self.has_view_permission(request))
         asked = (request.GET.get("queue") or "").strip()
         extra = (asked,) if asked and NAME_RE.match(asked) else ()
@@ -377,11 +405,10 @@ class CeleryTaskAdmin(OperationsAdmin):
         ]
 
     def has_revoke_permission(self, request) -> bool:
-        return request.user.has_perm("task_admin.revoke_workflowrun")
+        return has_model_perm(request.user, "revoke", WorkflowRun)
 
+    @method_decorator(require_safe)
     def lookup_view(self, request: HttpRequest):
-        if request.method not in ("GET", "HEAD"):
-            return HttpResponseNotAllowed(["GET", "HEAD"])
         self._require(request, self.has_view_permission(request))
         form = LookupForm(request.GET if "task_id" in request.GET else None)
         if form.is_valid():
@@ -390,9 +417,8 @@ class CeleryTaskAdmin(OperationsAdmin):
         return self._render(request, "lookup.html", self._context(
             request, _("Find a task by id"), form=form, found=None))
 
+    @method_decorator(require_safe)
     def task_view(self, request: HttpRequest, object_id: str):
-        if request.method not in ("GET", "HEAD"):
-            return HttpResponseNotAllowed(["GET", "HEAD"])
         self._require(request, self.has_view_permission(request))
         task_id = unquote(object_id)
         form = LookupForm({"task_id": task_id})
@@ -401,7 +427,7 @@ class CeleryTaskAdmin(OperationsAdmin):
                 request, _("Find a task by id"), form=form, found=None))
         found = operations.lookup_task(task_id)
         return self._render(request, "lookup.html", self._context(
-            request, task_id,
+            request, _("Celery task"),
             subtitle=task_id,
             form=LookupForm(initial={"task_id": task_id}),
             found=found,
@@ -412,9 +438,8 @@ class CeleryTaskAdmin(OperationsAdmin):
             result_text=operations.result_text(found.result),
         ))
 
+    @method_decorator(require_http_methods(["GET", "HEAD", "POST"]))
     def revoke_view(self, request: HttpRequest, object_id: str):
-        if request.method not in ("GET", "HEAD", "POST"):
-            return HttpResponseNotAllowed(["GET", "POST"])
         self._require(request, self.has_revoke_permission(request))
         task_id = unquote(object_id)
         if not LookupForm({"task_id": task_id}).is_valid():

@@ -15,31 +15,35 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Count, QuerySet, TextField
 from django.db.models.functions import Cast, Substr
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
+from django.utils.decorators import method_decorator
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.http import require_http_methods, require_safe
 from kombu.exceptions import KombuError
 
-from task_admin import canvas, services, tracking
+from task_admin import canvas, operations, retention, services
 from task_admin.admin.code import RunCodeMixin
+from task_admin.alert_messages import run_page_alerts
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow
 from task_admin.conf import get_config
 from task_admin.i18n import translated
+from task_admin.links import admin_url as _admin_url
 from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, Workflow, WorkflowRun
+from task_admin.permissions import has_model_perm
 from task_admin.registry import NoCeleryApp
 from task_admin.templatetags.task_admin import (
     STATE_LABELS,
@@ -156,13 +160,6 @@ def with_result_head(qs: QuerySet) -> QuerySet:
     return qs.annotate(result_head=Substr(Cast("result", output_field=TextField()), 1, chars + 1))
 
 
-def _admin_url(name: str, *args: Any, current_app: str | None = None) -> str | None:
-    try:
-        return reverse(f"admin:{name}", args=args, current_app=current_app)
-    except NoReverseMatch:
-        return None
-
-
 def task_result_ids(task_ids: Iterable[str]) -> dict[str, int]:
     """``{task_id: TaskResult pk}`` for the ids known to django-celery-results: one query."""
     from django.apps import apps
@@ -214,13 +211,13 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
     )
 
     class Media:
-        css = {"all": ["task_admin/task_admin.css"]}
+        # The run page's own rules in a file of their own, loaded once with the shared ones.
+        css = {"all": ["task_admin/task_admin.css", "task_admin/run.css"]}
 
     # -- permissions: nobody adds or edits a run; revoke and re-run have their own --------
 
     def _has_perm(self, request, action: str) -> bool:
-        opts = self.opts
-        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+        return has_model_perm(request.user, action, self.model)
 
     def has_revoke_permission(self, request, obj=None):
         return self._has_perm(request, "revoke")
@@ -237,6 +234,21 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
         return deleted, model_count, perms_needed, protected
 
     # -- list -------------------------------------------------------------------------------
+
+    def changelist_view(self, request, extra_context=None):
+        # Retention, with how many runs are past it (bounded counts: a backlog costs no more).
+        counts = retention.due_counts()
+        labels = dict(RunStatus.choices)
+        capped = sum(counts.values()) >= retention.COUNT_LIMIT
+        extra_context = {
+            **(extra_context or {}),
+            "retention_policy": retention.describe_policy(),
+            "retention_due": [
+                {"status": labels[status], "count": count, "more": capped}
+                for status, count in sorted(counts.items()) if count
+            ],
+        }
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description=gettext_lazy("run"), ordering="workflow_name")
     def run_display(self, run: WorkflowRun) -> str:
@@ -431,7 +443,9 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             "progressStates": list(PROGRESS_STATES),
         }
         return {
+            "queue_hints": operations.pending_queue_hints(run, nodes, spec),
             "run": run,
+            "run_alerts": run_page_alerts(run),
             "nodes": nodes,
             "node_page": page,
             "node_pages": pages,
@@ -483,10 +497,9 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             links = {path: base.replace("/0/", f"/{pk}/", 1) for path, _state, pk in rows}
         return _render_graph(spec, states={p: s for p, s, _pk in rows}, links=links)
 
+    @method_decorator(require_safe)
     def graph_view(self, request: HttpRequest, object_id: str):
         """The graph of a big run, drawn when asked for (GET): kept out of the page itself."""
-        if request.method not in ("GET", "HEAD"):
-            return HttpResponseNotAllowed(["GET", "HEAD"])
         run = self._run_or_404(request, object_id, "pk", "spec", "status")
         try:
             spec = canvas.from_dict(run.spec)
@@ -494,10 +507,9 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             raise Http404(_("This run's canvas cannot be read.")) from None
         return HttpResponse(self._graph(request, run, spec), content_type="text/html")
 
+    @method_decorator(require_safe)
     def node_view(self, request: HttpRequest, object_id: str, node_id: int) -> JsonResponse:
         """One node's details for the run page (GET, JSON): what the table leaves out."""
-        if request.method not in ("GET", "HEAD"):
-            return HttpResponseNotAllowed(["GET", "HEAD"])
         run = self._run_or_404(request, object_id, "pk")
         node = run.nodes.filter(pk=node_id).first()
         if node is None:
@@ -536,11 +548,10 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             "attempts": attempts,
         })
 
+    @method_decorator(require_safe)
     def status_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
         """The run's status, its counts, and one page of nodes (``?nodes=N``; with
         ``?states=1`` every node's state, for the graph): the run page's live refresh (GET)."""
-        if request.method not in ("GET", "HEAD"):
-            return HttpResponseNotAllowed(["GET", "HEAD"])
         run = self._run_or_404(
             request, object_id, "pk", "status", "finished_nodes", "total_nodes", "started_at",
             "finished_at",
@@ -600,10 +611,9 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             context,
         )
 
+    @method_decorator(require_http_methods(["GET", "HEAD", "POST"]))
     def revoke_view(self, request: HttpRequest, object_id: str):
         """GET: what revoking the run would stop. POST: revoke it."""
-        if request.method not in ("GET", "HEAD", "POST"):
-            return HttpResponseNotAllowed(["GET", "POST"])
         run = self._run_or_404(request, object_id)
         if not self.has_revoke_permission(request, run):
             raise PermissionDenied
@@ -612,7 +622,7 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             if self._revoke(request, run, terminate=terminate) is not None:
                 return redirect(self._run_url(run.pk))
         unfinished = list(
-            run.nodes.filter(state__in=tracking.UNFINISHED)
+            run.nodes.unfinished()
             .order_by("position")
             .only("pk", "path", "task_name", "label", "state")
         )
@@ -705,10 +715,9 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
 
     # -- re-run ---------------------------------------------------------------------------
 
+    @method_decorator(require_http_methods(["GET", "HEAD", "POST"]))
     def rerun_view(self, request: HttpRequest, object_id: str):
         """GET: which nodes would run again and which results are kept. POST: re-run."""
-        if request.method not in ("GET", "HEAD", "POST"):
-            return HttpResponseNotAllowed(["GET", "POST"])
         run = self._run_or_404(request, object_id)
         if not self.has_rerun_permission(request, run):
             raise PermissionDenied

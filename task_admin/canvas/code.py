@@ -34,10 +34,11 @@ from __future__ import annotations
 import ast
 import keyword
 import math
+import unicodedata
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .spec import (
@@ -53,6 +54,7 @@ from .spec import (
     _options_from_dict,
     walk,
 )
+from .text import _
 from .validate import Problem
 
 CANVAS_NAMES = ("chain", "chord", "group", "signature")
@@ -69,7 +71,10 @@ class CodeError(ValueError):
     """Refused text; ``line`` and ``column`` count from 1 (column in characters)."""
 
     def __init__(self, message: str, line: int = 1, column: int = 1) -> None:
-        super().__init__(f"line {line}, column {column}: {message}")
+        # A canvas ``Text``: ``task_admin.i18n.translated(exc.text)`` translates it.
+        self.text = _("line %(line)d, column %(column)d: %(message)s", line=line, column=column,
+                      message=message)
+        super().__init__(self.text)
         self.message = message
         self.line = line
         self.column = column
@@ -97,9 +102,10 @@ def make_resolver(names: Iterable[str]) -> Resolver:
             return matches[0]
         if matches:
             raise UnknownTask(
-                f"{name!r} is ambiguous: it may be {', '.join(matches)}; write the dotted name"
+                _("%(name)s is ambiguous: it may be %(tasks)s; write the dotted name",
+                  name=repr(name), tasks=", ".join(matches))
             )
-        raise UnknownTask(f"unknown or disallowed task {name!r}")
+        raise UnknownTask(_("unknown or disallowed task %(name)s", name=repr(name)))
 
     return resolve
 
@@ -113,6 +119,8 @@ class Parsed:
 
     spec: Node
     positions: dict[str, tuple[int, int]]
+    # How the text was read where Python and the tree differ (``group | x`` is a chord).
+    notes: list[str] = field(default_factory=list)
 
     def locate(self, problem: Problem) -> str:
         """``line 1, column 30: root.body: ...``: a problem of the spec, placed in the text."""
@@ -120,26 +128,27 @@ class Parsed:
         while path not in self.positions and "." in path:
             path = path.rsplit(".", 1)[0]
         line, column = self.positions.get(path, (1, 1))
-        return f"line {line}, column {column}: {problem}"
+        return _("line %(line)d, column %(column)d: %(path)s: %(message)s", line=line,
+                 column=column, path=problem.path, message=problem.message)
 
 
 _REFUSED_HINTS: dict[type, str] = {
-    ast.Lambda: "lambdas are not allowed",
-    ast.ListComp: "comprehensions are not allowed",
-    ast.SetComp: "comprehensions are not allowed",
-    ast.DictComp: "comprehensions are not allowed",
-    ast.GeneratorExp: "generator expressions are not allowed",
-    ast.JoinedStr: "f-strings are not allowed: write the string itself",
-    ast.NamedExpr: "assignment expressions are not allowed",
-    ast.Await: "await is not allowed",
-    ast.Yield: "yield is not allowed",
-    ast.YieldFrom: "yield is not allowed",
-    ast.IfExp: "conditional expressions are not allowed",
-    ast.Starred: "unpacking with * is not allowed",
-    ast.Subscript: "subscripts are not allowed",
-    ast.Compare: "comparisons are not allowed",
-    ast.BoolOp: "'and'/'or' are not allowed",
-    ast.Set: "sets are not allowed (not JSON): use a list",
+    ast.Lambda: _("lambdas are not allowed"),
+    ast.ListComp: _("comprehensions are not allowed"),
+    ast.SetComp: _("comprehensions are not allowed"),
+    ast.DictComp: _("comprehensions are not allowed"),
+    ast.GeneratorExp: _("generator expressions are not allowed"),
+    ast.JoinedStr: _("f-strings are not allowed: write the string itself"),
+    ast.NamedExpr: _("assignment expressions are not allowed"),
+    ast.Await: _("await is not allowed"),
+    ast.Yield: _("yield is not allowed"),
+    ast.YieldFrom: _("yield is not allowed"),
+    ast.IfExp: _("conditional expressions are not allowed"),
+    ast.Starred: _("unpacking with * is not allowed"),
+    ast.Subscript: _("subscripts are not allowed"),
+    ast.Compare: _("comparisons are not allowed"),
+    ast.BoolOp: _("'and'/'or' are not allowed"),
+    ast.Set: _("sets are not allowed (not JSON): use a list"),
 }
 
 _DANGEROUS_CALLS = frozenset(
@@ -159,6 +168,7 @@ class _Reader:
         self.bound: dict[str, str] = {}  # local name -> task name, from import lines
         self.canvas_names: dict[str, str] = {name: name for name in CANVAS_NAMES}
         self.positions: dict[int, tuple[int, int]] = {}
+        self.notes: list[str] = []
 
     # -- positions and errors
 
@@ -197,21 +207,22 @@ class _Reader:
                 and node.func.id not in self.bound
             ):
                 raise self.error(
-                    node.func, f"{node.func.id}() is not allowed: the text is read, never run"
+                    node.func, _("%(name)s() is not allowed: the text is read, never run",
+                                 name=node.func.id)
                 )
         body = tree.body
         if not body:
-            raise CodeError("nothing to read: paste a canvas expression such as chain(...)")
+            raise CodeError(_("nothing to read: paste a canvas expression such as chain(...)"))
         *imports, last = body
         for statement in imports:
             self.import_line(statement)
         if isinstance(last, ast.ImportFrom | ast.Import):
-            raise self.error(last, "the text ends without a canvas expression")
+            raise self.error(last, _("the text ends without a canvas expression"))
         if not isinstance(last, ast.Expr):
             raise self.error(
                 last,
-                "only 'from ... import ...' lines and one canvas expression are read, "
-                f"not {_describe(last)}",
+                _("only 'from ... import ...' lines and one canvas expression are read, "
+                  "not %(what)s", what=_describe(last)),
             )
         return self.canvas(last.value, 0)
 
@@ -221,25 +232,25 @@ class _Reader:
                 statement, "write 'from module import name': plain 'import' lines are not read"
             )
         if isinstance(statement, ast.Expr):
-            raise self.error(statement, "only one canvas expression is read: join them")
+            raise self.error(statement, _("only one canvas expression is read: join them"))
         if not isinstance(statement, ast.ImportFrom):
             raise self.error(
                 statement,
-                "only 'from ... import ...' lines and one canvas expression are read, "
-                f"not {_describe(statement)}",
+                _("only 'from ... import ...' lines and one canvas expression are read, "
+                  "not %(what)s", what=_describe(statement)),
             )
         if statement.level or not statement.module:
-            raise self.error(statement, "relative imports are not read: write the module path")
+            raise self.error(statement, _("relative imports are not read: write the module path"))
         for alias in statement.names:
             if alias.name == "*":
-                raise self.error(statement, "'import *' is not read: name what you import")
+                raise self.error(statement, _("'import *' is not read: name what you import"))
             local = alias.asname or alias.name
             if statement.module in ("celery", "celery.canvas"):
                 if alias.name not in CANVAS_NAMES:
                     raise self.error(
                         alias,
-                        f"only {', '.join(CANVAS_NAMES)} may be imported from celery, "
-                        f"not {alias.name!r}",
+                        _("only %(names)s may be imported from celery, not %(name)s",
+                          names=", ".join(CANVAS_NAMES), name=repr(alias.name)),
                     )
                 self.canvas_names[local] = alias.name
                 self.bound.pop(local, None)
@@ -253,9 +264,9 @@ class _Reader:
         try:
             resolved = self.resolve(name)
         except LookupError as exc:
-            raise self.error(node, str(exc.args[0]) if exc.args else str(exc)) from None
+            raise self.error(node, exc.args[0] if exc.args else str(exc)) from None
         if not isinstance(resolved, str) or not resolved:
-            raise self.error(node, f"unknown or disallowed task {name!r}")
+            raise self.error(node, _("unknown or disallowed task %(name)s", name=repr(name)))
         return resolved
 
     def task_reference(self, node: ast.expr) -> str:
@@ -264,7 +275,7 @@ class _Reader:
             if node.id in self.bound:
                 return self.bound[node.id]
             if node.id in self.canvas_names:
-                raise self.error(node, f"{node.id!r} is not a task")
+                raise self.error(node, _("%(name)s is not a task", name=repr(node.id)))
             return self.task_name(node.id, node)
         parts: list[str] = []
         current: ast.expr = node
@@ -272,7 +283,7 @@ class _Reader:
             parts.append(current.attr)
             current = current.value
         if not isinstance(current, ast.Name):
-            raise self.error(node, "a task is named by its (dotted) name, e.g. suma.s(1, 2)")
+            raise self.error(node, _("a task is named by its (dotted) name, e.g. suma.s(1, 2)"))
         parts.append(current.id)
         return self.task_name(".".join(reversed(parts)), node)
 
@@ -280,12 +291,20 @@ class _Reader:
 
     def canvas(self, node: ast.expr, depth: int) -> Node:
         if depth > PARSE_MAX_DEPTH:
-            raise self.error(node, f"nested more than {PARSE_MAX_DEPTH} levels deep")
+            raise self.error(node, _("nested more than %(limit)d levels deep",
+                                       limit=PARSE_MAX_DEPTH))
         if isinstance(node, ast.BinOp):
             if not isinstance(node.op, ast.BitOr):
-                raise self.error(node, "the only operator between signatures is |")
+                raise self.error(node, _("the only operator between signatures is |"))
             left = self.canvas(node.left, depth + 1)
             right = self.canvas(node.right, depth + 1)
+            if _upgrades_to_chord(left, right):
+                line, column = self.where(node)
+                self.notes.append(_(
+                    "line %(line)d, column %(column)d: a group followed by | is read as a chord "
+                    "with the group as its header, which is what Celery sends",
+                    line=line, column=column,
+                ))
             return self.made(_pipe(left, right), node)
         if isinstance(node, ast.Attribute):
             raise self.attribute_error(node, self.not_a_signature(node))
@@ -297,8 +316,8 @@ class _Reader:
                 return self.made(self.constructor(self.canvas_names[func.id], node, depth), node)
             raise self.error(
                 func,
-                f"{func.id}() is not part of a canvas: use group, chain, chord, signature, "
-                "task.s(), task.si() or .set()",
+                _("%(name)s() is not part of a canvas: use group, chain, chord, signature, "
+                  "task.s(), task.si() or .set()", name=func.id),
             )
         if isinstance(func, ast.Attribute):
             if func.attr in ("s", "si"):
@@ -312,14 +331,15 @@ class _Reader:
             if func.attr in _RUNNING_METHODS:
                 raise self.attribute_error(
                     func,
-                    f".{func.attr}() would run the canvas: paste the canvas only, "
-                    "without calling it",
+                    _(".%(name)s() would run the canvas: paste the canvas only, without "
+                      "calling it", name=func.attr),
                 )
             raise self.attribute_error(
-                func, f"attribute .{func.attr} is not allowed: only .s(), .si() and .set()"
+                func, _("attribute .%(name)s is not allowed: only .s(), .si() and .set()",
+                        name=func.attr)
             )
         if isinstance(func, ast.Call):
-            raise self.error(node, "calling a signature would run it: paste the canvas only")
+            raise self.error(node, _("calling a signature would run it: paste the canvas only"))
         raise self.error(node, self.not_a_signature(node))
 
     def not_a_signature(self, node: ast.expr) -> str:
@@ -327,20 +347,24 @@ class _Reader:
         if hint:
             return hint
         if isinstance(node, ast.Name):
-            return f"the name {node.id!r} is not a signature: write {node.id}.s(...)"
+            return _("the name %(name)s is not a signature: write %(id)s.s(...)",
+                     name=repr(node.id), id=node.id)
         if isinstance(node, ast.Attribute):
-            return f"attribute .{node.attr} is not allowed: only .s(), .si() and .set()"
-        return f"{_describe(node)} is not a signature: expected e.g. suma.s(1, 2)"
+            return _("attribute .%(name)s is not allowed: only .s(), .si() and .set()",
+                     name=node.attr)
+        return _("%(what)s is not a signature: expected e.g. suma.s(1, 2)",
+                 what=_describe(node))
 
     def canvas_list(self, node: ast.expr, depth: int) -> list[Node]:
         if not isinstance(node, ast.List | ast.Tuple):
-            raise self.error(node, "expected a list of signatures, e.g. [suma.s(1, 1), ...]")
+            raise self.error(node, _("expected a list of signatures, e.g. [suma.s(1, 1), ...]"))
         return [self.canvas(item, depth + 1) for item in node.elts]
 
     def members(self, call: ast.Call, depth: int, what: str) -> list[Node]:
         """``group(a, b)`` or ``group([a, b])``; the same for chain."""
         if call.keywords:
-            raise self.error(call.keywords[0], f"{what}() takes no keyword arguments here")
+            raise self.error(call.keywords[0], _("%(name)s() takes no keyword arguments here",
+                                                   name=what))
         if len(call.args) == 1 and isinstance(call.args[0], ast.List | ast.Tuple):
             return self.canvas_list(call.args[0], depth)
         return [self.canvas(arg, depth + 1) for arg in call.args]
@@ -348,11 +372,19 @@ class _Reader:
     def constructor(self, kind: str, call: ast.Call, depth: int) -> Node:
         for arg in call.args:
             if isinstance(arg, ast.Starred):
-                raise self.error(arg, "unpacking with * is not allowed")
+                raise self.error(arg, _("unpacking with * is not allowed"))
         if kind == "group":
             return Group(tuple(self.members(call, depth, "group")))
         if kind == "chain":
-            return Chain(tuple(self.members(call, depth, "chain")))
+            members = self.members(call, depth, "chain")
+            if (
+                len(members) == 1
+                and isinstance(members[0], Chain)
+                and isinstance(call.args[0], ast.BinOp)
+            ):
+                # chain(a | b) is the chain a | b: Celery unrolls the inner chain when sending.
+                return members[0]
+            return Chain(tuple(members))
         if kind == "chord":
             return self.chord(call, depth)
         return self.signature(call)
@@ -362,7 +394,7 @@ class _Reader:
         named = {}
         for keyword_node in call.keywords:
             if keyword_node.arg not in ("header", "body") or keyword_node.arg in named:
-                raise self.error(keyword_node, "chord() takes a header and a body only")
+                raise self.error(keyword_node, _("chord() takes a header and a body only"))
             named[keyword_node.arg] = keyword_node.value  # chord(header=[...], body=...)
         for name in ("header", "body")[len(args):]:
             if name in named:
@@ -377,7 +409,7 @@ class _Reader:
         else:
             parsed = self.canvas(header_node, depth + 1)
             if not isinstance(parsed, Group):
-                raise self.error(header_node, "a chord's header is a list or a group()")
+                raise self.error(header_node, _("a chord's header is a list or a group()"))
             header = list(parsed.tasks)
         return Chord(tuple(header), self.canvas(body_node, depth + 1))
 
@@ -385,37 +417,37 @@ class _Reader:
         if not call.args or not (
             isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str)
         ):
-            raise self.error(call, "signature() takes the task's name as a string first")
+            raise self.error(call, _("signature() takes the task's name as a string first"))
         if len(call.args) > 3:
-            raise self.error(call.args[3], "signature() takes a name, args and kwargs")
+            raise self.error(call.args[3], _("signature() takes a name, args and kwargs"))
         name = self.task_name(call.args[0].value, call.args[0])
         given: dict[str, ast.expr] = dict(zip(("args", "kwargs"), call.args[1:], strict=False))
         for keyword_node in call.keywords:
             if keyword_node.arg is None:
-                raise self.error(keyword_node, "unpacking with ** is not allowed here")
+                raise self.error(keyword_node, _("unpacking with ** is not allowed here"))
             if keyword_node.arg not in ("args", "kwargs", "immutable", "options"):
                 raise self.error(
                     keyword_node,
-                    f"signature() takes args, kwargs, immutable and options, "
-                    f"not {keyword_node.arg!r}",
+                    _("signature() takes args, kwargs, immutable and options, not %(name)s",
+                      name=repr(keyword_node.arg)),
                 )
             if keyword_node.arg in given:
-                raise self.error(keyword_node, f"{keyword_node.arg} is given twice")
+                raise self.error(keyword_node, _("%(name)s is given twice", name=keyword_node.arg))
             given[keyword_node.arg] = keyword_node.value
         args = self.value(given["args"]) if "args" in given else []
         if not isinstance(args, list):
-            raise self.error(given["args"], "args must be a list or a tuple")
+            raise self.error(given["args"], _("args must be a list or a tuple"))
         kwargs = self.value(given["kwargs"]) if "kwargs" in given else {}
         if not isinstance(kwargs, dict):
-            raise self.error(given["kwargs"], "kwargs must be a dict")
+            raise self.error(given["kwargs"], _("kwargs must be a dict"))
         immutable = self.value(given["immutable"]) if "immutable" in given else False
         if not isinstance(immutable, bool):
-            raise self.error(given["immutable"], "immutable must be True or False")
+            raise self.error(given["immutable"], _("immutable must be True or False"))
         task = Task(name, tuple(args), kwargs, immutable=immutable)
         if "options" in given:
             options = self.value(given["options"])
             if not isinstance(options, dict):
-                raise self.error(given["options"], "options must be a dict")
+                raise self.error(given["options"], _("options must be a dict"))
             task = replace(task, options=self.options(task.options, options, given["options"]))
         return task
 
@@ -423,7 +455,7 @@ class _Reader:
         args = []
         for arg in call.args:
             if isinstance(arg, ast.Starred):
-                raise self.error(arg, "unpacking with * is not allowed")
+                raise self.error(arg, _("unpacking with * is not allowed"))
             args.append(self.value(arg))
         kwargs: dict[str, Any] = {}
         for keyword_node in call.keywords:
@@ -431,13 +463,14 @@ class _Reader:
                 # ``**{"not-an-identifier": 1}``: how ``render`` writes such keys.
                 extra = self.value(keyword_node.value)
                 if not isinstance(extra, dict):
-                    raise self.error(keyword_node.value, "** takes a dict literal")
+                    raise self.error(keyword_node.value, _("** takes a dict literal"))
                 items = extra.items()
             else:
                 items = [(keyword_node.arg, self.value(keyword_node.value))]
             for key, value in items:
                 if key in kwargs:
-                    raise self.error(keyword_node, f"keyword argument {key!r} is given twice")
+                    raise self.error(keyword_node, _("keyword argument %(name)s is given twice",
+                                                      name=repr(key)))
                 kwargs[key] = value
         return args, kwargs
 
@@ -447,16 +480,16 @@ class _Reader:
                 call.func, ".set() applies to a task here: set options on each task"
             )
         if call.args:
-            raise self.error(call.args[0], ".set() takes keyword arguments, e.g. countdown=10")
+            raise self.error(call.args[0], _(".set() takes keyword arguments, e.g. countdown=10"))
         given: dict[str, Any] = {}
         for keyword_node in call.keywords:
             if keyword_node.arg is None:
-                raise self.error(keyword_node, "unpacking with ** is not allowed in .set()")
+                raise self.error(keyword_node, _("unpacking with ** is not allowed in .set()"))
             if keyword_node.arg not in OPTION_NAMES:
                 raise self.error(
                     keyword_node,
-                    f"unknown option {keyword_node.arg!r}: "
-                    f".set() takes {', '.join(OPTION_NAMES)}",
+                    _("unknown option %(name)s: .set() takes %(names)s",
+                      name=repr(keyword_node.arg), names=", ".join(OPTION_NAMES)),
                 )
             given[keyword_node.arg] = self.value(keyword_node.value)
         return replace(inner, options=self.options(inner.options, given, call))
@@ -476,17 +509,19 @@ class _Reader:
     def value(self, node: ast.expr, depth: int = 0) -> Any:
         """A literal, read node by node (as ``ast.literal_eval`` would, minus what JSON lacks)."""
         if depth > MAX_VALUE_DEPTH:
-            raise self.error(node, f"a value nested deeper than {MAX_VALUE_DEPTH} levels")
+            raise self.error(node, _("a value nested deeper than %(limit)d levels",
+                                       limit=MAX_VALUE_DEPTH))
         if isinstance(node, ast.Constant):
             value = node.value
             if value is None or isinstance(value, bool | int | str):
                 return value
             if isinstance(value, float):
                 if not math.isfinite(value):
-                    raise self.error(node, f"{value!r} is not valid JSON")
+                    raise self.error(node, _("%(value)s is not valid JSON", value=repr(value)))
                 return value
             raise self.error(
-                node, f"a {type(value).__name__} literal is not a JSON value: use a string"
+                node, _("a %(type)s literal is not a JSON value: use a string",
+                        type=type(value).__name__)
             )
         if (
             isinstance(node, ast.UnaryOp)
@@ -503,19 +538,20 @@ class _Reader:
             out: dict[str, Any] = {}
             for key_node, value_node in zip(node.keys, node.values, strict=True):
                 if key_node is None:
-                    raise self.error(value_node, "unpacking with ** is not allowed in a dict")
+                    raise self.error(value_node, _("unpacking with ** is not allowed in a dict"))
                 key = self.value(key_node, depth + 1)
                 if not isinstance(key, str):
-                    raise self.error(key_node, f"dict keys must be strings (JSON), not {key!r}")
+                    raise self.error(key_node, _("dict keys must be strings (JSON), not %(key)s",
+                                                   key=repr(key)))
                 if key in out:
-                    raise self.error(key_node, f"the key {key!r} is given twice")
+                    raise self.error(key_node, _("the key %(key)s is given twice", key=repr(key)))
                 out[key] = self.value(value_node, depth + 1)
             return out
         if isinstance(node, ast.Name):
             raise self.error(
                 node,
-                f"the name {node.id!r} is not a literal: arguments are literals only "
-                "(numbers, strings, True/False/None, lists, dicts)",
+                _("the name %(name)s is not a literal: arguments are literals only (numbers, "
+                  "strings, True/False/None, lists, dicts)", name=repr(node.id)),
             )
         hint = _REFUSED_HINTS.get(type(node))
         if hint:
@@ -525,8 +561,9 @@ class _Reader:
                 node, "arguments are literals only: nothing is called or computed"
             )
         if isinstance(node, ast.Attribute):
-            raise self.error(node, f"attribute .{node.attr} is not allowed in an argument")
-        raise self.error(node, f"{_describe(node)} is not a literal")
+            raise self.error(node, _("attribute .%(name)s is not allowed in an argument",
+                                       name=node.attr))
+        raise self.error(node, _("%(what)s is not a literal", what=_describe(node)))
 
 
 def _walk(tree: ast.AST) -> list[ast.AST]:
@@ -542,18 +579,27 @@ def _walk(tree: ast.AST) -> list[ast.AST]:
 def _describe(node: ast.AST) -> str:
     """``an assignment``, ``a loop``...: what a refused piece of code is, for messages."""
     names = {
-        ast.Assign: "an assignment", ast.AnnAssign: "an assignment",
-        ast.AugAssign: "an assignment", ast.FunctionDef: "a function definition",
-        ast.AsyncFunctionDef: "a function definition", ast.ClassDef: "a class definition",
-        ast.For: "a loop", ast.While: "a loop", ast.If: "an if statement",
-        ast.With: "a with block", ast.Try: "a try block", ast.Delete: "del",
-        ast.Global: "global", ast.Nonlocal: "nonlocal", ast.Raise: "raise",
-        ast.Assert: "assert", ast.Pass: "pass", ast.Return: "return",
-        ast.Constant: "a constant", ast.BinOp: "an arithmetic operation",
-        ast.UnaryOp: "an operation", ast.Dict: "a dict", ast.List: "a list",
-        ast.Tuple: "a tuple",
+        ast.Assign: _("an assignment"), ast.AnnAssign: _("an assignment"),
+        ast.AugAssign: _("an assignment"), ast.FunctionDef: _("a function definition"),
+        ast.AsyncFunctionDef: _("a function definition"), ast.ClassDef: _("a class definition"),
+        ast.For: _("a loop"), ast.While: _("a loop"), ast.If: _("an if statement"),
+        ast.With: _("a with block"), ast.Try: _("a try block"), ast.Delete: _("del"),
+        ast.Global: _("global"), ast.Nonlocal: _("nonlocal"), ast.Raise: _("raise"),
+        ast.Assert: _("assert"), ast.Pass: _("pass"), ast.Return: _("return"),
+        ast.Constant: _("a constant"), ast.BinOp: _("an arithmetic operation"),
+        ast.UnaryOp: _("an operation"), ast.Dict: _("a dict"), ast.List: _("a list"),
+        ast.Tuple: _("a tuple"),
     }
-    return names.get(type(node), f"a {type(node).__name__} expression")
+    return names.get(type(node)) or _("a %(type)s expression", type=type(node).__name__)
+
+
+def _upgrades_to_chord(left: Node, right: Node) -> bool:
+    return isinstance(left, Group) or (
+        isinstance(left, Chain)
+        and bool(left.tasks)
+        and isinstance(left.tasks[-1], Group)
+        and not isinstance(right, Chain | Group)
+    )
 
 
 def _pipe(left: Node, right: Node) -> Node:
@@ -581,11 +627,11 @@ def _pipe(left: Node, right: Node) -> Node:
 def parse_located(text: str, resolve: Resolver) -> Parsed:
     """Read ``text``; raises ``CodeError`` (with a line and column) for anything refused."""
     if not isinstance(text, str):
-        raise CodeError("the canvas must be text")
+        raise CodeError(_("the canvas must be text"))
     if len(text) > MAX_TEXT_LENGTH:
-        raise CodeError(f"the text is longer than {MAX_TEXT_LENGTH} characters")
+        raise CodeError(_("the text is longer than %(limit)d characters", limit=MAX_TEXT_LENGTH))
     if "\x00" in text:
-        raise CodeError("the text contains a NUL character")
+        raise CodeError(_("the text contains a NUL character"))
     try:
         # ``ast.parse`` only builds the syntax tree (``PyCF_ONLY_AST``): nothing is compiled
         # to code and nothing runs.
@@ -596,20 +642,20 @@ def parse_located(text: str, resolve: Resolver) -> Parsed:
     except SyntaxError as exc:
         line = exc.lineno or 1
         column = exc.offset or 1
-        raise CodeError(f"not valid Python: {exc.msg}", line, column) from None
+        raise CodeError(_("not valid Python: %(error)s", error=exc.msg), line, column) from None
     except (RecursionError, MemoryError, ValueError) as exc:
-        raise CodeError(f"cannot be read: {type(exc).__name__}") from None
+        raise CodeError(_("cannot be read: %(error)s", error=type(exc).__name__)) from None
     reader = _Reader(text.strip("\n"), resolve)
     try:
         spec = reader.module(tree)
     except RecursionError:
-        raise CodeError("nested too deeply to read") from None
+        raise CodeError(_("nested too deeply to read")) from None
     positions = {
         path: reader.positions[id(node)]
         for path, node, _ in walk(spec)
         if id(node) in reader.positions
     }
-    return Parsed(spec, positions)
+    return Parsed(spec, positions, reader.notes)
 
 
 def parse(text: str, resolve: Resolver) -> Node:
@@ -621,7 +667,13 @@ def parse(text: str, resolve: Resolver) -> Node:
 
 
 def _is_name(text: str) -> bool:
-    return text.isidentifier() and not keyword.iskeyword(text)
+    # Python reads identifiers NFKC-normalised (``º=1`` binds ``o``): such a key is written
+    # as ``**{...}`` so that it comes back as it was.
+    return (
+        text.isidentifier()
+        and not keyword.iskeyword(text)
+        and unicodedata.normalize("NFKC", text) == text
+    )
 
 
 def _import_names(root: Node) -> dict[str, tuple[str, str]]:

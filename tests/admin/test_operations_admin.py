@@ -102,6 +102,13 @@ def test_a_worker_that_does_not_confirm_or_a_broker_down_is_an_error_message(
     assert not LogEntry.objects.exists()
 
 
+def test_the_rate_limit_page_offers_the_project_tasks(admin_client):
+    html = admin_client.get(
+        reverse("admin:task_admin_worker_ratelimit", args=[quote(HOST)])).content.decode()
+    assert '<option value="project.demo.tasks.suma">' in html
+    assert 'list="ta-task-names"' in html and "celery.backend_cleanup" not in html
+
+
 def test_controls_are_post_only_with_csrf(django_user_model, client):
     from django.test import Client
 
@@ -116,8 +123,12 @@ def test_controls_are_post_only_with_csrf(django_user_model, client):
 
 def test_revoke_by_id_needs_the_revoke_permission(client, django_user_model, one_worker):
     _snap, sent = one_worker
-    client.force_login(staff(django_user_model, "view_celerytask"))
+    client.force_login(staff(django_user_model, "view_celerytask", "view_worker"))
     url = reverse("admin:task_admin_celerytask_revoke", args=["abc-123"])
+    _snap.workers[0].active = [operations.TaskInfo(id="abc-123", name="t", kind="active",
+                                                   worker=HOST)]
+    workers = client.get(reverse("admin:task_admin_worker_changelist")).content.decode()
+    assert 'data-task-id="abc-123"' in workers and url not in workers
     page = client.get(reverse("admin:task_admin_celerytask_change", args=["abc-123"]))
     assert page.status_code == 200 and url not in page.content.decode()
     assert client.post(url, {"terminate": "on"}).status_code == 403
@@ -135,6 +146,7 @@ def test_a_task_of_a_run_links_to_its_run_and_node(
     html = admin_client.get(reverse("admin:task_admin_worker_changelist")).content.decode()
     assert reverse("admin:task_admin_workflowrun_change", args=[run.pk]) in html
     assert reverse("admin:task_admin_taskrun_change", args=[node.pk]) in html
+    assert reverse("admin:task_admin_celerytask_revoke", args=[quote(node.task_id)]) in html
     html = admin_client.get(
         reverse("admin:task_admin_celerytask_change", args=[node.task_id])).content.decode()
     assert reverse("admin:task_admin_workflowrun_change", args=[run.pk]) in html

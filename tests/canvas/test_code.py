@@ -145,6 +145,7 @@ def test_render_splits_wide_trees_over_lines_and_reads_back() -> None:
         ("chord(group(suma.s(1, 1)), body=suma.s(10))", Chord((s(1, 1),), s(10))),
         ("chord(body=suma.s(10), header=[suma.s(1, 1)])", Chord((s(1, 1),), s(10))),
         ("suma.s(1, 2) | suma.s(5)", Chain((s(1, 2), s(5)))),
+        ("chain(suma.s(2, 2) | suma.s(4))", Chain((s(2, 2), s(4)))),  # the demo's description
         ("suma.s(1, 2) | suma.s(5) | suma.s(6)", Chain((s(1, 2), s(5), s(6)))),
         ("proj.tasks.suma.s(1, b=2)", s(1, b=2)),
         ("signature('proj.tasks.suma', args=[1], kwargs={'b': 2})", s(1, b=2)),
@@ -163,9 +164,13 @@ def test_expressions_read_as_celery_means_them(text: str, tree: Node) -> None:
 
 def test_group_piped_into_a_task_is_read_as_an_explicit_chord() -> None:
     # Celery turns ``group | task`` into a chord when it sends it: the tree says so.
-    assert parse("group(suma.s(1, 1), suma.s(2, 2)) | sum_list.s()", resolve) == Chord(
-        (s(1, 1), s(2, 2)), Task("proj.tasks.sum_list")
-    )
+    parsed = parse_located("group(suma.s(1, 1), suma.s(2, 2)) | sum_list.s()", resolve)
+    assert parsed.spec == Chord((s(1, 1), s(2, 2)), Task("proj.tasks.sum_list"))
+    assert parsed.notes == [
+        "line 1, column 1: a group followed by | is read as a chord with the group as its "
+        "header, which is what Celery sends"
+    ]
+    assert parse_located("suma.s(1) | suma.s(2)", resolve).notes == []
     # ... also at the end of a chain, and a task piped after a chord follows its body.
     assert parse("suma.s(1, 1) | group(suma.s(2), suma.s(3)) | sum_list.s()", resolve) == Chain(
         (s(1, 1), Chord((s(2), s(3)), Task("proj.tasks.sum_list")))
@@ -446,3 +451,12 @@ def test_chord_bodies_that_cannot_take_a_list_warn(body: Node, path: str) -> Non
 )
 def test_chord_bodies_that_take_a_list_do_not_warn(body: Node) -> None:
     assert warnings(Chord(HEADER, body), tasks=SIGS) == []
+
+
+def test_refusals_are_marked_for_translation() -> None:
+    # canvas.text: English text that keeps its template, translated at the Django boundary.
+    with pytest.raises(CodeError) as info:
+        parse("suma.s(HOME, 2)", resolve)
+    assert info.value.text.template == "line %(line)d, column %(column)d: %(message)s"
+    assert info.value.message.template.startswith("the name %(name)s is not a literal")
+    assert info.value.message.params == {"name": "'HOME'"}

@@ -37,14 +37,15 @@ def two_workers(celery_worker, celery_app, tmp_path_factory):
 
 @pytest.fixture
 def fresh():
-    operations.forget_snapshot()
+    operations.forget_snapshot(workers=True)
     with override_settings(TASK_ADMIN=OPS):
         yield
-    operations.forget_snapshot()
+    operations.forget_snapshot(workers=True)
 
 
 def live(hostname):
-    operations.forget_snapshot()
+    """A fresh snapshot's view of one worker (a full round: tests start workers)."""
+    operations.forget_snapshot(workers=True)
     return operations.snapshot().worker(hostname)
 
 
@@ -188,9 +189,9 @@ def spy_inspect(monkeypatch):
     calls = []
     real = operations._inspect
 
-    def recording(app, command, timeout):
+    def recording(app, command, timeout, limit=None):
         calls.append((command, timeout))
-        return real(app, command, timeout)
+        return real(app, command, timeout, limit)
 
     monkeypatch.setattr(operations, "_inspect", recording)
     return calls
@@ -205,7 +206,7 @@ def test_a_hanging_worker_costs_one_short_timeout_then_the_cache(
     import signal
 
     alpha, beta, _queue = two_workers
-    operations.forget_snapshot()
+    operations.forget_snapshot(workers=True)
     assert operations.snapshot().worker(beta.nodename).answered  # seen alive first
     spy_inspect.clear()
     operations.forget_snapshot()
@@ -252,3 +253,48 @@ def test_shutdown_stops_a_worker_which_then_shows_as_not_answering(
         assert {t for _c, t in spy_inspect} == {OPS["INSPECT_TIMEOUT"]}
     finally:
         gamma.stop()
+
+
+def test_a_queue_nobody_consumes_is_warned_at_save_and_on_the_run_page(
+    admin_client, two_workers, fresh, celery_app
+):
+    """Issue #8, item 6: warned (not refused) at save; the run page says why a node waits."""
+    from task_admin import services
+    from tests.admin.test_invocations_admin import form_data as invocation_form
+    from tests.admin.test_workflows_admin import form_data as workflow_form
+    from tests.admin.test_workflows_admin import stored
+    from tests.factories import workflow
+
+    _alpha, _beta, beta_queue = two_workers
+    orphan = f"ops-orphan-{uuid.uuid4().hex[:6]}"
+    add = reverse("admin:task_admin_taskinvocation_add")
+    warning = "No live worker consumes the queue “{}”"
+
+    saved = admin_client.post(add, invocation_form(name="consumed", queue=beta_queue),
+                              follow=True)
+    assert saved.status_code == 200 and warning.format(beta_queue) not in saved.content.decode()
+    saved = admin_client.post(add, invocation_form(name="orphaned", queue=orphan), follow=True)
+    html = saved.content.decode()
+    assert warning.format(orphan) in html and f"?queue={orphan}" in html
+    inv = TaskInvocation.objects.get(name="orphaned")  # saved all the same
+
+    wf = workflow("waits for a worker", inv)
+    saved = admin_client.post(
+        reverse("admin:task_admin_workflow_change", args=[wf.pk]),
+        workflow_form(stored(wf), name=wf.name), follow=True,
+    )
+    assert warning.format(orphan) in saved.content.decode()
+
+    run = services.run_workflow(wf)
+    try:
+        assert run.nodes.get().state == "PENDING"
+        page = admin_client.get(reverse("admin:task_admin_workflowrun_change", args=[run.pk]))
+        html = page.content.decode()
+        assert f'class="errornote ta-queue-hint" data-queue="{orphan}"' in html
+        assert f"{reverse('admin:task_admin_queue_changelist')}?queue={orphan}" in html
+        queues = admin_client.get(reverse("admin:task_admin_queue_changelist"),
+                                  {"queue": orphan}).content.decode()
+        assert f'data-queue="{orphan}" class="ta-queue-flagged selected"' in queues
+    finally:
+        with celery_app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(orphan)
