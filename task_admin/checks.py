@@ -163,47 +163,7 @@ def _allowed_tasks_problems(allowed) -> list:
     ]
 
 
-# Below this many seconds of busy timeout, SQLite writers give up with "database is locked".
-SQLITE_MIN_TIMEOUT = 5
-
-
-def check_sqlite(app_configs=None, **kwargs):
-    """W004: SQLite set up so that concurrent writers fail instead of waiting.
-
-    Celery workers (each pool process), beat and the web server all write: task_admin records
-    runs from the workers. SQLite lets one writer in at a time; without a busy timeout the
-    others fail at once, and without IMMEDIATE transactions a reader that starts writing can
-    fail even with one.
-    """
-    from django.db import connections
-
-    problems = []
-    for alias in connections:
-        settings_dict = connections.settings[alias]
-        if "sqlite3" not in settings_dict.get("ENGINE", ""):
-            continue
-        options = settings_dict.get("OPTIONS", {})
-        missing = []
-        if float(options.get("timeout", 5) or 0) < SQLITE_MIN_TIMEOUT:
-            missing.append(f"a busy timeout of at least {SQLITE_MIN_TIMEOUT} s (\"timeout\")")
-        if str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
-            missing.append('IMMEDIATE transactions ("transaction_mode": "IMMEDIATE")')
-        if missing:
-            problems.append(checks.Warning(
-                f"The SQLite database {alias!r} lacks {' and '.join(missing)}: with a Celery "
-                "worker of several processes, beat and the web server writing at once, "
-                "writes fail with 'database is locked'.",
-                hint="Set DATABASES[...]['OPTIONS'] = {'timeout': 20, 'transaction_mode': "
-                "'IMMEDIATE', 'init_command': 'PRAGMA journal_mode=WAL;'}, or use PostgreSQL "
-                "in production.",
-                obj="task_admin",
-                id="task_admin.W004",
-            ))
-    return problems
-
-
 def register() -> None:
-    checks.register(check_sqlite, checks.Tags.database)
     checks.register(check_required_apps)
     checks.register(check_celery_app)
     checks.register(check_settings)

@@ -1,5 +1,4 @@
 import shutil
-from unittest import mock
 
 import pytest
 from django.core.checks import run_checks
@@ -213,21 +212,6 @@ def test_allowed_tasks_are_computed_once_per_process(monkeypatch, settings):
     settings.TASK_ADMIN = {**settings.TASK_ADMIN, "ALLOWED_TASKS": ["project.demo.tasks.suma"]}
     assert list(registry.signatures()) == ["project.demo.tasks.suma"]
     assert len(computed) == 2
-
-
-def test_sqlite_without_busy_timeout_or_immediate_transactions_is_warned(settings):
-    from django.db import connections
-
-    from task_admin.checks import check_sqlite
-
-    default = connections.settings["default"]
-    if "sqlite3" not in default["ENGINE"]:
-        pytest.skip("the check is about SQLite")
-    assert check_sqlite() == []  # the project's settings: WAL, IMMEDIATE, 20 s
-    bare = {**default, "OPTIONS": {}}
-    with mock.patch.dict(connections.settings, {"default": bare}):
-        [warning] = check_sqlite()
-    assert warning.id == "task_admin.W004" and "IMMEDIATE" in warning.msg
 
 
 def test_a_worker_of_several_processes_on_sqlite_says_so(caplog):
