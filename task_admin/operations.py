@@ -406,7 +406,10 @@ def queues(*, app: Celery | None = None, extra: tuple[str, ...] = ()) -> tuple[
     list[QueueInfo], Snapshot, str
 ]:
     """Every known queue with its depth and consumers, the snapshot used, and a broker error."""
-    app = app or get_app()
+    try:
+        app = app or get_app()
+    except NoCeleryApp as exc:
+        return [], snapshot(), str(exc)
     current = snapshot(app=app)
     consumers = current.consumers()
     names = sorted(known_queues(app, current) | {n for n in extra if n})
@@ -451,11 +454,10 @@ class TaskLookup:
 def lookup_task(task_id: str, *, app: Celery | None = None) -> TaskLookup:
     """What the result backend (any backend, through ``AsyncResult``) and the workers know of a
     task id. Celery answers PENDING for an id it has never heard of."""
-    app = app or get_app()
     found = TaskLookup(task_id=task_id, state="PENDING")
-    result = app.AsyncResult(task_id)
     try:
-        meta = result.backend.get_task_meta(task_id)
+        app = app or get_app()
+        meta = app.AsyncResult(task_id).backend.get_task_meta(task_id)
     except Exception as exc:  # any backend, any failure: say so on the page
         logger.warning("task_admin: reading task %s from the result backend failed: %s",
                        task_id, exc)
@@ -517,7 +519,10 @@ def _control(app: Celery | None, method: str, *args: Any, hostname: str, **kwarg
 
 def task_names(*, app: Celery | None = None) -> list[str]:
     """The tasks the Celery app knows (for picking one to rate-limit), Celery's own left out."""
-    app = app or get_app()
+    try:
+        app = app or get_app()
+    except NoCeleryApp:
+        return []
     # The web process never starts a worker: import the task modules autodiscovery names.
     app.loader.import_default_modules()
     return sorted(name for name in app.tasks if not name.startswith("celery."))
