@@ -216,6 +216,12 @@ def _workers(replies: dict[str, dict[str, Any]], taken_at: datetime) -> list[Wor
     return workers
 
 
+def _inspect_all(app: Celery, timeout: float, limit: int | None) -> dict[str, dict]:
+    with ThreadPoolExecutor(max_workers=len(COMMANDS)) as pool:
+        futures = {c: pool.submit(_inspect, app, c, timeout, limit) for c in COMMANDS}
+        return {command: future.result() for command, future in futures.items()}
+
+
 def snapshot(*, app: Celery | None = None, refresh: bool = False) -> Snapshot:
     """The live workers, from the cache when a snapshot younger than ``INSPECT_CACHE`` exists.
 
@@ -237,10 +243,11 @@ def snapshot(*, app: Celery | None = None, refresh: bool = False) -> Snapshot:
     limit = len(seen) if seen and cache.get(DISCOVERED_KEY) else None
     try:
         app = app or get_app()
-        with ThreadPoolExecutor(max_workers=len(COMMANDS)) as pool:
-            futures = {c: pool.submit(_inspect, app, c, timeout, limit) for c in COMMANDS}
-            for command, future in futures.items():
-                replies[command] = future.result()
+        replies = _inspect_all(app, timeout, limit)
+        if limit is not None and {n for r in replies.values() for n in r} - set(seen):
+            # A new worker answered, maybe in place of a known one: ask everyone properly.
+            limit = None
+            replies = _inspect_all(app, timeout, limit)
     except BROKER_ERRORS as exc:
         logger.warning("task_admin: inspecting workers failed: %s", exc)
         error = str(exc) or exc.__class__.__name__

@@ -171,6 +171,16 @@ def test_known_workers_are_waited_for_only_until_each_answered(monkeypatch, cele
     operations.snapshot(app=celery_app)
     assert set(limits) == {None}
 
+    # A worker nobody knew answers within the limit: the round is asked again, in full.
+    limits.clear()
+    operations.forget_snapshot()
+    fake_replies = {"w1@h": {}, "w3@h": {}}
+    monkeypatch.setattr(operations, "_inspect", lambda app, command, timeout, limit: (
+        limits.append(limit) or fake_replies))
+    snap = operations.snapshot(app=celery_app)
+    assert limits == [2] * 5 + [None] * 5
+    assert {w.hostname for w in snap.live} == {"w1@h", "w3@h"}
+
 
 def test_replies_become_workers(monkeypatch, celery_app):
     replies = {
