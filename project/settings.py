@@ -94,6 +94,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 TASK_ADMIN = {
     "CELERY_APP": "project.celery.app",
+    # Alert emails link to the run page here (`make demo` serves on DEMO_PORT).
+    "SITE_URL": f"http://127.0.0.1:{os.environ.get('DEMO_PORT', '8000')}",
 }
 
 LOGGING = {

@@ -11,7 +11,9 @@ class TaskAdminConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, not at module level, so that importing the app never pulls in Celery
         # signal wiring before Django's registry is ready.
-        from task_admin import checks, receivers
+        from task_admin import alerting, checks, periodic, receivers
 
         checks.register()
         receivers.connect()
+        alerting.connect()
+        periodic.connect(self)

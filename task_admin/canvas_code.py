@@ -25,6 +25,7 @@ from task_admin import canvas, registry
 from task_admin.canvas.code import (
     CodeError,
     Parsed,
+    UnknownTask,
     make_resolver,
     parse_located,
     render,
@@ -50,6 +51,7 @@ class Reading:
     parsed: Parsed | None = None
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     problems: list[canvas.Problem] = field(default_factory=list)
 
     @property
@@ -61,16 +63,38 @@ class Reading:
         return self.parsed is not None and not self.errors
 
 
+def _resolver(signatures: Mapping[str, inspect.Signature | None]):
+    """Short or dotted names among the allowed tasks; a dotted name that is refused says why
+    (not registered, denied, not allowed) and which setting decides."""
+    resolve = make_resolver(signatures)
+
+    def explained(name: str) -> str:
+        try:
+            return resolve(name)
+        except UnknownTask:
+            if "." not in name:
+                raise
+            try:
+                reason = registry.refusal(name)
+            except registry.NoCeleryApp:
+                raise UnknownTask(_("unknown or disallowed task %(name)s") % {
+                    "name": repr(name)}) from None
+            raise UnknownTask(reason) from None
+
+    return explained
+
+
 def read(text: str, *, tasks: Mapping[str, inspect.Signature | None] | None = None) -> Reading:
     """Parse ``text`` against the allowed tasks and check it as a workflow would be checked."""
     signatures = dict(registry.signatures() if tasks is None else tasks)
     reading = Reading(text)
     try:
-        reading.parsed = parse_located(text, make_resolver(signatures))
+        reading.parsed = parse_located(text, _resolver(signatures))
     except CodeError as exc:
         reading.errors.append(translated(exc.text))
         return reading
     spec = reading.parsed.spec
+    reading.notes = [translated(note) for note in reading.parsed.notes]
     reading.problems = check_spec(spec, tasks=signatures)
     reading.errors += [translated(reading.parsed.locate(p)) for p in reading.problems]
     for leaf_path, leaf in canvas.leaves(spec):

@@ -27,13 +27,49 @@ DEFAULTS: dict[str, Any] = {
     "MAX_DELAY": None,
     # Seconds a node may stay unfinished before its state is checked in the result backend.
     "RECONCILE_AFTER": 30,
+    # Seconds a node must have been received or started before the worker reconciler
+    # (task_admin.liveness, every 30 s) may settle it because its worker no longer holds it;
+    # None turns that reconciler off (e.g. for solo-pool workers, which cannot answer while busy).
+    "LOST_AFTER": 30,
+    # Seconds to wait for workers to answer the reconciler's question.
+    "WORKER_REPLY_TIMEOUT": 2.0,
     # Seconds after which an unfinished run no longer holds back a schedule set to skip (a
     # run whose whole worker was killed may never finish); None waits for ever.
     "SKIP_STALE_AFTER": 6 * 3600,
+    # Days to keep finished runs, by run status; a status left out (or None) is kept for ever,
+    # and None instead of the dict keeps everything. Pruned hourly (task_admin.prune) and by
+    # ``manage.py task_admin prune``.
+    "RETENTION_DAYS": {
+        "succeeded": 30,
+        "revoked": 30,
+        "dispatch_failed": 30,
+        "failed": 90,
+        "partially_failed": 90,
+    },
     # How often (ms) the run page refreshes itself while the run is unfinished.
     "REFRESH_INTERVAL": 2000,
     # Result previews in lists are cut to this many characters.
     "RESULT_PREVIEW_CHARS": 80,
+    # --- alerts (see README, "Alerts") ---
+    # Where the admin is reached from outside ("https://admin.example.com"): alerts link to the
+    # run page with it. None: alerts carry no link.
+    "SITE_URL": None,
+    # Seconds between two alerts of one kind about one workflow; those in between are
+    # suppressed and counted in the next one sent.
+    "ALERT_MIN_INTERVAL": 15 * 60,
+    # Sender of alert emails; None is DEFAULT_FROM_EMAIL.
+    "ALERT_FROM_EMAIL": None,
+    # Tries after a failed send (SMTP or webhook), waiting RETRY_DELAY, then twice as long...
+    "ALERT_RETRIES": 5,
+    "ALERT_RETRY_DELAY": 30,
+    # First lines of each failed task's traceback shown in an alert.
+    "ALERT_TRACEBACK_LINES": 20,
+    # Webhook destinations staff may enter: hosts ("hooks.example.com", https on port 443) or URL
+    # prefixes ("https://hooks.example.com/task-admin/"; a prefix naming http:// allows plain
+    # http there). Empty: no webhooks.
+    "ALERT_WEBHOOK_ALLOWED": [],
+    # Seconds to connect and to wait for an answer, each.
+    "ALERT_WEBHOOK_TIMEOUT": 5,
     # Seconds a busy worker process gathers tracking events before writing them in one batch
     # (an idle one writes at once).
     "FLUSH_INTERVAL": 0.25,

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -22,7 +22,14 @@ from django_celery_beat.models import PeriodicTask
 from task_admin import services
 from task_admin.compile import InvalidWorkflow
 from task_admin.conf import get_config
-from task_admin.models import Overlap, RunStatus, Trigger, WorkflowRun, WorkflowSchedule
+from task_admin.models import (
+    Overlap,
+    RunStatus,
+    ScheduleFiring,
+    Trigger,
+    WorkflowRun,
+    WorkflowSchedule,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +104,12 @@ def fire(schedule_id: int, *, app: Celery | None = None) -> str:
         if schedule is None:
             logger.warning("task_admin: schedule %s no longer exists; nothing run", schedule_id)
             return _("schedule %(id)s no longer exists") % {"id": schedule_id}
+        firing = _claim(schedule)
+        if firing is None:
+            # Another beat (a second container, a deploy overlap) sent this due time already.
+            outcome = _("already fired for this due time")
+            logger.info("task_admin: schedule %s: %s", schedule.periodic_task.name, outcome)
+            return outcome
         unfinished = _unfinished_runs(schedule, app)
         skipped = False
         started_run = None
@@ -111,6 +124,8 @@ def fire(schedule_id: int, *, app: Celery | None = None) -> str:
                 # back transaction, must not have stopped the old one.
                 old = [run.pk for run in unfinished]
                 transaction.on_commit(lambda: _revoke(old, app))
+        if started_run is not None:
+            ScheduleFiring.objects.filter(pk=firing.pk).update(run=started_run)
         WorkflowSchedule.objects.filter(pk=schedule.pk).update(
             last_fired_at=timezone.now(),
             last_outcome=outcome[:255],
@@ -125,6 +140,53 @@ def fire(schedule_id: int, *, app: Celery | None = None) -> str:
             WorkflowSchedule.objects.filter(pk=schedule.pk).update(last_outcome=outcome[:255])
     logger.info("task_admin: schedule %s: %s", schedule.periodic_task.name, outcome)
     return outcome
+
+
+# How long after a crontab or solar time a beat may send it and still be matched to it.
+DUE_LOOKBACK = timedelta(seconds=30)
+
+
+def due_time(schedule: WorkflowSchedule, now: datetime) -> datetime | None:
+    """The scheduled time a firing at ``now`` is for: the same whichever beat sent it.
+
+    Interval schedules count whole intervals from the schedule's last firing, so a beat sending
+    a little early or late still lands on the same due time, and two firings closer than half
+    an interval share one (None: at or before the last one). Crontab and solar schedules take
+    the scheduled time just before ``now``; a clocked schedule has one.
+    """
+    task = schedule.periodic_task
+    if task.clocked_id:
+        return task.clocked.clocked_time
+    sched = task.schedule
+    if task.interval_id:
+        every = sched.run_every.total_seconds()
+        last = schedule.firings.order_by("-due_at").values_list("due_at", flat=True).first()
+        if last is None:
+            return now
+        steps = round((now - last).total_seconds() / every)
+        return last + timedelta(seconds=steps * every) if steps > 0 else None
+    try:
+        # Crontab fields are matched in the schedule's own time zone.
+        zone = getattr(sched, "tz", None)
+        moment = now.astimezone(zone) if zone else now
+        sched.nowfun = lambda: moment
+        due = moment + sched.remaining_estimate(moment - DUE_LOOKBACK)
+    except Exception:  # a schedule that cannot be computed: at least one run per second
+        logger.debug("cannot compute the due time of %s", task.pk, exc_info=True)
+        due = now
+    return (due if due <= now + timedelta(seconds=1) else now).replace(microsecond=0)
+
+
+def _claim(schedule: WorkflowSchedule) -> ScheduleFiring | None:
+    """Record this firing's due time; None when it was claimed already."""
+    due = due_time(schedule, timezone.now())
+    if due is None:
+        return None
+    try:
+        with transaction.atomic():  # a savepoint: the outer transaction goes on
+            return ScheduleFiring.objects.create(schedule=schedule, due_at=due)
+    except IntegrityError:
+        return None
 
 
 def _unfinished_runs(schedule: WorkflowSchedule, app: Celery | None) -> list[WorkflowRun]:

@@ -22,6 +22,7 @@ from task_admin.canvas.build import to_signature
 from task_admin.compile import InvalidWorkflow, workflow_to_spec
 from task_admin.conf import get_config
 from task_admin.models import (
+    AlertRule,
     NodeState,
     RunStatus,
     TaskRun,
@@ -210,6 +211,10 @@ def _start(
             schedule=schedule,
             note=note,
             total_nodes=len(leaves),
+            # The alert settings in force now: a run without them costs alerting nothing.
+            alert_rule_id=AlertRule.objects.id_for(
+                workflow.pk if workflow else None, schedule.pk if schedule else None
+            ),
         )
         TaskRun.objects.bulk_create(
             TaskRun(

@@ -7,12 +7,16 @@
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
+
+from django.db.models import F
 
 from task_admin import scheduling
 from task_admin.models import (
     NodeKind,
     NodeRole,
     Overlap,
+    ScheduleFiring,
     TaskInvocation,
     Workflow,
     WorkflowNode,
@@ -91,3 +95,9 @@ def without_refs(spec):
     if isinstance(spec, list):
         return [without_refs(v) for v in spec]
     return spec
+
+
+def next_due(sched: WorkflowSchedule) -> None:
+    """Make the schedule's next ``fire()`` a new due time, as if a day had passed since the
+    earlier ones (a firing claims its due time: the same due time fires once)."""
+    ScheduleFiring.objects.filter(schedule=sched).update(due_at=F("due_at") - timedelta(days=1))

@@ -93,6 +93,10 @@ def test_new_invocations_are_created_once_and_named_by_their_code():
     ("text", "message"),
     [
         ("chain(suma.s(1, 2), nosuch.s())", "line 1, column 21: unknown or disallowed task"),
+        ("signature('celery.backend_cleanup')",
+         "line 1, column 11: “celery.backend_cleanup” is not a task that may be run from the "
+         "admin: TASK_ADMIN[\"DENIED_TASKS\"] refuses it"),
+        ("project.demo.tasks.nosuch.s()", "it is not registered with the Celery app"),
         ("chord([suma.s(1, 1)], suma.s(1, 2))", "line 1, column 23: root.body: "),
         ("__import__('os').system('true')", "__import__() is not allowed"),
         ("suma.s(lambda: 1, 2)", "lambdas are not allowed"),
@@ -216,3 +220,10 @@ def test_command_exits_non_zero_from_a_shell(demo, tmp_path):
     )
     assert result.returncode == 1
     assert "line 1, column 8: the name 'x' is not a literal" in result.stderr
+
+
+def test_copying_a_workflow_as_code_takes_one_query(demo, django_assert_num_queries):
+    workflow = Workflow.objects.get(name="Slow task beside a reused chain")
+    with django_assert_num_queries(1):  # the nodes with their invocations and reused workflows
+        code = canvas_code.workflow_code(workflow)
+    assert "from project.demo.tasks import slow, suma" in code

@@ -12,7 +12,7 @@ import pytest
 
 from task_admin import scheduling
 from task_admin.models import NodeState, Overlap, RunStatus, Trigger, WorkflowRun
-from tests.factories import SUMA, invocation, schedule, workflow
+from tests.factories import SUMA, invocation, next_due, schedule, workflow
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +25,7 @@ def adds():
 @pytest.fixture
 def fire(django_capture_on_commit_callbacks):
     def fire(sched):
+        next_due(sched)
         with django_capture_on_commit_callbacks(execute=False) as sent:
             outcome = scheduling.fire(sched.pk)
         sched.refresh_from_db()
@@ -77,6 +78,7 @@ def test_replace_revokes_the_unfinished_run_once_the_new_one_is_committed(
     with django_capture_on_commit_callbacks(execute=True):
         scheduling.fire(sched.pk)
     first = WorkflowRun.objects.get()
+    next_due(sched)
     with django_capture_on_commit_callbacks(execute=False) as pending:
         scheduling.fire(sched.pk)
     first.refresh_from_db()

@@ -47,6 +47,12 @@ class CeleryProcess:
         if self.process.poll() is not None:
             raise AssertionError(f"celery {self.kind} exited; its log:\n{self.log()[-5000:]}")
 
+    def kill(self) -> None:
+        """SIGKILL the whole worker, main process and pool children: no handler runs."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
     def stop(self, timeout: float = 20.0) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)  # warm shutdown
@@ -57,22 +63,27 @@ class CeleryProcess:
                 self.process.wait()
 
 
-def start_celery(kind: str, *, log_dir: Path, app, extra: tuple[str, ...] = ()) -> CeleryProcess:
-    """Start ``celery worker`` or ``celery beat`` against the test database and wait for it."""
-    nodename = f"test-{uuid.uuid4().hex[:8]}@%h"
+def start_celery(kind: str, *, log_dir: Path, app, extra: tuple[str, ...] = (),
+                 nodename: str | None = None, env: dict[str, str] | None = None) -> CeleryProcess:
+    """Start ``celery worker`` or ``celery beat`` against the test database and wait for it.
+
+    ``nodename`` (``name@%h``) starts a worker under a name used before, as a restart does.
+    """
+    nodename = nodename or f"test-{uuid.uuid4().hex[:8]}@%h"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         # pytest-django has renamed the database in place: hand the test database to the child.
         "TASK_ADMIN_WORKER_DB": str(connection.settings_dict["NAME"]),
         "PYTHONUNBUFFERED": "1",
+        **(env or {}),
     }
     argv = [sys.executable, "-m", "celery", "-A", "project", kind, "--loglevel", "INFO"]
     if kind == "worker":
         argv += ["--pool", "prefork", "--concurrency", "2", "--hostname", nodename,
                  "--without-gossip", "--without-mingle"]
     argv += list(extra)
-    log_path = log_dir / f"{kind}-{nodename.split('@')[0]}.log"
+    log_path = log_dir / f"{kind}-{nodename.split('@')[0]}-{uuid.uuid4().hex[:4]}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,

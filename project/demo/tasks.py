@@ -53,6 +53,13 @@ def slow(seconds=5):
     return seconds
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def repeatable_sleep(seconds=5):
+    """Sleep like ``slow``, declared safe to repeat: a lost worker's run is delivered again."""
+    time.sleep(seconds)
+    return seconds
+
+
 @shared_task
 def send_report_email(to, subject="Daily report", body=""):
     """Send an email through Django's configured backend (the console in the demo)."""

@@ -34,8 +34,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from kombu.exceptions import KombuError
 
-from task_admin import canvas, operations, services, tracking
+from task_admin import canvas, operations, retention, services, tracking
 from task_admin.admin.code import RunCodeMixin
+from task_admin.alert_messages import run_page_alerts
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow
 from task_admin.conf import get_config
@@ -230,6 +231,21 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
 
     # -- list -------------------------------------------------------------------------------
 
+    def changelist_view(self, request, extra_context=None):
+        # Retention, with how many runs are past it (bounded counts: a backlog costs no more).
+        counts = retention.due_counts()
+        labels = dict(RunStatus.choices)
+        extra_context = {
+            **(extra_context or {}),
+            "retention_policy": retention.describe_policy(),
+            "retention_due": [
+                {"status": labels[status], "count": count,
+                 "more": count >= retention.COUNT_LIMIT}
+                for status, count in sorted(counts.items()) if count
+            ],
+        }
+        return super().changelist_view(request, extra_context)
+
     @admin.display(description=gettext_lazy("run"), ordering="workflow_name")
     def run_display(self, run: WorkflowRun) -> str:
         return str(run)
@@ -399,6 +415,7 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
         return {
             "queue_hints": operations.pending_queue_hints(run, nodes, spec),
             "run": run,
+            "run_alerts": run_page_alerts(run),
             "nodes": nodes,
             "graph": graph,
             "canvas_text": canvas_text,

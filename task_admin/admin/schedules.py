@@ -20,6 +20,7 @@ from django.utils.translation import ngettext
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from task_admin import scheduling
+from task_admin.admin.alerts import ScheduleAlertRuleInline
 from task_admin.forms import WorkflowScheduleForm
 from task_admin.models import WorkflowSchedule
 
@@ -40,6 +41,7 @@ class WorkflowScheduleAdmin(admin.ModelAdmin):
     list_filter = ("overlap", "periodic_task__enabled")
     search_fields = ("periodic_task__name", "workflow__name")
     actions = ["enable_schedules", "disable_schedules"]
+    inlines = [ScheduleAlertRuleInline]
     history = ("last_fired_at", "last_outcome", "skipped_count", "runs")
 
     def get_fieldsets(self, request, obj=None):

@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from task_admin import canvas, composer, services
+from task_admin.admin.alerts import WorkflowAlertRuleInline
 from task_admin.admin.code import WorkflowCodeMixin
 from task_admin.admin.files import FilesMixin
 from task_admin.admin.operations import warn_unconsumed_queues, workflow_queues
@@ -221,6 +222,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
     search_fields = ("name", "description")
     form = WorkflowForm
     fields = ("name", "description", "enabled")
+    inlines = [WorkflowAlertRuleInline]
     actions = ["run_workflow_now", "duplicate_workflows", "enable_workflows",
                "disable_workflows"]
     change_form_template = "admin/task_admin/workflow/change_form.html"

@@ -37,7 +37,7 @@ import math
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .spec import (
@@ -118,6 +118,8 @@ class Parsed:
 
     spec: Node
     positions: dict[str, tuple[int, int]]
+    # How the text was read where Python and the tree differ (``group | x`` is a chord).
+    notes: list[str] = field(default_factory=list)
 
     def locate(self, problem: Problem) -> str:
         """``line 1, column 30: root.body: ...``: a problem of the spec, placed in the text."""
@@ -165,6 +167,7 @@ class _Reader:
         self.bound: dict[str, str] = {}  # local name -> task name, from import lines
         self.canvas_names: dict[str, str] = {name: name for name in CANVAS_NAMES}
         self.positions: dict[int, tuple[int, int]] = {}
+        self.notes: list[str] = []
 
     # -- positions and errors
 
@@ -294,6 +297,13 @@ class _Reader:
                 raise self.error(node, _("the only operator between signatures is |"))
             left = self.canvas(node.left, depth + 1)
             right = self.canvas(node.right, depth + 1)
+            if _upgrades_to_chord(left, right):
+                line, column = self.where(node)
+                self.notes.append(_(
+                    "line %(line)d, column %(column)d: a group followed by | is read as a chord "
+                    "with the group as its header, which is what Celery sends",
+                    line=line, column=column,
+                ))
             return self.made(_pipe(left, right), node)
         if isinstance(node, ast.Attribute):
             raise self.attribute_error(node, self.not_a_signature(node))
@@ -582,6 +592,15 @@ def _describe(node: ast.AST) -> str:
     return names.get(type(node)) or _("a %(type)s expression", type=type(node).__name__)
 
 
+def _upgrades_to_chord(left: Node, right: Node) -> bool:
+    return isinstance(left, Group) or (
+        isinstance(left, Chain)
+        and bool(left.tasks)
+        and isinstance(left.tasks[-1], Group)
+        and not isinstance(right, Chain | Group)
+    )
+
+
 def _pipe(left: Node, right: Node) -> Node:
     """``left | right`` as Celery composes it (``Signature.__or__`` and friends)."""
     if isinstance(left, Group):
@@ -635,7 +654,7 @@ def parse_located(text: str, resolve: Resolver) -> Parsed:
         for path, node, _ in walk(spec)
         if id(node) in reader.positions
     }
-    return Parsed(spec, positions)
+    return Parsed(spec, positions, reader.notes)
 
 
 def parse(text: str, resolve: Resolver) -> Node:

@@ -11,4 +11,6 @@ SUBCOMMANDS = [
     "task_admin.cli.from_code",
     "task_admin.cli.run",
     "task_admin.cli.status",
+    "task_admin.cli.prune",
+    "task_admin.cli.reconcile",
 ]

@@ -44,6 +44,8 @@ def handle(command, *, code: str, name: str, description: str, replace: bool, di
            dry_run: bool, **options) -> None:
     text = sys.stdin.read() if code == "-" else code
     reading = canvas_code.read(text)
+    for note in reading.notes:
+        command.stderr.write(_("note: %(note)s") % {"note": note})
     for warning in reading.warnings:
         command.stderr.write(command.style.WARNING(_("warning: %(warning)s") % {
             "warning": warning}))

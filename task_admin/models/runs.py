@@ -101,6 +101,15 @@ class WorkflowRun(models.Model):
         related_name="runs",
         verbose_name=_("schedule"),
     )
+    # The alert settings in force when the run started (None: nobody is told about it).
+    alert_rule = models.ForeignKey(
+        "task_admin.AlertRule",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("alert settings"),
+    )
     note = models.TextField(_("note"), blank=True)
     error = models.TextField(_("dispatch error"), blank=True)
     total_nodes = models.PositiveIntegerField(_("tasks"), default=0)

@@ -61,3 +61,40 @@ class WorkflowSchedule(models.Model):
 
     def __str__(self) -> str:
         return self.periodic_task.name
+
+
+class ScheduleFiring(models.Model):
+    """A schedule's claim on one due time: the same firing sent by two beats starts one run.
+
+    Claimed in the transaction that starts (or skips) the run; the unique constraint is what
+    makes a second beat's message for the same due time a no-op, on any database.
+    """
+
+    schedule = models.ForeignKey(
+        WorkflowSchedule,
+        on_delete=models.CASCADE,
+        related_name="firings",
+        verbose_name=_("schedule"),
+    )
+    due_at = models.DateTimeField(_("due at"))
+    fired_at = models.DateTimeField(_("fired at"), auto_now_add=True)
+    run = models.ForeignKey(
+        "task_admin.WorkflowRun",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("run"),
+    )
+
+    class Meta:
+        verbose_name = _("schedule firing")
+        verbose_name_plural = _("schedule firings")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schedule", "due_at"], name="task_admin_firing_due_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_id} @ {self.due_at:%Y-%m-%d %H:%M:%S}"

@@ -146,3 +146,10 @@ def test_permissions_are_checked_again(client, django_user_model):
     user.user_permissions.add(Permission.objects.get(codename="add_workflow"))
     assert paste(client, FROM_CODE_URL, name="x", code="suma.s(1, 2)").status_code == 302
     assert paste(client, replace, code="suma.s(1, 2)").status_code == 403
+
+
+def test_the_preview_says_when_a_group_piped_into_a_task_becomes_a_chord(admin_client):
+    html = paste(admin_client, FROM_CODE_URL, "_preview", name="p",
+                 code="group(suma.s(1, 1), suma.s(2, 2)) | sum_list.s()").content.decode()
+    assert "a group followed by | is read as a chord" in html
+    assert 'data-path="root.body"' in html

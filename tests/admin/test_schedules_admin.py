@@ -20,7 +20,7 @@ from django_celery_beat.models import (
 )
 
 from task_admin.models import Overlap, Workflow, WorkflowRun, WorkflowSchedule
-from tests.factories import SUMA, invocation, schedule, workflow
+from tests.factories import SUMA, invocation, next_due, schedule, workflow
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +45,8 @@ def form_data(wf, **values):
         "overlap": Overlap.SKIP,
         "overrides": "{}",
         "start_time_0": "", "start_time_1": "", "expires_0": "", "expires_1": "",
+        # The alert settings inline, left empty.
+        "alert_rule-TOTAL_FORMS": "0", "alert_rule-INITIAL_FORMS": "0",
     }
     data.update(values)
     return {key: value for key, value in data.items() if value is not None}
@@ -226,6 +228,7 @@ def test_runs_of_a_schedule_are_listed_from_it(
     sched = schedule(adds, overlap=Overlap.ALLOW)
     with django_capture_on_commit_callbacks(execute=False):
         scheduling.fire(sched.pk)
+        next_due(sched)
         scheduling.fire(sched.pk)
     WorkflowRun.objects.create(workflow=adds, workflow_name="adds", spec={}, trigger="manual")
     page = admin_client.get(reverse("admin:task_admin_workflowschedule_change", args=[sched.pk]))

@@ -55,7 +55,9 @@ def stored(wf):
 
 def form_data(tree, *, name="tutorial", enabled=True, **extra):
     """The change form's POST: the workflow's fields and the composer's one document."""
-    data = {"name": name, "description": "", "tree": json.dumps(tree), **extra}
+    data = {"name": name, "description": "", "tree": json.dumps(tree),
+            # The alert settings inline, left empty.
+            "alert_rule-TOTAL_FORMS": "0", "alert_rule-INITIAL_FORMS": "0", **extra}
     if enabled:
         data["enabled"] = "on"
     return data
@@ -658,6 +660,9 @@ def posted_as_rendered(response) -> dict:
                 data[bound.html_name] = "on"
             continue
         data[bound.html_name] = "" if value is None else str(value)
+    for inline in response.context["inline_admin_formsets"]:  # their management forms
+        for bound in inline.formset.management_form:
+            data[bound.html_name] = "" if bound.value() is None else str(bound.value())
     return data
 
 

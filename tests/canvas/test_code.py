@@ -164,9 +164,13 @@ def test_expressions_read_as_celery_means_them(text: str, tree: Node) -> None:
 
 def test_group_piped_into_a_task_is_read_as_an_explicit_chord() -> None:
     # Celery turns ``group | task`` into a chord when it sends it: the tree says so.
-    assert parse("group(suma.s(1, 1), suma.s(2, 2)) | sum_list.s()", resolve) == Chord(
-        (s(1, 1), s(2, 2)), Task("proj.tasks.sum_list")
-    )
+    parsed = parse_located("group(suma.s(1, 1), suma.s(2, 2)) | sum_list.s()", resolve)
+    assert parsed.spec == Chord((s(1, 1), s(2, 2)), Task("proj.tasks.sum_list"))
+    assert parsed.notes == [
+        "line 1, column 1: a group followed by | is read as a chord with the group as its "
+        "header, which is what Celery sends"
+    ]
+    assert parse_located("suma.s(1) | suma.s(2)", resolve).notes == []
     # ... also at the end of a chain, and a task piped after a chord follows its body.
     assert parse("suma.s(1, 1) | group(suma.s(2), suma.s(3)) | sum_list.s()", resolve) == Chain(
         (s(1, 1), Chord((s(2), s(3)), Task("proj.tasks.sum_list")))
