@@ -235,12 +235,12 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
         # Retention, with how many runs are past it (bounded counts: a backlog costs no more).
         counts = retention.due_counts()
         labels = dict(RunStatus.choices)
+        capped = sum(counts.values()) >= retention.COUNT_LIMIT
         extra_context = {
             **(extra_context or {}),
             "retention_policy": retention.describe_policy(),
             "retention_due": [
-                {"status": labels[status], "count": count,
-                 "more": count >= retention.COUNT_LIMIT}
+                {"status": labels[status], "count": count, "more": capped}
                 for status, count in sorted(counts.items()) if count
             ],
         }
