@@ -25,7 +25,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from task_admin import canvas, composer, registry, scheduling
+from task_admin import arguments, canvas, composer, registry, scheduling
 from task_admin.canvas.build import to_python
 from task_admin.canvas.spec import json_value_problem
 from task_admin.compile import InvalidWorkflow, workflow_to_spec
@@ -142,10 +142,95 @@ def task_choices(current: str | None = None) -> list[tuple[str, str]]:
     return choices
 
 
+def task_parameters(names=None) -> dict[str, dict]:
+    """The parameters of the allowed tasks (or of ``names``), for the argument fields."""
+    try:
+        described = registry.parameters()
+    except registry.NoCeleryApp:
+        return {}
+    return described if names is None else {n: described[n] for n in names if n in described}
+
+
+class TaskPicker(forms.Select):
+    """The task select, with every allowed task's parameters for the typed argument fields."""
+
+    template_name = "task_admin/widgets/task_picker.html"
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        context["widget"]["parameters"] = task_parameters()
+        return context
+
+
+class ArgumentsMedia:
+    js = ["task_admin/arguments.js"]
+    css = {"all": ["task_admin/arguments.css"]}
+
+
+def receives_parent(signature, args, kwargs, immutable: bool) -> bool:
+    """Whether the arguments only fit with the previous result prepended (a chain step or
+    chord body), as ``validation.validate_invocation`` reads them."""
+    if signature is None or immutable:
+        return False
+    try:
+        signature.bind(*args, **kwargs)
+        return False
+    except TypeError:
+        pass
+    try:
+        signature.bind(None, *args, **kwargs)
+        return True
+    except TypeError:
+        return False
+
+
+TYPE_WORDS = {
+    "int": _("an integer"), "float": _("a number"), "bool": _("true or false"),
+    "str": _("text"), "date": _("a date (YYYY-MM-DD)"),
+    "datetime": _("a date and time (ISO 8601)"), "list": _("a list"), "dict": _("an object"),
+}
+
+
+def type_messages(task: str, args: list, kwargs: dict, immutable: bool) -> dict[str, list[str]]:
+    """``{"args" | "kwargs": [messages]}`` for values that do not fit their parameter's type."""
+    described = task_parameters([task]).get(task)
+    if not described or not described["known"]:
+        return {}
+    signature = registry.signatures().get(task)
+    out: dict[str, list[str]] = {}
+    parent = receives_parent(signature, args, kwargs, immutable)
+    for name, kind, value, choices in arguments.value_problems(described, args, kwargs, parent):
+        expected = (
+            gettext("one of %(choices)s") % {"choices": ", ".join(json.dumps(c) for c in choices)}
+            if kind == "choice" else str(TYPE_WORDS[kind])
+        )
+        field = "kwargs" if name in kwargs else "args"
+        out.setdefault(field, []).append(
+            gettext("“%(name)s” takes %(expected)s, not %(value)s")
+            % {"name": name, "expected": expected, "value": json.dumps(value)}
+        )
+    return out
+
+
+class WholeNumberInput(forms.NumberInput):
+    """A float field's input that shows 10, not 10.0."""
+
+    def format_value(self, value):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return super().format_value(value)
+
+
+FLOAT_FIELDS = (
+    "countdown", "expires", "retry_interval_start", "retry_interval_step", "retry_interval_max",
+    "soft_time_limit", "time_limit",
+)
+
+
 class TaskInvocationForm(forms.ModelForm):
     task = forms.ChoiceField(
         label=_("Task"),
-        widget=forms.Select(attrs={"class": "ta-task-picker"}),
+        widget=TaskPicker(attrs={"class": "ta-task-picker"}),
         help_text=_("The registered Celery tasks staff may run, with their arguments."),
     )
     args = JSONListField(
@@ -165,11 +250,23 @@ class TaskInvocationForm(forms.ModelForm):
             "retry", "retry_max_retries", "retry_interval_start", "retry_interval_step",
             "retry_interval_max", "soft_time_limit", "time_limit",
         ]
+        widgets = {name: WholeNumberInput(attrs={"step": "any"}) for name in FLOAT_FIELDS}
+
+    Media = ArgumentsMedia
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         current = self.data.get(self.add_prefix("task")) if self.is_bound else None
         self.fields["task"].choices = task_choices(current or self.instance.task)
+
+    def clean(self):
+        data = super().clean()
+        if not any(name in self._errors for name in ("task", "args", "kwargs")):
+            messages = type_messages(data.get("task") or "", data.get("args") or [],
+                                     data.get("kwargs") or {}, bool(data.get("immutable")))
+            for field, found in messages.items():
+                self.add_error(field, found)
+        return data
 
     def _post_clean(self):
         if any(name in self._errors for name in ("task", "args", "kwargs")):
@@ -246,16 +343,30 @@ class RunOverridesForm(forms.Form):
         self.spec = spec
         self.overrides: dict[str, dict] = {}
         signatures = registry.signatures()
-        for path, task in canvas.leaves(spec):
-            signature = canvas.signature_text(task.task.rsplit(".", 1)[-1],
-                                              signatures.get(task.task))
+        leaves = canvas.leaves(spec)
+        # The typed fields' script reads these (one parameter list per task, not per node).
+        self.parameters = task_parameters({task.task for _path, task in leaves})
+        for path, task in leaves:
+            sig = signatures.get(task.task)
+            signature = canvas.signature_text(task.task.rsplit(".", 1)[-1], sig)
             self.fields[path] = JSONObjectField(
                 label=f"{path} — {to_python(task)}",
                 initial={},
                 help_text=gettext("%(signature)s — extra keyword arguments for this run, "
                                   "as a JSON object.") % {"signature": signature},
             )
-            self.fields[path].widget.attrs["rows"] = 1
+            given = _given_positionally(sig, task)
+            self.fields[path].widget.attrs.update({
+                "rows": 1,
+                "data-ta-override": "",
+                "data-ta-task": task.task,
+                "data-ta-given": json.dumps(given),
+                "data-ta-stored": json.dumps(task.kwargs),
+            })
+
+    @property
+    def media(self):
+        return super().media + forms.Media(js=ArgumentsMedia.js, css=ArgumentsMedia.css)
 
     def clean(self):
         data = super().clean()
@@ -273,6 +384,18 @@ class RunOverridesForm(forms.Form):
                            problem.message if problem.path in self.fields else str(problem))
         self.overrides = overrides
         return data
+
+
+def _given_positionally(signature, task: canvas.Task) -> list[str]:
+    """The parameters a leaf's own positional arguments fill (an override cannot set them)."""
+    if signature is None:
+        return []
+    offset = 1 if receives_parent(signature, list(task.args), task.kwargs, task.immutable) else 0
+    names = [
+        p.name for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return names[: offset + len(task.args)]
 
 
 # -- schedules ---------------------------------------------------------------------------------

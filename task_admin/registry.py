@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import typing
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -94,18 +95,23 @@ def _default_roots(app: Celery) -> tuple[str, ...]:
     installed: a project installed with ``pip install .`` lives in site-packages too. Django's
     own apps and the task_admin family are left out; DENIED_TASKS still applies on top.
     """
-    from django.apps import apps as django_apps
-
-    roots = {
-        config.name
-        for config in django_apps.get_app_configs()
-        if not config.name.startswith(_NOT_PROJECT_APPS)
-    }
+    roots = set(_app_roots())
     # The package holding the Celery app (mysite/celery.py -> "mysite"): debug_task and friends.
     for name in (getattr(app, "main", None), _module_of_app(app)):
         if name and name != "__main__":
             roots.add(name.split(".", 1)[0])
     return tuple(sorted(roots))
+
+
+def _app_roots() -> tuple[str, ...]:
+    """The names of the project's installed apps (Django's and the task_admin family's left out)."""
+    from django.apps import apps as django_apps
+
+    return tuple(sorted(
+        config.name
+        for config in django_apps.get_app_configs()
+        if not config.name.startswith(_NOT_PROJECT_APPS)
+    ))
 
 
 _NOT_PROJECT_APPS = (
@@ -213,6 +219,26 @@ def _compute(app: Celery) -> dict[str, TaskInfo]:
     return infos
 
 
+def installed_app_tasks(app: Celery | None = None) -> list[str]:
+    """The registered tasks defined in the project's installed apps, sorted (for W003)."""
+    app = app or get_app()
+    _load_tasks(app)
+    roots = _app_roots()
+    return sorted(
+        name for name, task in app.tasks.items()
+        if not _denied(name)
+        and _in_roots(getattr(task.run, "__module__", "") or task.__module__, roots)
+    )
+
+
+def task_signature(name: str, app: Celery | None = None) -> inspect.Signature | None:
+    """The signature of any registered task, allowed or not (None when unknown)."""
+    app = app or get_app()
+    _load_tasks(app)
+    task = app.tasks.get(name)
+    return None if task is None else _signature_of(task)
+
+
 def registered_tasks(app: Celery | None = None) -> list[str]:
     """Every task name the app knows except Celery's and task_admin's own, sorted."""
     app = app or get_app()
@@ -235,3 +261,33 @@ def signatures(app: Celery | None = None) -> dict[str, inspect.Signature | None]
         with _lock:
             _signatures[key] = cached
     return dict(cached)
+
+
+_parameters: dict[tuple[int, int], dict[str, dict]] = {}
+
+
+def parameters(app: Celery | None = None) -> dict[str, dict]:
+    """Each invocable task's parameters as the argument forms show them (``arguments``)."""
+    from task_admin import arguments
+
+    app = app or get_app()
+    _load_tasks(app)
+    key = (id(app), len(app.tasks))
+    # Valid while allowed_tasks' own cache is (cleared with it on a settings change).
+    cached = _cache.get(key) and _parameters.get(key)
+    if cached is not None:
+        return cached
+    out = {}
+    for name, info in allowed_tasks(app).items():
+        task = app.tasks[name]
+        try:
+            # Resolves ``from __future__ import annotations`` text where the names exist.
+            hints = typing.get_type_hints(task.run)
+        except Exception:  # any annotation that cannot be resolved: read the text instead
+            hints = None
+        doc = getattr(task.run, "__doc__", None) or task.__doc__
+        out[name] = {**arguments.describe(info.signature, doc, hints), "doc": info.doc,
+                     "call": info.signature_text}
+    with _lock:
+        _parameters[key] = out
+    return out

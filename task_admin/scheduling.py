@@ -56,10 +56,16 @@ def periodic_task_for(task: PeriodicTask | None, *, name: str, **timing: Any) ->
     return task
 
 
-def next_run(task: PeriodicTask, now: datetime) -> datetime | None:
-    """When beat will next send ``task``, estimated from its schedule; None if it cannot say."""
+def next_run(task: PeriodicTask, now: datetime, last_fired: datetime | None = None
+             ) -> datetime | None:
+    """When beat will next send ``task``, estimated from its schedule; None if it cannot say.
+
+    ``last_fired`` (the schedule's own record of its last run) wins over beat's
+    ``last_run_at``, which beat writes back only every few minutes.
+    """
     try:
-        last = task.last_run_at or task.date_changed or now
+        known = [t for t in (last_fired, task.last_run_at) if t is not None]
+        last = max(known) if known else (task.date_changed or now)
         if timezone.is_naive(last):
             last = timezone.make_aware(last, timezone.get_default_timezone())
         when = max(now, now + task.schedule.remaining_estimate(last))

@@ -106,6 +106,7 @@ def test_registry_allow_and_deny_patterns():
         "project.demo.tasks.sum_list",
         "project.demo.tasks.slow",
         "project.demo.tasks.send_report_email",
+        "project.demo.tasks.sales_report",
     }
     config["DENIED_TASKS"] = ["*.slow"]
     with override_settings(TASK_ADMIN=config):
@@ -154,6 +155,19 @@ def test_allowed_tasks_matching_no_task_is_a_warning():
     config["ALLOWED_TASKS"] = ["mysite.*", "project.demo.*"]
     with override_settings(TASK_ADMIN=config):
         assert check_ids() == []
+
+
+def test_allowed_tasks_matching_only_the_celery_apps_own_task_is_a_warning():
+    """The issue's trap: "mysite.*" matches mysite.celery.debug_task, none of the app's tasks."""
+    import project.demo.tasks  # noqa: F401  (shared tasks: every app gets them)
+
+    config = {"CELERY_APP": "tests.celery_apps.mysite_app", "ALLOWED_TASKS": ["mysite.*"]}
+    with override_settings(TASK_ADMIN=config):
+        assert set(registry.allowed_tasks()) == {"mysite.celery.debug_task"}
+        [message] = [m for m in run_checks() if m.id.startswith("task_admin.")]
+    assert message.id == "task_admin.W003"
+    assert "none of the tasks of your installed apps, only mysite.celery.debug_task" in message.msg
+    assert "Registered tasks: " in message.hint and "project.demo.tasks." in message.hint
 
 
 def test_a_refused_task_names_the_setting_and_the_restart():
@@ -211,3 +225,21 @@ def test_allowed_tasks_are_computed_once_per_process(monkeypatch, settings):
     settings.TASK_ADMIN = {**settings.TASK_ADMIN, "ALLOWED_TASKS": ["project.demo.tasks.suma"]}
     assert list(registry.signatures()) == ["project.demo.tasks.suma"]
     assert len(computed) == 2
+
+
+@pytest.mark.parametrize("allowed", [
+    "https://hooks.example.com/",  # a string, not a list
+    ["ftp://hooks.example.com/"],
+    ["https://user@hooks.example.com/"],
+    [42],
+])
+def test_unusable_webhook_destinations_are_an_error(allowed):
+    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP, "ALERT_WEBHOOK_ALLOWED": allowed}):
+        assert "task_admin.E005" in check_ids()
+
+
+def test_webhook_destinations_that_parse_pass():
+    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP, "ALERT_WEBHOOK_ALLOWED": [
+        "hooks.example.com", "hooks.example.com:8443", "http://10.0.0.5:8080/in/",
+    ]}):
+        assert "task_admin.E005" not in check_ids()

@@ -2,7 +2,9 @@
 
 import csv
 import time
+from datetime import date
 from pathlib import Path
+from typing import Literal
 
 from celery import shared_task
 from django.conf import settings
@@ -87,3 +89,27 @@ def process_file(name="sales.csv", column="amount"):
 def file_total(name="sales.csv", column="amount"):
     """The total of a column of a CSV file of the demo's data directory."""
     return sum(float(row[column]) for row in _read_csv(name))
+
+
+@shared_task
+def sales_report(
+    day: date,
+    region: Literal["EU", "US", "APAC"] = "EU",
+    top: int = 10,
+    min_amount: float = 0.0,
+    include_refunds: bool = False,
+    recipients: list[str] | None = None,
+):
+    """A sales summary for one day: the typed parameters the argument forms are built from.
+
+    :param day: the day to summarise (ISO date).
+    :param region: which sales region.
+    :param top: how many best-selling products to list.
+    :param min_amount: ignore sales below this amount.
+    :param include_refunds: count refunded sales too.
+    :param recipients: email addresses to send the summary to (none: only return it).
+    """
+    return {
+        "day": str(day), "region": region, "top": top, "min_amount": min_amount,
+        "include_refunds": include_refunds, "recipients": recipients or [],
+    }

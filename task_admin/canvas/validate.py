@@ -162,6 +162,21 @@ def _option_problems(
     return out
 
 
+def _keyword_names(sig: inspect.Signature) -> list[str]:
+    return [
+        name for name, p in sig.parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+
+
+def _unknown_keywords(sig: inspect.Signature, kwargs: Mapping[str, Any]) -> list[str]:
+    """Keyword arguments no parameter takes (none when the task has ``**kwargs``)."""
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return []
+    known = set(_keyword_names(sig))
+    return sorted(str(name) for name in kwargs if name not in known)
+
+
 def _task_problems(
     node: Task,
     parent_result: str | None,
@@ -194,6 +209,17 @@ def _task_problems(
         return out
     counts_parent = parent_result is not None and not node.immutable
     args = (_PARENT_RESULT, *node.args) if counts_parent else node.args
+    unknown = _unknown_keywords(sig, node.kwargs)
+    if unknown:
+        # Said before binding: Python would first complain about the parameter the misspelt
+        # keyword was meant for ("missing a required argument: 'email'").
+        out.append(_(
+            "%(signature)s has no parameter %(names)s (its keyword parameters: %(known)s)",
+            signature=signature_text(node.task, sig),
+            names=", ".join(repr(name) for name in unknown),
+            known=", ".join(_keyword_names(sig)) or "none",
+        ))
+        return out
     try:
         sig.bind(*args, **node.kwargs)
     except TypeError as exc:

@@ -1,11 +1,30 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from task_admin import canvas
+
+# Whether an invocation can be sent needs the Celery registry and the workflows using it, which
+# sit above the models (``task_admin.validation``). That layer installs its check here when the
+# app is ready (``TaskAdminConfig.ready``), so ``full_clean()`` still refuses what cannot be sent
+# while the models import nothing above them (see docs/architecture.md, "Layers").
+SENDABILITY_CHECKS: list[Callable[[TaskInvocation], None]] = []
+
+
+def add_sendability_check(check: Callable[[TaskInvocation], None]) -> None:
+    if check not in SENDABILITY_CHECKS:
+        SENDABILITY_CHECKS.append(check)
+
+
+def _whole(value: float | None) -> float | int | None:
+    """10.0 seconds as 10: float columns read back whole numbers as floats, and the run page,
+    the canvas text and the spec would show "10.0" where staff typed 10."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class TaskInvocationManager(models.Manager):
@@ -104,20 +123,20 @@ class TaskInvocation(models.Model):
             "interval_step": self.retry_interval_step,
             "interval_max": self.retry_interval_max,
         }
-        policy = {key: value for key, value in policy.items() if value is not None}
+        policy = {key: _whole(value) for key, value in policy.items() if value is not None}
         return policy or None
 
     def to_options(self) -> canvas.Options:
         return canvas.Options(
-            countdown=self.countdown,
+            countdown=_whole(self.countdown),
             eta=self.eta.isoformat() if self.eta else None,
-            expires=self.expires,
+            expires=_whole(self.expires),
             queue=self.queue or None,
             priority=self.priority,
             retry=None if self.retry else False,
             retry_policy=self.retry_policy(),
-            soft_time_limit=self.soft_time_limit,
-            time_limit=self.time_limit,
+            soft_time_limit=_whole(self.soft_time_limit),
+            time_limit=_whole(self.time_limit),
         )
 
     def to_spec(self, *, ref: str | None = None, label: str = "") -> canvas.Task:
@@ -132,6 +151,5 @@ class TaskInvocation(models.Model):
         )
 
     def clean(self) -> None:
-        from task_admin.validation import validate_invocation
-
-        validate_invocation(self)
+        for check in SENDABILITY_CHECKS:
+            check(self)

@@ -113,3 +113,44 @@ def test_tag_renders_nothing_for_anonymous():
         Context({"request": request})
     )
     assert html.strip() == ""
+
+
+def test_the_apps_own_page_shows_the_dashboard(admin_client, runs):
+    """A project with its own admin index still finds the dashboard on the app's page."""
+    page = admin_client.get(reverse("admin:app_list", args=["task_admin"]))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert 'id="ta-dashboard"' in text and "import-broken" in text
+    assert reverse("admin:task_admin_workflow_changelist") in text  # the app's models still listed
+
+
+def test_next_run_counts_from_the_schedule_s_own_last_fire(admin_client):
+    """Regression: beat writes last_run_at back only every few minutes, so the dashboard said
+    "due now" for a schedule that had just fired; it also said "in 0 minutes"."""
+    from task_admin.templatetags.task_admin import next_scheduled
+    from tests.factories import SUMA, invocation, schedule, workflow
+
+    wf = workflow("tick", ("chain", [invocation(SUMA, [1, 1])]))
+    sched = schedule(wf, every=10, period="minutes")
+    now = timezone.now()
+    PeriodicTask.objects.filter(pk=sched.periodic_task_id).update(
+        last_run_at=now - timedelta(minutes=30)  # beat's stale copy
+    )
+    type(sched).objects.filter(pk=sched.pk).update(last_fired_at=now - timedelta(minutes=1))
+    [entry] = next_scheduled(admin_client.get(reverse("admin:index")).wsgi_request.user)
+    assert timedelta(minutes=8) < entry["next_run"] - now < timedelta(minutes=10)
+    assert now - entry["last_run_at"] < timedelta(minutes=2)
+    board = dashboard_of(admin_client.get(reverse("admin:index")).content.decode())
+    assert "in 8\xa0minutes" in board or "in 9\xa0minutes" in board
+    assert "last 1\xa0minute ago" in board or "last 1 minute ago" in board
+    assert "in 0\xa0minutes" not in board and "last 0\xa0minutes" not in board
+
+
+def test_under_a_minute_is_not_zero_minutes():
+    from task_admin.templatetags.task_admin import time_ago, time_until
+
+    now = timezone.now()
+    assert time_ago(now - timedelta(seconds=20)) == "just now"
+    assert time_until(now + timedelta(seconds=20)) == "in less than a minute"
+    assert time_ago(now - timedelta(minutes=5, seconds=3)).startswith("5")
+    assert time_until(now + timedelta(minutes=5, seconds=30)).startswith("in 5")

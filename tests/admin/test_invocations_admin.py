@@ -179,3 +179,64 @@ def test_changelist_search_and_filters(admin_client):
     assert [obj.name for obj in response.context["cl"].result_list] == ["adds two"]
     response = admin_client.get(url, {"task": "project.demo.tasks.slow"})
     assert [obj.name for obj in response.context["cl"].result_list] == ["sleeps"]
+
+
+REPORT = "project.demo.tasks.sales_report"
+
+
+def test_the_picker_carries_each_task_s_typed_parameters(admin_client):
+    import json
+
+    html = admin_client.get(ADD_URL).content.decode()
+    start = html.index('<script id="ta-task-parameters" type="application/json">')
+    data = json.loads(html[html.index(">", start) + 1:html.index("</script>", start)])
+    params = {p["name"]: p for p in data[REPORT]["params"]}
+    assert params["day"]["type"] == "date" and params["day"]["required"]
+    assert params["region"]["choices"] == ["EU", "US", "APAC"]
+    assert (params["top"]["type"], params["top"]["default"]) == ("int", 10)
+    assert params["include_refunds"]["doc"] == "count refunded sales too."
+    assert params["recipients"]["nullable"]
+    assert data[SUMA]["params"][0]["type"] == "json"  # no annotation: raw JSON values
+    assert "task_admin/arguments.js" in html
+
+
+def test_a_value_of_the_wrong_type_is_named_at_its_field(admin_client):
+    response = admin_client.post(ADD_URL, form_data(
+        task=REPORT, args='["2026-11-01"]', kwargs='{"top": "ten", "region": "MARS"}',
+    ))
+    assert response.status_code == 200
+    errors = form_of(response).errors["kwargs"]
+    assert "“top” takes an integer, not \"ten\"" in errors
+    assert "“region” takes one of \"EU\", \"US\", \"APAC\", not \"MARS\"" in errors
+    response = admin_client.post(ADD_URL, form_data(task=REPORT, args='["yesterday"]'))
+    assert form_of(response).errors["args"] == [
+        "“day” takes a date (YYYY-MM-DD), not \"yesterday\""
+    ]
+    response = admin_client.post(ADD_URL, form_data(
+        task=REPORT, args='["2026-11-01"]', kwargs='{"top": 3, "recipients": null}',
+    ))
+    assert response.status_code == 302
+    assert TaskInvocation.objects.get().kwargs == {"top": 3, "recipients": None}
+
+
+def test_a_misspelt_keyword_is_named(admin_client):
+    response = admin_client.post(ADD_URL, form_data(
+        task="project.demo.tasks.send_report_email", args="[]",
+        kwargs='{"too": "a@example.com"}',
+    ))
+    assert response.status_code == 200
+    text = str(form_of(response).errors)
+    assert "has no parameter &#x27;too&#x27;" in text or "has no parameter 'too'" in text
+    assert "missing a required argument" not in text
+
+
+def test_whole_seconds_show_without_a_decimal_point(admin_client):
+    """Regression: a countdown of 10 showed as 10.0 on the form and in the spec."""
+    inv = invocation(SUMA, [2, 2], countdown=10, time_limit=2.5)
+    html = admin_client.get(change_url(inv)).content.decode()
+    assert 'name="countdown" value="10"' in html and 'value="10.0"' not in html
+    assert 'name="time_limit" value="2.5"' in html
+    inv.refresh_from_db()
+    options = inv.to_spec().options
+    assert (options.countdown, options.time_limit) == (10, 2.5)
+    assert isinstance(options.countdown, int)

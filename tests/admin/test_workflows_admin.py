@@ -309,6 +309,9 @@ def test_change_page_shows_graph_beside_the_canvas(admin_client):
     page = admin_client.get(change_url(wf)).content.decode()
     assert '<pre class="ta-python">chain(suma.s(2, 2), suma.s(4))</pre>' in page
     assert 'id="ta-composer-data"' in page
+    # Regression: a workflow never run was headed "Celery canvas sent".
+    assert "Celery canvas sent" not in page and "<h3>Celery canvas</h3>" in page
+    assert "<h3>Celery canvas to send</h3>" in admin_client.get(run_url(wf)).content.decode()
     if importlib.util.find_spec("task_admin.graph") is not None:
         assert "<svg" in page.split('class="ta-canvas"', 1)[1]
 
@@ -694,3 +697,16 @@ def test_the_tutorial_chord_warns_in_the_preview_and_at_save(admin_client):
     wf = Workflow.objects.get(name="tutorial chord")
     page = admin_client.get(change_url(wf)).content.decode()
     assert 'id="workflow-warnings"' in page and "draft" not in page
+
+
+def test_run_now_fields_know_each_task_s_parameters(admin_client, kw_chain):
+    html = admin_client.get(run_url(kw_chain)).content.decode()
+    assert html.count("data-ta-override") == 2
+    # suma(2, b=2): "a" is given positionally; suma(4) as the second step: a is the previous
+    # result and b the 4, so neither can be overridden by keyword.
+    assert 'data-ta-given="[&quot;a&quot;]"' in html
+    assert 'data-ta-given="[&quot;a&quot;, &quot;b&quot;]"' in html
+    assert 'data-ta-stored="{&quot;b&quot;: 2}"' in html
+    script = '<script id="ta-task-parameters" type="application/json">'
+    assert f'{script}{{"project.demo.tasks.suma"' in html
+    assert "task_admin/arguments.js" in html

@@ -34,3 +34,34 @@ def browser(tmp_path_factory):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture
+def shoot(browser, artifacts):
+    """``shoot(name, element=None)``: a PNG of the page (or of one element) in test-artifacts/,
+    and in docs/screenshots/ when TASK_ADMIN_SCREENSHOTS=1 (``make screenshots``)."""
+    import base64
+    import os
+
+    def take(name: str, height: int | None = None) -> Path:
+        # The whole page, not the window: Chromium's DevTools capture beyond the viewport.
+        metrics = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})
+        size = metrics.get("cssContentSize") or metrics["contentSize"]
+        clip = {"x": 0, "y": 0, "width": 1400, "height": min(height or size["height"], 4000),
+                "scale": 1}
+        data = browser.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {"format": "png", "captureBeyondViewport": True, "clip": clip},
+        )["data"]
+        png = base64.b64decode(data)
+        target = artifacts / f"{name}.png"
+        target.write_bytes(png)
+        if os.environ.get("TASK_ADMIN_SCREENSHOTS"):
+            DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+            (DOCS_SHOTS / f"{name}.png").write_bytes(png)
+        return target
+
+    return take

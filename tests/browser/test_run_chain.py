@@ -13,16 +13,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_d
 
 
 def add_invocation(browser, base, name, args):
+    """suma's arguments typed into its parameter fields (``a``, ``b``), as staff would."""
     browser.get(f"{base}/admin/task_admin/taskinvocation/add/")
     fill(browser, "name", name)
     Select(browser.find_element(By.NAME, "task")).select_by_value("project.demo.tasks.suma")
-    fill(browser, "args", args)
+    for param, value in zip("ab", args, strict=False):
+        browser.find_element(By.ID, f"ta-arg-{param}").send_keys(str(value))
     submit(browser, (By.NAME, "_save"))
     assert "/add/" not in browser.current_url, browser.page_source[:3000]
-    assert TaskInvocation.objects.filter(name=name).exists(), browser.page_source[:3000]
+    assert TaskInvocation.objects.get(name=name).args == list(args), browser.page_source[:3000]
 
 
-def test_compose_and_run_a_chain_in_the_browser(browser, live_server, worker, artifacts):
+def test_compose_and_run_a_chain_in_the_browser(browser, live_server, worker, shoot):
     get_user_model().objects.create_superuser("staff", "staff@example.com", "pw-for-browser")
     base = live_server.url
     browser.get(f"{base}/admin/login/")
@@ -31,8 +33,8 @@ def test_compose_and_run_a_chain_in_the_browser(browser, live_server, worker, ar
     submit(browser, (By.CSS_SELECTOR, "input[type=submit]"))
     assert "/login/" not in browser.current_url
 
-    add_invocation(browser, base, "two plus two", "[2, 2]")
-    add_invocation(browser, base, "plus four", "[4]")
+    add_invocation(browser, base, "two plus two", [2, 2])
+    add_invocation(browser, base, "plus four", [4])
 
     start(browser, base, "browser chain")
     add(browser, "chain", where=None)
@@ -67,4 +69,4 @@ def test_compose_and_run_a_chain_in_the_browser(browser, live_server, worker, ar
     WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda b: "8" in b.find_element(By.ID, "content").text
     )
-    browser.save_screenshot(str(artifacts / "run_page.png"))
+    shoot("run_page")

@@ -96,10 +96,17 @@ def test_missing_argument_without_parent_has_no_note() -> None:
 def test_kwargs_are_bound() -> None:
     assert check(Chord((s(1, 1),), Task("proj.total", kwargs={"scale": 2}))) == []
     assert check(Task("proj.total", ([1],), {"factor": 2})) == [
-        "root: proj.total(numbers, *, scale=1) cannot take these arguments:"
-        " got an unexpected keyword argument 'factor'"
+        "root: proj.total(numbers, *, scale=1) has no parameter 'factor'"
+        " (its keyword parameters: numbers, scale)"
     ]
     assert check(s(1, b=2)) == []
+
+
+def test_a_misspelt_keyword_is_named_not_the_parameter_it_was_meant_for() -> None:
+    """Python's bind() would say "missing a required argument: 'b'" first."""
+    assert check(s(1, bb=2, c=3)) == [
+        "root: proj.suma(a, b) has no parameter 'bb', 'c' (its keyword parameters: a, b)"
+    ]
 
 
 def test_unknown_task_skips_arity() -> None:

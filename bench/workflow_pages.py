@@ -1,0 +1,153 @@
+"""Open and save big workflows in the admin, through Django's test client (no browser).
+
+    .venv/bin/python -m bench.workflow_pages            # 300 and 1,000 nodes, 5 rounds each
+    BENCH_PAGE_ROUNDS=9 .venv/bin/python -m bench.workflow_pages
+
+Each size is a chain of groups of task nodes (the 1,000-node one: a chain of 9 groups of 110
+tasks), over 200 task invocations, on a fresh SQLite database of its own (or ``DATABASE_URL``).
+"open" is GET of the change page (composer document, shared invocation list, preview with
+graph and problems); "save" is POST of the page's own document with one label changed, as the
+composer sends it, followed by the redirect the admin answers with (not fetched). Medians of
+the rounds, and the number of SQL queries of one request. The targets (issue 10): open < 1 s,
+save < 2 s at 1,000 nodes on the 2-core CI machine. ``rows()`` returns the table for a caller
+(``make bench``) that prints several.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORK = Path(tempfile.mkdtemp(prefix="task-admin-bench-pages-"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+os.environ.setdefault("DATABASE_URL", f"sqlite:///{WORK}/pages.sqlite3")
+
+ROUNDS = int(os.environ.get("BENCH_PAGE_ROUNDS", "5"))
+SIZES = (300, 1000)
+INVOCATIONS = 200
+
+
+def _setup():
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def _shape(size: int) -> tuple[int, int]:
+    """(groups, tasks per group) so that 1 chain + groups + tasks == size."""
+    groups = max(1, size // 110)
+    per_group = -(-(size - 1 - groups) // groups)  # rounded up; the last group takes the rest
+    return groups, per_group
+
+
+def _workflow(size: int):
+    from task_admin.models import NodeKind, NodeRole, TaskInvocation, Workflow, WorkflowNode
+
+    invocations = list(TaskInvocation.objects.order_by("pk")[:INVOCATIONS])
+    if len(invocations) < INVOCATIONS:
+        TaskInvocation.objects.bulk_create(
+            TaskInvocation(name=f"bench add {i}", task="project.demo.tasks.suma", args=[i, i])
+            for i in range(len(invocations), INVOCATIONS)
+        )
+        invocations = list(TaskInvocation.objects.order_by("pk")[:INVOCATIONS])
+    wf = Workflow.objects.create(name=f"bench {size} nodes")
+    root = WorkflowNode.objects.create(workflow=wf, kind=NodeKind.CHAIN)
+    groups, per_group = _shape(size)
+    made = WorkflowNode.objects.bulk_create(
+        WorkflowNode(workflow=wf, parent=root, kind=NodeKind.GROUP, position=g)
+        for g in range(groups)
+    )
+    # A chain of groups: each group after the first receives the previous group's results.
+    # Immutable invocations would change nothing here; suma(i, i) with a parent result fails
+    # the signature check, which is fine: a big draft is as costly to show as a valid tree.
+    tasks = size - 1 - groups
+    WorkflowNode.objects.bulk_create(
+        WorkflowNode(workflow=wf, parent=made[i // per_group], kind=NodeKind.TASK,
+                     role=NodeRole.STEP, position=i % per_group,
+                     invocation=invocations[i % INVOCATIONS])
+        for i in range(tasks)
+    )
+    return wf
+
+
+def _tree_field(page: str) -> str:
+    """The composer's hidden document, as the browser would post it back."""
+    match = re.search(r'<input type="hidden" name="tree" value="([^"]*)"', page)
+    assert match, "no tree field on the page"
+    return html.unescape(match.group(1))
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def rows() -> list[tuple[str, str, str]]:
+    """``[(case, median seconds, queries)]`` for the sizes in ``SIZES``."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    user_model = get_user_model()
+    user = user_model.objects.filter(username="bench").first() or (
+        user_model.objects.create_superuser("bench", "bench@example.com", "bench")
+    )
+    client = Client()
+    client.force_login(user)
+    out = []
+    for size in SIZES:
+        wf = _workflow(size)
+        count = wf.nodes.count()
+        url = reverse("admin:task_admin_workflow_change", args=[wf.pk])
+        client.get(url)  # warm: templates, the task registry
+        opens, saves = [], []
+        open_queries = save_queries = 0
+        for i in range(ROUNDS):
+            with CaptureQueriesContext(connection) as queries:
+                start = time.perf_counter()
+                response = client.get(url)
+                opens.append(time.perf_counter() - start)
+            assert response.status_code == 200, response.status_code
+            open_queries = len(queries)
+            tree = json.loads(_tree_field(response.content.decode()))
+            tree["root"]["label"] = f"round {i}"
+            data = {"name": wf.name, "description": "", "enabled": "on",
+                    "tree": json.dumps(tree), "_continue": "1"}
+            with CaptureQueriesContext(connection) as queries:
+                start = time.perf_counter()
+                response = client.post(url, data)
+                saves.append(time.perf_counter() - start)
+            assert response.status_code == 302, response.content.decode()[:2000]
+            save_queries = len(queries)
+        assert wf.nodes.count() == count
+        out.append((f"open a {count}-node workflow", f"{_median(opens):.3f}", str(open_queries)))
+        out.append((f"save a {count}-node workflow", f"{_median(saves):.3f}", str(save_queries)))
+    return out
+
+
+def main() -> int:
+    _setup()
+    table = rows()
+    width = max(len(case) for case, *_ in table)
+    database = os.environ["DATABASE_URL"].split(":", 1)[0]
+    print(f"{'case':<{width}}  median s  queries   ({ROUNDS} rounds, {database})")
+    for case, seconds, queries in table:
+        print(f"{case:<{width}}  {seconds:>8}  {queries:>7}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
