@@ -39,8 +39,11 @@ from task_admin.models import (
     AlertRule,
     AlertStatus,
     RunStatus,
+    Workflow,
     WorkflowRun,
 )
+from task_admin.models.alerts import split_emails
+from task_admin.models.runs import FAILED_RUN
 from task_admin.signals import run_finished
 
 logger = logging.getLogger(__name__)
@@ -48,7 +51,6 @@ logger = logging.getLogger(__name__)
 ALERT_RUN_TASK = "task_admin.alert_run"
 DELIVER_TASK = "task_admin.deliver_alert"
 SLA_TASK = "task_admin.check_alert_slas"
-FAILED_RUN = (RunStatus.FAILED, RunStatus.PARTIALLY_FAILED, RunStatus.DISPATCH_FAILED)
 # Statuses that may deserve an alert once a run has finished (revoked runs were stopped by
 # someone, on purpose).
 ALERTING_STATUSES = frozenset({*FAILED_RUN, RunStatus.SUCCEEDED})
@@ -100,7 +102,7 @@ def kind_for(run: WorkflowRun) -> str | None:
         previous = (
             WorkflowRun.objects.filter(
                 workflow_id=run.workflow_id,
-                status__in=(*FAILED_RUN, RunStatus.SUCCEEDED),
+                status__in=ALERTING_STATUSES,
                 finished_at__isnull=False,
             )
             .exclude(pk=run.pk)
@@ -124,8 +126,6 @@ def recipients_of(rule: AlertRule) -> list[str]:
         is_active=True,
         is_staff=True,
     ).exclude(**{email_field: ""}).values_list(email_field, flat=True)
-    from task_admin.models.alerts import split_emails
-
     seen: dict[str, None] = {}
     for address in [*users, *split_emails(rule.emails)]:
         seen.setdefault(address.strip(), None)
@@ -136,15 +136,16 @@ def claim(run: WorkflowRun, kind: str, rule: AlertRule, *, now: datetime | None 
           ) -> Alert | None:
     """Record the alert of ``kind`` about ``run``, once; None if it was already recorded.
 
-    Decides the throttle too: under a lock on the rule, an alert of the same kind about the
-    same workflow claimed less than ALERT_MIN_INTERVAL ago makes this one SUPPRESSED; the next
-    one sent counts those suppressed since the last one.
+    Decides the throttle too: under a lock on the workflow's row, an alert of the same kind
+    about the same workflow claimed less than ALERT_MIN_INTERVAL ago makes this one
+    SUPPRESSED; the next one sent counts those suppressed since the last one.
     """
     now = now or timezone.now()
     interval = timedelta(seconds=get_config()["ALERT_MIN_INTERVAL"] or 0)
     with transaction.atomic():
-        # One claimer per rule at a time: the throttle must see an alert claimed just now.
-        list(AlertRule.objects.select_for_update().filter(pk=rule.pk).values_list("pk"))
+        # One claimer per workflow at a time (a workflow's and its schedules' settings share
+        # the throttle): it must see an alert claimed just now.
+        list(Workflow.objects.select_for_update().filter(pk=run.workflow_id).values_list("pk"))
         if Alert.objects.filter(run=run, kind=kind).exists():
             return None
         same = Alert.objects.filter(workflow_id=run.workflow_id, kind=kind)

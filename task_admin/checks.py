@@ -97,6 +97,32 @@ def check_settings(app_configs=None, **kwargs):
     return errors
 
 
+def check_webhook_destinations(app_configs=None, **kwargs):
+    """E005: ALERT_WEBHOOK_ALLOWED must be a list of hosts or http(s) URL prefixes."""
+    from task_admin import webhooks
+
+    entries = get_config()["ALERT_WEBHOOK_ALLOWED"]
+    if not isinstance(entries, list | tuple):
+        return [checks.Error(
+            "TASK_ADMIN['ALERT_WEBHOOK_ALLOWED'] must be a list of hosts or URL prefixes.",
+            obj="task_admin",
+            id="task_admin.E005",
+        )]
+    errors = []
+    for entry in entries:
+        try:
+            webhooks.allowed_entry(entry)
+        except (webhooks.WebhookRefused, AttributeError, TypeError) as exc:
+            errors.append(checks.Error(
+                f"TASK_ADMIN['ALERT_WEBHOOK_ALLOWED'] entry {entry!r} is not usable: {exc}",
+                hint="Write a host ('hooks.example.com') or a URL prefix "
+                "('https://hooks.example.com/task-admin/').",
+                obj="task_admin",
+                id="task_admin.E005",
+            ))
+    return errors
+
+
 # Loading the task modules runs Celery's Django fixup, which runs the system checks again.
 _loading_tasks = ContextVar("task_admin_loading_tasks", default=False)
 
@@ -142,3 +168,4 @@ def register() -> None:
     checks.register(check_celery_app)
     checks.register(check_settings)
     checks.register(check_allowed_tasks)
+    checks.register(check_webhook_destinations)

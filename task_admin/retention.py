@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import ngettext
 
@@ -42,13 +42,22 @@ def _due(status: str, days: int, now: datetime):
     )
 
 
-def due_counts(now: datetime | None = None) -> dict[str, int]:
-    """How many runs of each status are older than their retention (at most COUNT_LIMIT)."""
+def due_counts(now: datetime | None = None, *, limit: int | None = COUNT_LIMIT) -> dict[str, int]:
+    """How many runs of each status are older than their retention, in one query; with a
+    ``limit``, only that many runs in all are counted (a backlog costs no more)."""
     now = now or timezone.now()
-    return {
-        status: _due(status, days, now).order_by()[:COUNT_LIMIT].count()
-        for status, days in policy().items()
-    }
+    rules = policy()
+    if not rules:
+        return {}
+    due = Q()
+    for status, days in rules.items():
+        due |= Q(status=status, finished_at__lt=now - timedelta(days=days))
+    runs = WorkflowRun.objects.filter(due).order_by()
+    if limit is not None:
+        runs = WorkflowRun.objects.filter(pk__in=runs.values("pk")[:limit]).order_by()
+    counts = dict.fromkeys(rules, 0)
+    counts.update(runs.values_list("status").annotate(n=Count("pk")))
+    return counts
 
 
 def prune(

@@ -26,7 +26,8 @@ else:
 if os.environ.get("TASK_ADMIN_WORKER_DB"):
     DATABASES["default"]["NAME"] = os.environ["TASK_ADMIN_WORKER_DB"]
 
-CELERY_BROKER_URL = os.environ["REDIS_URL"]
+# Redis, or RabbitMQ in a vhost of this run's own (tests/rabbitmq_plugin.py).
+CELERY_BROKER_URL = os.environ.get("TASK_ADMIN_TEST_BROKER_URL") or os.environ["REDIS_URL"]
 # A fault test may give its worker a result backend other than the database.
 CELERY_RESULT_BACKEND = os.environ.get("TASK_ADMIN_TEST_RESULT_BACKEND", CELERY_RESULT_BACKEND)  # noqa: F405
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60}

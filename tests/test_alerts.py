@@ -196,6 +196,17 @@ def test_delivery_sends_one_email_with_what_failed_and_the_link(wf, rule, queued
     assert alert.sent_at is not None and alert.subject == message.subject
 
 
+def test_a_run_that_could_not_be_sent_is_a_failure_with_the_reason(wf, rule, queued):
+    run = make_run(wf, RunStatus.DISPATCH_FAILED, failed_node=False)
+    WorkflowRun.objects.filter(pk=run.pk).update(
+        error="OperationalError: Error 111 connecting to localhost:6379."
+    )
+    [alert_id] = alerting.alert_run(run.pk)
+    assert alerting.deliver(alert_id) == AlertStatus.SENT
+    body = mail.outbox[0].body
+    assert "Dispatch error: OperationalError: Error 111 connecting to localhost:6379." in body
+
+
 def test_an_smtp_error_is_retried_without_sending_twice(wf, rule, queued, monkeypatch):
     import smtplib
 

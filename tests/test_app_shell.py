@@ -212,3 +212,21 @@ def test_allowed_tasks_are_computed_once_per_process(monkeypatch, settings):
     settings.TASK_ADMIN = {**settings.TASK_ADMIN, "ALLOWED_TASKS": ["project.demo.tasks.suma"]}
     assert list(registry.signatures()) == ["project.demo.tasks.suma"]
     assert len(computed) == 2
+
+
+@pytest.mark.parametrize("allowed", [
+    "https://hooks.example.com/",  # a string, not a list
+    ["ftp://hooks.example.com/"],
+    ["https://user@hooks.example.com/"],
+    [42],
+])
+def test_unusable_webhook_destinations_are_an_error(allowed):
+    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP, "ALERT_WEBHOOK_ALLOWED": allowed}):
+        assert "task_admin.E005" in check_ids()
+
+
+def test_webhook_destinations_that_parse_pass():
+    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP, "ALERT_WEBHOOK_ALLOWED": [
+        "hooks.example.com", "hooks.example.com:8443", "http://10.0.0.5:8080/in/",
+    ]}):
+        assert "task_admin.E005" not in check_ids()

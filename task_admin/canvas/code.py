@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import keyword
 import math
+import unicodedata
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -666,7 +667,13 @@ def parse(text: str, resolve: Resolver) -> Node:
 
 
 def _is_name(text: str) -> bool:
-    return text.isidentifier() and not keyword.iskeyword(text)
+    # Python reads identifiers NFKC-normalised (``º=1`` binds ``o``): such a key is written
+    # as ``**{...}`` so that it comes back as it was.
+    return (
+        text.isidentifier()
+        and not keyword.iskeyword(text)
+        and unicodedata.normalize("NFKC", text) == text
+    )
 
 
 def _import_names(root: Node) -> dict[str, tuple[str, str]]:

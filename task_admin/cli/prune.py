@@ -29,7 +29,7 @@ def handle(command, *, batch_size: int, dry_run: bool, **options) -> None:
             _("No retention is set (TASK_ADMIN['RETENTION_DAYS']): nothing to do.")
         )
         return
-    counts = retention.due_counts() if dry_run else retention.prune(batch_size=batch_size)
+    counts = retention.due_counts(limit=None) if dry_run else retention.prune(batch_size=batch_size)
     for status, count in sorted(counts.items()):
         if dry_run:
             line = ngettext("%(status)s: would delete %(count)d run",

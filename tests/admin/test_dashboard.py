@@ -115,6 +115,15 @@ def test_tag_renders_nothing_for_anonymous():
     assert html.strip() == ""
 
 
+def test_the_apps_own_page_shows_the_dashboard(admin_client, runs):
+    """A project with its own admin index still finds the dashboard on the app's page."""
+    page = admin_client.get(reverse("admin:app_list", args=["task_admin"]))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert 'id="ta-dashboard"' in text and "import-broken" in text
+    assert reverse("admin:task_admin_workflow_changelist") in text  # the app's models still listed
+
+
 def test_next_run_counts_from_the_schedule_s_own_last_fire(admin_client):
     """Regression: beat writes last_run_at back only every few minutes, so the dashboard said
     "due now" for a schedule that had just fired; it also said "in 0 minutes"."""

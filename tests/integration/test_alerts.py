@@ -7,7 +7,9 @@ import hashlib
 import hmac
 import http.server
 import json
+import os
 import re
+import signal
 import threading
 import uuid
 from datetime import timedelta
@@ -17,7 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from task_admin import alerting, periodic, services
+from task_admin import alerting, services
 from task_admin.models import (
     Alert,
     AlertKind,
@@ -125,7 +127,7 @@ def test_a_slow_run_past_its_sla_sends_one_email_from_beat(beat, mailbox, celery
     wf = workflow("slow report", ("chain", [invocation(SLOW, kwargs={"seconds": 30})]))
     AlertRule.objects.create(workflow=wf, emails="ops@example.com", sla_minutes=1)
     # The app's own periodic entry, ticking every second instead of every minute.
-    entry = PeriodicTask.objects.get(name=periodic.ENTRIES[0].name)
+    entry = PeriodicTask.objects.get(task="task_admin.check_alert_slas")
     entry.interval, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
     entry.save()
     run = services.run_workflow(wf)
@@ -148,6 +150,35 @@ def test_a_slow_run_past_its_sla_sends_one_email_from_beat(beat, mailbox, celery
     process.stop()
     services.revoke_run(run, terminate=True, app=celery_app)
     assert len(mailbox()) == 1 and Alert.objects.count() == 1
+
+
+def test_a_run_whose_worker_was_killed_gets_its_sla_alert(beat, mailbox, celery_app, tmp_path):
+    """No worker will ever report on this run: beat's SLA check is what tells its owners."""
+    doomed = start_celery("worker", log_dir=tmp_path, app=celery_app,
+                          extra=("--queues", "doomed"))
+    try:
+        wf = workflow("doomed", ("chain", [
+            invocation(SLOW, kwargs={"seconds": 60}, queue="doomed"),
+        ]))
+        AlertRule.objects.create(workflow=wf, emails="ops@example.com", sla_minutes=1)
+        run = services.run_workflow(wf)
+        wait_for(lambda: WorkflowRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING)
+                 .exists(), what="the run to start on the doomed worker")
+    finally:
+        os.killpg(doomed.process.pid, signal.SIGKILL)  # the whole worker, as a machine dies
+        doomed.process.wait()
+    WorkflowRun.objects.filter(pk=run.pk).update(
+        created_at=timezone.now() - timedelta(minutes=2)
+    )
+    entry = PeriodicTask.objects.get(task="task_admin.check_alert_slas")
+    entry.interval, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
+    entry.save()
+    beat()
+    [late] = wait_for(mailbox, what="the SLA email")
+    assert f"run #{run.pk} has not finished after 1 minutes" in late["subject"]
+    run.refresh_from_db()
+    assert not run.is_finished
+    assert Alert.objects.get(run=run).kind == AlertKind.SLA
 
 
 def _succeeded(workers, task_ids: list[str]) -> bool:

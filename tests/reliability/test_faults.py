@@ -60,7 +60,7 @@ def app_on(broker: str, **conf) -> Celery:
     return app
 
 
-def finished(run: WorkflowRun, app: Celery, timeout: float = 60) -> WorkflowRun:
+def finished(run: WorkflowRun, app: Celery, timeout: float = 150) -> WorkflowRun:
     """Wait for the run to finish, running the periodic reconciler as beat would."""
     def done():
         liveness.reconcile_all(app)
@@ -88,7 +88,7 @@ def test_redis_restarted_under_a_chord_in_flight(tmp_path, settings):
         run = services.run_workflow(wf, app=app)
         header = list(run.nodes.filter(path__contains="header"))
         wait_for(lambda: TaskRun.objects.filter(
-            pk__in=[n.pk for n in header], state=NodeState.STARTED).count() == 2, timeout=30,
+            pk__in=[n.pk for n in header], state=NodeState.STARTED).count() == 2, timeout=90,
             what="the chord's header to start")
         # Down while the header finishes and the body is sent, then back on the same port.
         redis.stop()
@@ -158,7 +158,7 @@ def test_database_unavailable_inside_the_handlers(tmp_path, settings, celery_app
             ids = list(run.nodes.values_list("task_id", flat=True))
             # The tasks' own results are stored (in the Redis result backend) all the same.
             wait_for(lambda: all(AsyncResult(i, app=app).state == "SUCCESS" for i in ids),
-                     timeout=30, what="the tasks to succeed while the database is away")
+                     timeout=90, what="the tasks to succeed while the database is away")
             assert sorted(AsyncResult(i, app=app).result for i in ids) == [4, 8]
         finally:
             allow(True)
@@ -171,7 +171,7 @@ def test_database_unavailable_inside_the_handlers(tmp_path, settings, celery_app
         # The worker's handlers work again once the database is back.
         again = services.run_workflow(workflow("after", ("group", [
             invocation(SUMA, [1, 1], queue=queue)])), app=app)
-        wait_for(lambda: WorkflowRun.objects.get(pk=again.pk).is_finished, timeout=30,
+        wait_for(lambda: WorkflowRun.objects.get(pk=again.pk).is_finished, timeout=90,
                  what="a run recorded by the handlers again")
         worker.assert_alive()
     finally:

@@ -48,7 +48,7 @@ def finished(run: WorkflowRun) -> WorkflowRun:
         run.refresh_from_db()
         return run.is_finished
 
-    wait_for(done, timeout=60, what=f"run #{run.pk} to finish")
+    wait_for(done, timeout=150, what=f"run #{run.pk} to finish")
     return run
 
 
@@ -63,9 +63,9 @@ def test_two_queues_one_worker_killed_its_node_is_lost_the_run_ends(
     ]))
     run = services.run_workflow(wf)
     here, there = run.nodes.order_by("position")
-    wait_for(lambda: state_of(there.task_id) == NodeState.STARTED, timeout=30,
+    wait_for(lambda: state_of(there.task_id) == NodeState.STARTED, timeout=90,
              what="the slow task to start on the queue's worker")
-    wait_for(lambda: state_of(here.task_id) == NodeState.SUCCESS, timeout=30)
+    wait_for(lambda: state_of(here.task_id) == NodeState.SUCCESS, timeout=90)
     here.refresh_from_db()
     there.refresh_from_db()
     # Each node went to the worker that consumes its queue.
@@ -74,7 +74,7 @@ def test_two_queues_one_worker_killed_its_node_is_lost_the_run_ends(
     doomed.kill()
     assert state_of(there.task_id) == NodeState.STARTED  # nothing else would ever change it
     # Polled: a node is only looked at once it has been quiet for LOST_AFTER.
-    report = wait_for(lambda: liveness.reconcile(celery_app), timeout=15, what="the reconciler")
+    report = wait_for(lambda: liveness.reconcile(celery_app), timeout=60, what="the reconciler")
     assert report.silent == [doomed.nodename] and report.lost == [there.task_id]
 
     run.refresh_from_db()
@@ -103,14 +103,14 @@ def test_worker_restarted_under_its_name_the_reconciler_task_settles_it(
     assert scheduling.fire(sched.pk).startswith("started run")
     run = WorkflowRun.objects.get(schedule=sched)
     slow, then = run.nodes.order_by("position")
-    wait_for(lambda: state_of(slow.task_id) == NodeState.STARTED, timeout=30)
+    wait_for(lambda: state_of(slow.task_id) == NodeState.STARTED, timeout=90)
 
     doomed.kill()
     restarted = queue_worker(nodename=name)  # answers pings under the same name
     assert restarted.nodename == doomed.nodename
     # The periodic task, run by a worker (here the restarted one), as beat would send it.
     counts = celery_app.send_task("task_admin.reconcile", queue=queue_worker.queue).get(
-        timeout=60
+        timeout=120
     )
     assert counts == {"lost": 1, "requeued": 0, "settled": 0, "repaired": 0}
 
@@ -135,7 +135,7 @@ def test_a_task_safe_to_repeat_goes_back_to_the_broker(worker, queue_worker, cel
     ]))
     run = services.run_workflow(wf)
     [node] = run.nodes.all()
-    wait_for(lambda: state_of(node.task_id) == NodeState.STARTED, timeout=30)
+    wait_for(lambda: state_of(node.task_id) == NodeState.STARTED, timeout=90)
     doomed.kill()
 
     def reconciled():
@@ -143,7 +143,7 @@ def test_a_task_safe_to_repeat_goes_back_to_the_broker(worker, queue_worker, cel
         node.refresh_from_db()
         return node.state == NodeState.PENDING
 
-    wait_for(reconciled, timeout=15, what="the reconcile command")
+    wait_for(reconciled, timeout=60, what="the reconcile command")
     assert node.state == NodeState.PENDING and node.worker == ""
     assert "safe to repeat (acks_late)" in node.exception
     run.refresh_from_db()

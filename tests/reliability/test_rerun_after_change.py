@@ -23,7 +23,7 @@ def finished(run: WorkflowRun) -> WorkflowRun:
         run.refresh_from_db()
         return run.is_finished
 
-    wait_for(done, timeout=60, what=f"run #{run.pk} to finish")
+    wait_for(done, timeout=150, what=f"run #{run.pk} to finish")
     return run
 
 
