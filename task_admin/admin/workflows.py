@@ -190,7 +190,7 @@ def composition_problems(workflow: Workflow, composition: composer.Composition
     for problem in composition.spec_and_problems(workflow.name)[1]:
         if composer.problem_level(problem) != "error":
             continue
-        row = rows.get(_ref_pk(problem.ref)) if problem.ref else None
+        row = rows.get(node_pk(problem.ref)) if problem.ref else None
         out.append(ProblemRow(problem.path, node_title(row) if row else "", problem.message))
     return out
 
