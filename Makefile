@@ -34,6 +34,7 @@ matrix: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 # Update the catalogues from the code (then translate what is new or fuzzy in
 # task_admin/locale/es/LC_MESSAGES/django.po) and compile them; the .mo files are committed.

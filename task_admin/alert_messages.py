@@ -12,15 +12,15 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from task_admin.conf import get_config
+from task_admin.links import admin_url
 from task_admin.models import Alert, AlertKind, NodeState, TaskRun, WorkflowRun
+from task_admin.models.runs import UNFINISHED_NODE
 
 MAX_TASKS_LISTED = 10
-UNFINISHED = (NodeState.PENDING, NodeState.RECEIVED, NodeState.STARTED, NodeState.RETRY)
 
 
 @dataclass
@@ -46,11 +46,8 @@ def run_url(run: WorkflowRun) -> str:
     base = get_config()["SITE_URL"]
     if not base:
         return ""
-    try:
-        path = reverse("admin:task_admin_workflowrun_change", args=[run.pk])
-    except NoReverseMatch:
-        return ""
-    return base.rstrip("/") + path
+    path = admin_url("task_admin_workflowrun_change", run.pk)
+    return base.rstrip("/") + path if path else ""
 
 
 def subject(kind: str, run: WorkflowRun, minutes: int | None = None) -> str:
@@ -106,7 +103,7 @@ def context(alert: Alert) -> dict[str, Any]:
     rule = run.alert_rule
     minutes = rule.sla_minutes if rule is not None else None
     if alert.kind == AlertKind.SLA:
-        tasks, more = _tasks(run, UNFINISHED)
+        tasks, more = _tasks(run, UNFINISHED_NODE)
     elif alert.kind == AlertKind.RECOVERY:
         tasks, more = [], 0
     else:

@@ -43,6 +43,7 @@ from task_admin.models import (
     WorkflowRun,
 )
 from task_admin.models.alerts import split_emails
+from task_admin.models.runs import FAILED_RUN
 from task_admin.signals import run_finished
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,6 @@ logger = logging.getLogger(__name__)
 ALERT_RUN_TASK = "task_admin.alert_run"
 DELIVER_TASK = "task_admin.deliver_alert"
 SLA_TASK = "task_admin.check_alert_slas"
-FAILED_RUN = (RunStatus.FAILED, RunStatus.PARTIALLY_FAILED, RunStatus.DISPATCH_FAILED)
 # Statuses that may deserve an alert once a run has finished (revoked runs were stopped by
 # someone, on purpose).
 ALERTING_STATUSES = frozenset({*FAILED_RUN, RunStatus.SUCCEEDED})
@@ -102,7 +102,7 @@ def kind_for(run: WorkflowRun) -> str | None:
         previous = (
             WorkflowRun.objects.filter(
                 workflow_id=run.workflow_id,
-                status__in=(*FAILED_RUN, RunStatus.SUCCEEDED),
+                status__in=ALERTING_STATUSES,
                 finished_at__isnull=False,
             )
             .exclude(pk=run.pk)

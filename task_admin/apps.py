@@ -11,8 +11,20 @@ class TaskAdminConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, not at module level, so that importing the app never pulls in Celery
         # signal wiring before Django's registry is ready.
-        from task_admin import alerting, checks, periodic, receivers
+        # ``tasks`` registers the app's shared tasks with every Celery app, so services read
+        # the replay task's signature from the registry instead of importing an entry point.
+        from task_admin import (
+            alerting,
+            checks,
+            periodic,
+            receivers,
+            tasks,  # noqa: F401
+            validation,
+        )
+        from task_admin.models.invocations import add_sendability_check
 
+        # The models call the checks that live above them through this hook (no import up).
+        add_sendability_check(validation.validate_invocation)
         checks.register()
         receivers.connect()
         alerting.connect()

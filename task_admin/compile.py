@@ -20,8 +20,19 @@ class InvalidWorkflow(ValueError):
         super().__init__("; ".join(str(p) for p in problems))
 
 
+NODE_REF = "node:"
+
+
 def node_ref(node: WorkflowNode) -> str:
-    return f"node:{node.pk}"
+    """The ``ref`` a spec keeps for a stored node: how a leaf finds its row again."""
+    return f"{NODE_REF}{node.pk}"
+
+
+def node_pk(ref: str | None) -> int | None:
+    """The stored node's primary key in a ``ref`` made by ``node_ref`` (None for other refs)."""
+    if ref and ref.startswith(NODE_REF):
+        return int(ref[len(NODE_REF):])
+    return None
 
 
 def _reachable_workflows_sql() -> str:

@@ -214,6 +214,14 @@ def _compute(app: Celery) -> dict[str, TaskInfo]:
     return infos
 
 
+def task_signature(name: str, app: Celery | None = None) -> inspect.Signature | None:
+    """The signature of any registered task, allowed or not (None when unknown)."""
+    app = app or get_app()
+    _load_tasks(app)
+    task = app.tasks.get(name)
+    return None if task is None else _signature_of(task)
+
+
 def registered_tasks(app: Celery | None = None) -> list[str]:
     """Every task name the app knows except Celery's and task_admin's own, sorted."""
     app = app or get_app()

@@ -19,7 +19,7 @@ from django.utils.translation import ngettext
 
 from task_admin import canvas, registry, tracking
 from task_admin.canvas.build import to_signature
-from task_admin.compile import InvalidWorkflow, workflow_to_spec
+from task_admin.compile import InvalidWorkflow, node_pk, workflow_to_spec
 from task_admin.conf import get_config
 from task_admin.models import (
     AlertRule,
@@ -31,7 +31,7 @@ from task_admin.models import (
     WorkflowNode,
     WorkflowRun,
 )
-from task_admin.models.runs import FINISHED_RUN
+from task_admin.models.runs import UNFINISHED_NODE
 from task_admin.validation import check_spec
 
 logger = logging.getLogger(__name__)
@@ -41,12 +41,6 @@ REPLAY_TASK = "task_admin.replay"
 
 class CannotRun(Exception):
     """The request is refused; the message says why, for the person who asked."""
-
-
-def _node_pk(ref: str | None) -> int | None:
-    if ref and ref.startswith("node:"):
-        return int(ref.split(":", 1)[1])
-    return None
 
 
 def apply_overrides(spec: canvas.Node, overrides: Mapping[str, dict]) -> canvas.Node:
@@ -194,7 +188,7 @@ def _start(
         # A re-run sends an old run's snapshot: the tree nodes it names may have been deleted
         # or replaced since (node editor, re-import). Their links stay empty; what runs is the
         # snapshot either way.
-        node_ids = {pk for pk in (_node_pk(task.ref) for _path, task in leaves) if pk}
+        node_ids = {pk for pk in (node_pk(task.ref) for _path, task in leaves) if pk}
         if node_ids:
             node_ids = set(
                 WorkflowNode.objects.filter(pk__in=node_ids).values_list("pk", flat=True)
@@ -224,7 +218,7 @@ def _start(
                 position=position,
                 task_name=task.task,
                 label=task.label,
-                node_id=pk if (pk := _node_pk(task.ref)) in node_ids else None,
+                node_id=pk if (pk := node_pk(task.ref)) in node_ids else None,
                 reused_from=reused.get(path),
             )
             for position, (path, task) in enumerate(leaves)
@@ -245,9 +239,7 @@ def dispatch(run_id: int, signature) -> None:
             TaskRun.objects.filter(run_id=run_id, state=NodeState.PENDING).update(
                 state=NodeState.NOT_SENT, finished_at=now
             )
-            updated = WorkflowRun.objects.filter(pk=run_id).exclude(
-                status__in=FINISHED_RUN
-            ).update(
+            updated = WorkflowRun.objects.filter(pk=run_id).unfinished().update(
                 status=RunStatus.DISPATCH_FAILED,
                 error=tracking.describe_exception(exc),
                 finished_at=now,
@@ -267,12 +259,10 @@ def revoke_run(run: WorkflowRun, *, terminate: bool = False, app: Celery | None 
     if run.is_finished:
         raise CannotRun(_("The run has already finished."))
     app = app or registry.get_app()
-    task_ids = list(
-        run.nodes.filter(state__in=tracking.UNFINISHED).values_list("task_id", flat=True)
-    )
+    task_ids = list(run.nodes.unfinished().values_list("task_id", flat=True))
     if task_ids:
         app.control.revoke(task_ids, terminate=terminate)
-    stopped = [s for s in tracking.UNFINISHED if terminate or s != NodeState.STARTED]
+    stopped = [s for s in UNFINISHED_NODE if terminate or s != NodeState.STARTED]
     with transaction.atomic():
         revoked = TaskRun.objects.filter(task_id__in=task_ids, state__in=stopped).update(
             state=NodeState.REVOKED,
@@ -284,10 +274,10 @@ def revoke_run(run: WorkflowRun, *, terminate: bool = False, app: Celery | None 
     return revoked
 
 
-def replay_signature() -> dict[str, inspect.Signature | None]:
-    from task_admin.tasks import replay
-
-    return {REPLAY_TASK: inspect.signature(replay.run)}
+def replay_signature(app: Celery | None = None) -> dict[str, inspect.Signature | None]:
+    # Read from the Celery registry: ``task_admin.tasks`` (an entry point above this module)
+    # is imported by ``TaskAdminConfig.ready``, which registers the shared task.
+    return {REPLAY_TASK: registry.task_signature(REPLAY_TASK, app)}
 
 
 def rerun_from_failure(
@@ -309,7 +299,7 @@ def rerun_from_failure(
     rerun_spec = canvas.replace_succeeded(
         spec, {path: node.result for path, node in kept.items()}, replay_task=REPLAY_TASK
     )
-    problems = check_spec(rerun_spec, extra_tasks=replay_signature())
+    problems = check_spec(rerun_spec, extra_tasks=replay_signature(app))
     if problems:
         raise InvalidWorkflow(problems)
     total = canvas.count_leaves(spec)
@@ -352,7 +342,7 @@ def reconcile_run(run: WorkflowRun, *, app: Celery | None = None) -> int:
     app = app or registry.get_app()
     since = timezone.now() - timedelta(seconds=get_config()["RECONCILE_AFTER"])
     stale = list(
-        run.nodes.filter(state__in=tracking.UNFINISHED, run__created_at__lte=since)
+        run.nodes.unfinished().filter(run__created_at__lte=since)
         .values_list("task_id", flat=True)
     )
     changed = 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import traceback as tb
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,13 +33,14 @@ from task_admin import canvas
 from task_admin.canvas.progress import FAILED, PARTIAL, REVOKED, SUCCEEDED, blocked_leaves, outcome
 from task_admin.conf import get_config
 from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, WorkflowRun
-from task_admin.models.runs import FINISHED_NODE, FINISHED_RUN
+from task_admin.models.runs import FAILED_NODE, FINISHED_NODE, FINISHED_RUN, UNFINISHED_NODE
 from task_admin.signals import run_finished
 
 logger = logging.getLogger(__name__)
 S = NodeState
-UNFINISHED = (S.PENDING, S.RECEIVED, S.STARTED, S.RETRY)
-FAILED_NODE = (S.FAILURE, S.REVOKED, S.SKIPPED, S.NOT_SENT)
+# The state sets live with the models (models/runs.py); this name stays for callers written
+# against it before (use ``UNFINISHED_NODE`` or ``TaskRun.objects.unfinished()``).
+UNFINISHED = UNFINISHED_NODE
 
 RECEIVED, STARTED, RETRIED, SUCCEEDED_EVENT, FAILED_EVENT, REVOKED_EVENT = (
     "received", "started", "retried", "succeeded", "failed", "revoked",
@@ -140,10 +140,6 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def format_traceback(exc: BaseException) -> str:
-    return "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
-
-
 # -- the batch writer -----------------------------------------------------------------------
 
 
@@ -168,7 +164,7 @@ def _fold(node: TaskRun, events: list[Event], attempts: dict[int, _Attempt]) -> 
     changed = False
     for event in events:
         current = node.attempts or 0
-        if node.state not in UNFINISHED:
+        if node.state not in UNFINISHED_NODE:
             break  # finished nodes never move again
         if event.kind == RECEIVED:
             # Only a node nobody has picked up yet becomes "received": after a retry the node
@@ -355,7 +351,7 @@ def refresh_runs(
         for run_id in sorted(set(failed)):
             skip_blocked(run_id)
         finished = (
-            TaskRun.objects.filter(run_id=OuterRef("pk"), state__in=FINISHED_NODE)
+            TaskRun.objects.filter(run_id=OuterRef("pk")).finished()
             .order_by().values("run_id").annotate(n=Count("pk")).values("n")
         )
         changes = {"finished_nodes": Coalesce(Subquery(finished), Value(0))}
@@ -372,7 +368,7 @@ def refresh_runs(
 def _finish_done(run_ids: list[int], now: datetime) -> list[int]:
     done = list(
         WorkflowRun.objects.filter(pk__in=run_ids, total_nodes__lte=F("finished_nodes"))
-        .exclude(status__in=FINISHED_RUN)
+        .unfinished()
         .values_list("pk", "spec")
     )
     if not done:
@@ -386,7 +382,7 @@ def _finish_done(run_ids: list[int], now: datetime) -> list[int]:
         status = final_status(spec, states[run_id])
         if status not in FINISHED_RUN:
             continue
-        updated = WorkflowRun.objects.filter(pk=run_id).exclude(status__in=FINISHED_RUN).update(
+        updated = WorkflowRun.objects.filter(pk=run_id).unfinished().update(
             status=status,
             finished_at=now,
             started_at=Coalesce("started_at", "dispatched_at", Value(now)),
@@ -416,7 +412,7 @@ def skip_blocked(run_id: int) -> int:
     run = WorkflowRun.objects.only("spec").get(pk=run_id)
     spec = canvas.from_dict(run.spec)
     failed_paths = set(
-        TaskRun.objects.filter(run_id=run_id, state__in=FAILED_NODE).values_list("path", flat=True)
+        TaskRun.objects.filter(run_id=run_id).failed().values_list("path", flat=True)
     )
     blocked = blocked_leaves(spec, failed_paths)
     if not blocked:

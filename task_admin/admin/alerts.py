@@ -7,16 +7,15 @@ webhook secret is write-only (only its last characters are ever shown).
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.auth import get_permission_codename
 from django.utils.translation import gettext_lazy as _
 
 from task_admin.alert_forms import AlertRuleForm
 from task_admin.models import AlertRule, Workflow
+from task_admin.permissions import has_model_perm
 
 
 def _workflow_perm(request, action: str) -> bool:
-    opts = Workflow._meta
-    return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+    return has_model_perm(request.user, action, Workflow)
 
 
 class AlertRuleInline(admin.StackedInline):

@@ -16,16 +16,20 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.core.validators import RegexValidator
-from django.http import HttpRequest, HttpResponseNotAllowed
+from django.http import HttpRequest
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_http_methods, require_safe
 
 from task_admin import operations
+from task_admin.links import admin_url as _url
 from task_admin.models import CeleryTask, Queue, TaskRun, Worker, WorkflowNode, WorkflowRun
+from task_admin.permissions import has_model_perm
 
 # A queue, task or worker name typed by a person: printable, no spaces.
 NAME_RE = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")
@@ -113,13 +117,6 @@ def workflow_queues(workflow) -> set[str]:
             WorkflowNode.objects.filter(workflow=workflow).exclude(invocation__queue="")
             .exclude(invocation__isnull=True).values_list("invocation__queue", flat=True)
         )
-
-
-def _url(name: str, *args: Any, current_app: str | None = None) -> str | None:
-    try:
-        return reverse(f"admin:{name}", args=args, current_app=current_app)
-    except NoReverseMatch:
-        return None
 
 
 class OperationsAdmin(admin.ModelAdmin):
@@ -237,9 +234,8 @@ class WorkerAdmin(OperationsAdmin):
     def permitted_controls(self, request) -> list[str]:
         return [verb for verb, (perm, *_r) in self.controls.items() if self._perm(request, perm)]
 
+    @method_decorator(require_safe)
     def workers_view(self, request: HttpRequest, object_id: str | None = None):
-        if request.method not in ("GET", "HEAD"):
-            return HttpResponseNotAllowed(["GET", "HEAD"])
         self._require(request, self.has_view_permission(request))
         current = operations.snapshot()
         hostname = unquote(object_id) if object_id else None
@@ -275,9 +271,8 @@ class WorkerAdmin(OperationsAdmin):
         )
         return self._render(request, "workers.html", context)
 
+    @method_decorator(require_http_methods(["GET", "HEAD", "POST"]))
     def control_view(self, request: HttpRequest, object_id: str, verb: str):
-        if request.method not in ("GET", "HEAD", "POST"):
-            return HttpResponseNotAllowed(["GET", "POST"])
         permission, form_class, title = self.controls[verb]
         self._require(request, self._perm(request, permission))
         hostname = unquote(object_id)
@@ -367,9 +362,8 @@ class QueueAdmin(OperationsAdmin):
             path("", self.admin_site.admin_view(self.queues_view), name=f"{prefix}_changelist"),
         ]
 
+    @method_decorator(require_safe)
     def queues_view(self, request: HttpRequest):
-        if request.method not in ("GET", "HEAD"):
-            return HttpResponseNotAllowed(["GET", "HEAD"])
         self._require(request, self.has_view_permission(request))
         asked = (request.GET.get("queue") or "").strip()
         extra = (asked,) if asked and NAME_RE.match(asked) else ()
@@ -411,11 +405,10 @@ class CeleryTaskAdmin(OperationsAdmin):
         ]
 
     def has_revoke_permission(self, request) -> bool:
-        return request.user.has_perm("task_admin.revoke_workflowrun")
+        return has_model_perm(request.user, "revoke", WorkflowRun)
 
+    @method_decorator(require_safe)
     def lookup_view(self, request: HttpRequest):
-        if request.method not in ("GET", "HEAD"):
-            return HttpResponseNotAllowed(["GET", "HEAD"])
         self._require(request, self.has_view_permission(request))
         form = LookupForm(request.GET if "task_id" in request.GET else None)
         if form.is_valid():
@@ -424,9 +417,8 @@ class CeleryTaskAdmin(OperationsAdmin):
         return self._render(request, "lookup.html", self._context(
             request, _("Find a task by id"), form=form, found=None))
 
+    @method_decorator(require_safe)
     def task_view(self, request: HttpRequest, object_id: str):
-        if request.method not in ("GET", "HEAD"):
-            return HttpResponseNotAllowed(["GET", "HEAD"])
         self._require(request, self.has_view_permission(request))
         task_id = unquote(object_id)
         form = LookupForm({"task_id": task_id})
@@ -446,9 +438,8 @@ class CeleryTaskAdmin(OperationsAdmin):
             result_text=operations.result_text(found.result),
         ))
 
+    @method_decorator(require_http_methods(["GET", "HEAD", "POST"]))
     def revoke_view(self, request: HttpRequest, object_id: str):
-        if request.method not in ("GET", "HEAD", "POST"):
-            return HttpResponseNotAllowed(["GET", "POST"])
         self._require(request, self.has_revoke_permission(request))
         task_id = unquote(object_id)
         if not LookupForm({"task_id": task_id}).is_valid():

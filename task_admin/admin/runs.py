@@ -16,32 +16,35 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Prefetch, QuerySet, TextField
 from django.db.models.functions import Cast, Substr
-from django.http import Http404, HttpRequest, HttpResponseNotAllowed, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.formats import localize
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.http import require_http_methods, require_safe
 from kombu.exceptions import KombuError
 
-from task_admin import canvas, operations, retention, services, tracking
+from task_admin import canvas, operations, retention, services
 from task_admin.admin.code import RunCodeMixin
 from task_admin.alert_messages import run_page_alerts
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow
 from task_admin.conf import get_config
 from task_admin.i18n import translated
+from task_admin.links import admin_url as _admin_url
 from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, Workflow, WorkflowRun
+from task_admin.permissions import has_model_perm
 from task_admin.registry import NoCeleryApp
 from task_admin.templatetags.task_admin import (
     STATE_LABELS,
@@ -152,13 +155,6 @@ def with_result_head(qs: QuerySet) -> QuerySet:
     return qs.annotate(result_head=Substr(Cast("result", output_field=TextField()), 1, chars + 1))
 
 
-def _admin_url(name: str, *args: Any, current_app: str | None = None) -> str | None:
-    try:
-        return reverse(f"admin:{name}", args=args, current_app=current_app)
-    except NoReverseMatch:
-        return None
-
-
 def task_result_ids(task_ids: Iterable[str]) -> dict[str, int]:
     """``{task_id: TaskResult pk}`` for the ids known to django-celery-results: one query."""
     from django.apps import apps
@@ -207,13 +203,13 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
     )
 
     class Media:
-        css = {"all": ["task_admin/task_admin.css"]}
+        # The run page's own rules in a file of their own, loaded once with the shared ones.
+        css = {"all": ["task_admin/task_admin.css", "task_admin/run.css"]}
 
     # -- permissions: nobody adds or edits a run; revoke and re-run have their own --------
 
     def _has_perm(self, request, action: str) -> bool:
-        opts = self.opts
-        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+        return has_model_perm(request.user, action, self.model)
 
     def has_revoke_permission(self, request, obj=None):
         return self._has_perm(request, "revoke")
@@ -436,10 +432,9 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             ),
         }
 
+    @method_decorator(require_safe)
     def status_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
         """The run's status and each node's, for the run page's auto-refresh (GET)."""
-        if request.method not in ("GET", "HEAD"):
-            return HttpResponseNotAllowed(["GET", "HEAD"])
         run = self._run_or_404(
             request, object_id, "pk", "status", "finished_nodes", "total_nodes", "started_at",
             "finished_at",
@@ -496,10 +491,9 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             context,
         )
 
+    @method_decorator(require_http_methods(["GET", "HEAD", "POST"]))
     def revoke_view(self, request: HttpRequest, object_id: str):
         """GET: what revoking the run would stop. POST: revoke it."""
-        if request.method not in ("GET", "HEAD", "POST"):
-            return HttpResponseNotAllowed(["GET", "POST"])
         run = self._run_or_404(request, object_id)
         if not self.has_revoke_permission(request, run):
             raise PermissionDenied
@@ -508,7 +502,7 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             if self._revoke(request, run, terminate=terminate) is not None:
                 return redirect(self._run_url(run.pk))
         unfinished = list(
-            run.nodes.filter(state__in=tracking.UNFINISHED)
+            run.nodes.unfinished()
             .order_by("position")
             .only("pk", "path", "task_name", "label", "state")
         )
@@ -601,10 +595,9 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
 
     # -- re-run ---------------------------------------------------------------------------
 
+    @method_decorator(require_http_methods(["GET", "HEAD", "POST"]))
     def rerun_view(self, request: HttpRequest, object_id: str):
         """GET: which nodes would run again and which results are kept. POST: re-run."""
-        if request.method not in ("GET", "HEAD", "POST"):
-            return HttpResponseNotAllowed(["GET", "POST"])
         run = self._run_or_404(request, object_id)
         if not self.has_rerun_permission(request, run):
             raise PermissionDenied

@@ -11,8 +11,6 @@ import copy
 
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
-from django.contrib.auth import get_permission_codename
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -22,7 +20,9 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from task_admin import scheduling
 from task_admin.admin.alerts import ScheduleAlertRuleInline
 from task_admin.forms import WorkflowScheduleForm
+from task_admin.links import admin_url
 from task_admin.models import WorkflowSchedule
+from task_admin.permissions import has_model_perm
 
 SCHEDULE_PERMISSION = "task_admin.schedule_workflow"
 
@@ -83,12 +83,9 @@ class WorkflowScheduleAdmin(admin.ModelAdmin):
             if not self.admin_site.is_registered(remote.model):
                 continue
             field = copy.deepcopy(form.base_fields[kind])  # base_fields are shared by classes
-            opts = remote.model._meta
             field.widget = RelatedFieldWidgetWrapper(
                 field.widget, remote, self.admin_site,
-                can_add_related=request.user.has_perm(
-                    f"{opts.app_label}.{get_permission_codename('add', opts)}"
-                ),
+                can_add_related=has_model_perm(request.user, "add", remote.model),
                 can_change_related=False,
                 can_delete_related=False,
                 can_view_related=False,
@@ -142,9 +139,8 @@ class WorkflowScheduleAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("runs"))
     def runs(self, obj):
-        try:
-            url = reverse("admin:task_admin_workflowrun_changelist")
-        except NoReverseMatch:
+        url = admin_url("task_admin_workflowrun_changelist")
+        if url is None:
             return "—"
         count = obj.runs.count()
         label = ngettext("%(count)d run", "%(count)d runs", count) % {"count": count}

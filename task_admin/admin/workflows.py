@@ -22,7 +22,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
@@ -38,8 +38,9 @@ from task_admin.admin.files import FilesMixin
 from task_admin.admin.operations import warn_unconsumed_queues, workflow_queues
 from task_admin.admin.warnings import WorkflowWarningsMixin
 from task_admin.canvas.build import to_python
-from task_admin.compile import InvalidWorkflow, load_nodes, workflow_to_spec
+from task_admin.compile import InvalidWorkflow, load_nodes, node_pk, workflow_to_spec
 from task_admin.forms import RunOverridesForm, WorkflowForm, node_title
+from task_admin.links import admin_url
 from task_admin.models import (
     NodeKind,
     RunStatus,
@@ -69,12 +70,7 @@ def render_graph(spec: canvas.Node | None) -> str:
 
 
 def run_change_url(run: WorkflowRun, current_app: str = "admin") -> str | None:
-    try:
-        return reverse(
-            "admin:task_admin_workflowrun_change", args=[run.pk], current_app=current_app
-        )
-    except NoReverseMatch:
-        return None
+    return admin_url("task_admin_workflowrun_change", run.pk, current_app=current_app)
 
 
 # -- what the change page and the run page show ------------------------------------------------
@@ -130,12 +126,6 @@ class Preview:
         return self.spec is not None and not self.problems
 
 
-def _ref_pk(ref: str | None) -> int | None:
-    if ref and ref.startswith("node:"):
-        return int(ref.split(":", 1)[1])
-    return None
-
-
 def _task_detail(node: WorkflowNode) -> str:
     if node.kind == NodeKind.TASK and node.invocation_id:
         return to_python(node.invocation.to_spec())
@@ -155,7 +145,7 @@ def preview(workflow: Workflow) -> Preview:
         spec = None
     problems, by_node = [], {}
     for problem in found:
-        pk = _ref_pk(problem.ref)
+        pk = node_pk(problem.ref)
         node = by_pk.get(pk) if pk is not None else None
         problems.append(ProblemRow(problem.path, node_title(node) if node else "",
                                    problem.message))

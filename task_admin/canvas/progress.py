@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from . import paths
-from .spec import Chain, Chord, Group, Node, Task, children, leaves
+from .spec import Chain, Chord, Group, Node, Task, children
 
 
 def _leaf_paths(path: str, node: Node) -> list[str]:
@@ -49,10 +49,6 @@ def blocked_leaves(root: Node, failed: Collection[str]) -> set[str]:
 
     visit(paths.ROOT, root)
     return blocked - set(failed)
-
-
-def leaf_order(root: Node) -> dict[str, int]:
-    return {path: index for index, (path, _task) in enumerate(leaves(root))}
 
 
 # What a finished canvas produced, judged from its final result (see ``outcome``).

@@ -1,11 +1,24 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from task_admin import canvas
+
+# Whether an invocation can be sent needs the Celery registry and the workflows using it, which
+# sit above the models (``task_admin.validation``). That layer installs its check here when the
+# app is ready (``TaskAdminConfig.ready``), so ``full_clean()`` still refuses what cannot be sent
+# while the models import nothing above them (see docs/architecture.md, "Layers").
+SENDABILITY_CHECKS: list[Callable[[TaskInvocation], None]] = []
+
+
+def add_sendability_check(check: Callable[[TaskInvocation], None]) -> None:
+    if check not in SENDABILITY_CHECKS:
+        SENDABILITY_CHECKS.append(check)
 
 
 def _whole(value: float | None) -> float | int | None:
@@ -138,6 +151,5 @@ class TaskInvocation(models.Model):
         )
 
     def clean(self) -> None:
-        from task_admin.validation import validate_invocation
-
-        validate_invocation(self)
+        for check in SENDABILITY_CHECKS:
+            check(self)

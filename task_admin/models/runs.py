@@ -24,6 +24,8 @@ FINISHED_RUN = frozenset(
         RunStatus.DISPATCH_FAILED,
     }
 )
+# Finished without producing the final result (what alerts and the dashboard call a failure).
+FAILED_RUN = frozenset({RunStatus.FAILED, RunStatus.PARTIALLY_FAILED, RunStatus.DISPATCH_FAILED})
 
 
 class NodeState(models.TextChoices):
@@ -39,10 +41,17 @@ class NodeState(models.TextChoices):
     NOT_SENT = "NOT_SENT", _("not sent")
 
 
+# The node states, once: every module and query uses these sets (or the querysets below).
 FINISHED_NODE = frozenset(
     {NodeState.SUCCESS, NodeState.FAILURE, NodeState.REVOKED, NodeState.SKIPPED, NodeState.NOT_SENT}
 )
-ACTIVE_NODE = frozenset({NodeState.RECEIVED, NodeState.STARTED, NodeState.RETRY})
+UNFINISHED_NODE = frozenset(
+    {NodeState.PENDING, NodeState.RECEIVED, NodeState.STARTED, NodeState.RETRY}
+)
+# Finished without a result: failed, or never ran to the end (revoked, skipped, not sent).
+FAILED_NODE = frozenset(
+    {NodeState.FAILURE, NodeState.REVOKED, NodeState.SKIPPED, NodeState.NOT_SENT}
+)
 
 
 class Trigger(models.TextChoices):
@@ -55,6 +64,23 @@ class Trigger(models.TextChoices):
 class WorkflowRunQuerySet(models.QuerySet):
     def unfinished(self):
         return self.exclude(status__in=FINISHED_RUN)
+
+    def finished(self):
+        return self.filter(status__in=FINISHED_RUN)
+
+    def failed(self):
+        return self.filter(status__in=FAILED_RUN)
+
+
+class TaskRunQuerySet(models.QuerySet):
+    def unfinished(self):
+        return self.filter(state__in=UNFINISHED_NODE)
+
+    def finished(self):
+        return self.filter(state__in=FINISHED_NODE)
+
+    def failed(self):
+        return self.filter(state__in=FAILED_NODE)
 
 
 class WorkflowRun(models.Model):
@@ -186,6 +212,8 @@ class TaskRun(models.Model):
     result_complete = models.BooleanField(_("result stored whole"), default=True)
     exception = models.TextField(_("exception"), blank=True)
     traceback = models.TextField(_("traceback"), blank=True)
+
+    objects = TaskRunQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("task run")

@@ -13,7 +13,6 @@ from typing import Any
 
 from django import template
 from django.db.models import Q
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -23,12 +22,13 @@ from django_celery_beat.models import PeriodicTask
 
 from task_admin import scheduling
 from task_admin.conf import get_config
-from task_admin.models import NodeState, RunStatus, WorkflowRun
+from task_admin.links import admin_url as _admin_url
+from task_admin.models import NodeState, RunStatus, WorkflowRun, WorkflowSchedule
+from task_admin.permissions import has_model_perm
 
 logger = logging.getLogger(__name__)
 register = template.Library()
 
-FAILED_RUN = (RunStatus.FAILED, RunStatus.PARTIALLY_FAILED, RunStatus.DISPATCH_FAILED)
 STATE_LABELS = {**dict(RunStatus.choices), **dict(NodeState.choices)}
 
 # How many rows each part of the dashboard shows, and how many schedules it reads at most.
@@ -138,17 +138,10 @@ def _can_view_runs(user) -> bool:
         and user.is_active
         and user.is_staff
         and (
-            user.has_perm("task_admin.view_workflowrun")
-            or user.has_perm("task_admin.change_workflowrun")
+            has_model_perm(user, "view", WorkflowRun)
+            or has_model_perm(user, "change", WorkflowRun)
         )
     )
-
-
-def _admin_url(name: str, pk) -> str | None:
-    try:
-        return reverse(f"admin:{name}", args=[pk])
-    except NoReverseMatch:
-        return None
 
 
 def next_scheduled(user, limit: int = DASHBOARD_ROWS) -> list[dict[str, Any]]:
@@ -162,11 +155,11 @@ def next_scheduled(user, limit: int = DASHBOARD_ROWS) -> list[dict[str, Any]]:
         )
         .order_by("pk")[:DASHBOARD_SCHEDULES_READ]
     )
-    can_view_schedule = user.has_perm("task_admin.view_workflowschedule") or user.has_perm(
-        "task_admin.change_workflowschedule"
+    can_view_schedule = has_model_perm(user, "view", WorkflowSchedule) or has_model_perm(
+        user, "change", WorkflowSchedule
     )
-    can_view_task = user.has_perm("django_celery_beat.view_periodictask") or user.has_perm(
-        "django_celery_beat.change_periodictask"
+    can_view_task = has_model_perm(user, "view", PeriodicTask) or has_model_perm(
+        user, "change", PeriodicTask
     )
     out = []
     for task in rows:
@@ -211,7 +204,7 @@ def task_admin_dashboard(context) -> dict[str, Any]:
     recent = list(WorkflowRun.objects.only(*columns).order_by("-created_at", "-id")[
         :DASHBOARD_ROWS
     ])
-    failures = WorkflowRun.objects.filter(status__in=FAILED_RUN, finished_at__gte=since)
+    failures = WorkflowRun.objects.failed().filter(finished_at__gte=since)
     failure_count = failures.count()
     failed = (
         list(failures.only(*columns, "error").order_by("-finished_at")[:DASHBOARD_ROWS])
