@@ -128,7 +128,7 @@ _loading_tasks = ContextVar("task_admin_loading_tasks", default=False)
 
 
 def check_allowed_tasks(app_configs=None, **kwargs):
-    """W003: ALLOWED_TASKS is set, yet matches none of the tasks registered with the app."""
+    """W003: ALLOWED_TASKS is set, yet matches no registered task, or none of the apps' tasks."""
     allowed = get_config()["ALLOWED_TASKS"]
     if not isinstance(allowed, list | tuple) or _loading_tasks.get():
         return []  # None is the default; anything else is E004
@@ -140,27 +140,42 @@ def check_allowed_tasks(app_configs=None, **kwargs):
 
 
 def _allowed_tasks_problems(allowed) -> list:
-    from task_admin.registry import NoCeleryApp, allowed_tasks, get_app, registered_tasks
+    from task_admin.registry import (
+        NoCeleryApp,
+        allowed_tasks,
+        get_app,
+        installed_app_tasks,
+        registered_tasks,
+    )
 
     try:
         app = get_app()
-        if allowed_tasks(app):
-            return []
+        picked = allowed_tasks(app)
+        ours = installed_app_tasks(app)
         registered = registered_tasks(app)
     except NoCeleryApp:
         return []  # E002 says it
-    examples = ", ".join(registered[:8]) or "none"
-    return [
-        checks.Warning(
+    hint = (
+        "Patterns match task names, which Celery takes from the module that defines the task "
+        "(an app 'shop' gives 'shop.tasks.add'): list e.g. 'shop.*'. Registered tasks: "
+        f"{', '.join((ours or registered)[:8]) or 'none'}. Restart the web server and the "
+        "workers after changing the setting."
+    )
+    if not picked:
+        message = (
             f"TASK_ADMIN['ALLOWED_TASKS'] = {list(allowed)!r} matches none of the tasks "
-            "registered with the Celery app: staff can pick no task.",
-            hint="Patterns match task names, which Celery takes from the module that defines "
-            f"the task (an app 'shop' gives 'shop.tasks.add'). Registered tasks: {examples}. "
-            "Restart the workers after changing the setting.",
-            obj="task_admin",
-            id="task_admin.W003",
+            "registered with the Celery app: staff can pick no task."
         )
-    ]
+    elif ours and not set(picked) & set(ours):
+        # The trap of a project-named pattern ("mysite.*"): it matches the Celery app's own
+        # debug_task, and none of the apps' tasks, which are named after the apps.
+        message = (
+            f"TASK_ADMIN['ALLOWED_TASKS'] = {list(allowed)!r} matches none of the tasks of "
+            f"your installed apps, only {', '.join(sorted(picked)[:3])}."
+        )
+    else:
+        return []
+    return [checks.Warning(message, hint=hint, obj="task_admin", id="task_admin.W003")]
 
 
 def register() -> None:

@@ -216,6 +216,12 @@ def _workers(replies: dict[str, dict[str, Any]], taken_at: datetime) -> list[Wor
     return workers
 
 
+def _inspect_all(app: Celery, timeout: float, limit: int | None) -> dict[str, dict]:
+    with ThreadPoolExecutor(max_workers=len(COMMANDS)) as pool:
+        futures = {c: pool.submit(_inspect, app, c, timeout, limit) for c in COMMANDS}
+        return {command: future.result() for command, future in futures.items()}
+
+
 def snapshot(*, app: Celery | None = None, refresh: bool = False) -> Snapshot:
     """The live workers, from the cache when a snapshot younger than ``INSPECT_CACHE`` exists.
 
@@ -237,10 +243,11 @@ def snapshot(*, app: Celery | None = None, refresh: bool = False) -> Snapshot:
     limit = len(seen) if seen and cache.get(DISCOVERED_KEY) else None
     try:
         app = app or get_app()
-        with ThreadPoolExecutor(max_workers=len(COMMANDS)) as pool:
-            futures = {c: pool.submit(_inspect, app, c, timeout, limit) for c in COMMANDS}
-            for command, future in futures.items():
-                replies[command] = future.result()
+        replies = _inspect_all(app, timeout, limit)
+        if limit is not None and {n for r in replies.values() for n in r} - set(seen):
+            # A new worker answered, maybe in place of a known one: ask everyone properly.
+            limit = None
+            replies = _inspect_all(app, timeout, limit)
     except BROKER_ERRORS as exc:
         logger.warning("task_admin: inspecting workers failed: %s", exc)
         error = str(exc) or exc.__class__.__name__
@@ -406,7 +413,10 @@ def queues(*, app: Celery | None = None, extra: tuple[str, ...] = ()) -> tuple[
     list[QueueInfo], Snapshot, str
 ]:
     """Every known queue with its depth and consumers, the snapshot used, and a broker error."""
-    app = app or get_app()
+    try:
+        app = app or get_app()
+    except NoCeleryApp as exc:
+        return [], snapshot(), str(exc)
     current = snapshot(app=app)
     consumers = current.consumers()
     names = sorted(known_queues(app, current) | {n for n in extra if n})
@@ -451,11 +461,10 @@ class TaskLookup:
 def lookup_task(task_id: str, *, app: Celery | None = None) -> TaskLookup:
     """What the result backend (any backend, through ``AsyncResult``) and the workers know of a
     task id. Celery answers PENDING for an id it has never heard of."""
-    app = app or get_app()
     found = TaskLookup(task_id=task_id, state="PENDING")
-    result = app.AsyncResult(task_id)
     try:
-        meta = result.backend.get_task_meta(task_id)
+        app = app or get_app()
+        meta = app.AsyncResult(task_id).backend.get_task_meta(task_id)
     except Exception as exc:  # any backend, any failure: say so on the page
         logger.warning("task_admin: reading task %s from the result backend failed: %s",
                        task_id, exc)
@@ -517,7 +526,10 @@ def _control(app: Celery | None, method: str, *args: Any, hostname: str, **kwarg
 
 def task_names(*, app: Celery | None = None) -> list[str]:
     """The tasks the Celery app knows (for picking one to rate-limit), Celery's own left out."""
-    app = app or get_app()
+    try:
+        app = app or get_app()
+    except NoCeleryApp:
+        return []
     # The web process never starts a worker: import the task modules autodiscovery names.
     app.loader.import_default_modules()
     return sorted(name for name in app.tasks if not name.startswith("celery."))

@@ -95,18 +95,23 @@ def _default_roots(app: Celery) -> tuple[str, ...]:
     installed: a project installed with ``pip install .`` lives in site-packages too. Django's
     own apps and the task_admin family are left out; DENIED_TASKS still applies on top.
     """
-    from django.apps import apps as django_apps
-
-    roots = {
-        config.name
-        for config in django_apps.get_app_configs()
-        if not config.name.startswith(_NOT_PROJECT_APPS)
-    }
+    roots = set(_app_roots())
     # The package holding the Celery app (mysite/celery.py -> "mysite"): debug_task and friends.
     for name in (getattr(app, "main", None), _module_of_app(app)):
         if name and name != "__main__":
             roots.add(name.split(".", 1)[0])
     return tuple(sorted(roots))
+
+
+def _app_roots() -> tuple[str, ...]:
+    """The names of the project's installed apps (Django's and the task_admin family's left out)."""
+    from django.apps import apps as django_apps
+
+    return tuple(sorted(
+        config.name
+        for config in django_apps.get_app_configs()
+        if not config.name.startswith(_NOT_PROJECT_APPS)
+    ))
 
 
 _NOT_PROJECT_APPS = (
@@ -212,6 +217,18 @@ def _compute(app: Celery) -> dict[str, TaskInfo]:
                 doc=_first_line(task.__doc__ or getattr(task.run, "__doc__", None)),
             )
     return infos
+
+
+def installed_app_tasks(app: Celery | None = None) -> list[str]:
+    """The registered tasks defined in the project's installed apps, sorted (for W003)."""
+    app = app or get_app()
+    _load_tasks(app)
+    roots = _app_roots()
+    return sorted(
+        name for name, task in app.tasks.items()
+        if not _denied(name)
+        and _in_roots(getattr(task.run, "__module__", "") or task.__module__, roots)
+    )
 
 
 def task_signature(name: str, app: Celery | None = None) -> inspect.Signature | None:

@@ -37,3 +37,12 @@ closed_broker_app = _closed_broker_app()
 
 # Never connected to: only its broker URL is read (the delay bound of a RabbitMQ broker).
 amqp_app = Celery("amqp", set_as_current=False, broker="amqp://guest@127.0.0.1:5672//")
+
+
+# Celery's "First steps with Django" layout of a project "mysite": the app's own debug_task.
+mysite_app = Celery("mysite", set_as_current=False)
+
+
+@mysite_app.task(bind=True, ignore_result=True, name="mysite.celery.debug_task")
+def debug_task(self):
+    """Print the request (Celery's guide)."""

@@ -157,6 +157,19 @@ def test_allowed_tasks_matching_no_task_is_a_warning():
         assert check_ids() == []
 
 
+def test_allowed_tasks_matching_only_the_celery_apps_own_task_is_a_warning():
+    """The issue's trap: "mysite.*" matches mysite.celery.debug_task, none of the app's tasks."""
+    import project.demo.tasks  # noqa: F401  (shared tasks: every app gets them)
+
+    config = {"CELERY_APP": "tests.celery_apps.mysite_app", "ALLOWED_TASKS": ["mysite.*"]}
+    with override_settings(TASK_ADMIN=config):
+        assert set(registry.allowed_tasks()) == {"mysite.celery.debug_task"}
+        [message] = [m for m in run_checks() if m.id.startswith("task_admin.")]
+    assert message.id == "task_admin.W003"
+    assert "none of the tasks of your installed apps, only mysite.celery.debug_task" in message.msg
+    assert "Registered tasks: " in message.hint and "project.demo.tasks." in message.hint
+
+
 def test_a_refused_task_names_the_setting_and_the_restart():
     with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP}):
         default = registry.refusal("celery.backend_cleanup")

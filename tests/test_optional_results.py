@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.workers import ROOT
 
 SCRIPT = """
@@ -28,3 +30,22 @@ def test_django_starts_without_django_celery_results():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["[]", "/admin/task_admin/workflowrun/"]
+
+
+@pytest.mark.django_db
+def test_a_task_run_page_says_what_needs_django_celery_results(
+    admin_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.apps import apps
+    from django.urls import reverse
+
+    from tests.admin.test_runs_admin import start_run
+
+    run = start_run(django_capture_on_commit_callbacks, "results-note")
+    url = reverse("admin:task_admin_taskrun_change", args=[run.nodes.first().pk])
+    assert 'id="ta-results-note"' not in admin_client.get(url).content.decode()
+    installed = apps.is_installed
+    monkeypatch.setattr(apps, "is_installed",
+                        lambda name: name != "django_celery_results" and installed(name))
+    page = admin_client.get(url).content.decode()
+    assert 'id="ta-results-note"' in page and "django-celery-workflows[results]" in page

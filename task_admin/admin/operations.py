@@ -276,7 +276,8 @@ class WorkerAdmin(OperationsAdmin):
         permission, form_class, title = self.controls[verb]
         self._require(request, self._perm(request, permission))
         hostname = unquote(object_id)
-        worker = operations.snapshot().worker(hostname)
+        current = operations.snapshot()
+        worker = current.worker(hostname)
         form = None
         if form_class is not None:
             initial = {"action": "grow" if verb == "pool" else "add"}
@@ -296,6 +297,7 @@ class WorkerAdmin(OperationsAdmin):
             object_url=_url("task_admin_worker_change", quote(hostname),
                             current_app=self.admin_site.name),
             worker=worker,
+            snapshot_error=current.error,
             verb=verb,
             form=form,
             task_names=operations.task_names() if verb == "ratelimit" else [],

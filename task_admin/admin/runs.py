@@ -841,10 +841,14 @@ class TaskRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
                     result_url = _admin_url(
                         "django_celery_results_taskresult_change", result_pk, current_app=site
                     )
+            from django.apps import apps
+
             context.update({
                 "task_result_url": result_url,
                 "run_url": _admin_url("task_admin_workflowrun_change", obj.run_id,
                                       current_app=site),
+                # What needs django-celery-results says so where it would be.
+                "results_app_missing": not apps.is_installed("django_celery_results"),
             })
         return super().render_change_form(request, context, add, change, form_url, obj)
 

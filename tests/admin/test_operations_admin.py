@@ -151,3 +151,22 @@ def test_a_task_of_a_run_links_to_its_run_and_node(
         reverse("admin:task_admin_celerytask_change", args=[node.task_id])).content.decode()
     assert reverse("admin:task_admin_workflowrun_change", args=[run.pk]) in html
     assert node.state == NodeState.PENDING
+
+
+def test_pages_without_a_celery_app_say_so(admin_client, monkeypatch):
+    """A wrong TASK_ADMIN["CELERY_APP"] (a checks error too) is an error on each page, not a
+    server error."""
+    from django.test import override_settings
+
+    monkeypatch.undo()  # the real snapshot and controls
+    operations.forget_snapshot(workers=True)
+    with override_settings(TASK_ADMIN={"CELERY_APP": "nowhere.celery.app"}):
+        for name, args in (("worker_changelist", []), ("queue_changelist", []),
+                           ("celerytask_change", ["abc"]), ("worker_ratelimit", [HOST])):
+            page = admin_client.get(reverse(f"admin:task_admin_{name}", args=args))
+            assert page.status_code == 200, name
+            assert "nowhere.celery.app" in page.content.decode(), name
+        response = admin_client.post(reverse("admin:task_admin_worker_pool", args=[HOST]),
+                                     {"action": "grow", "n": "1"}, follow=True)
+        assert "nowhere.celery.app" in response.content.decode()
+    operations.forget_snapshot(workers=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from project import localredis
 from tests.workers import ROOT, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.newuser]
@@ -87,7 +88,13 @@ def venv(tmp_path_factory):
     python = where / "venv" / "bin" / "python"
     _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
          cwd=where, env=env, timeout=600)
-    return {"python": python, "wheel": wheel, "dir": where}
+    # A Redis database of the new projects' own: the suite's session worker consumes the
+    # default queue of this run's database and must not take (and refuse) their tasks.
+    token = secrets.token_hex(8)
+    server = os.environ["REDIS_URL"]
+    redis_url = localredis.with_db(server, localredis.claim_database(server, token))
+    yield {"python": python, "wheel": wheel, "dir": where, "redis_url": redis_url}
+    localredis.release_database(redis_url, token)
 
 
 def _clean_env() -> dict[str, str]:
@@ -115,7 +122,7 @@ class Project:
         (self.dir / "mysite" / "celery.py").write_text(CELERY_PY)
         (self.dir / "mysite" / "__init__.py").write_text(INIT_PY)
         (self.dir / "shop" / "tasks.py").write_text(TASKS_PY)
-        redis_url = os.environ["REDIS_URL"]  # this test run's own Redis database
+        redis_url = venv["redis_url"]
         apps = ["django_celery_beat", "import_export"]
         if with_results:
             apps.append("django_celery_results")
