@@ -51,7 +51,8 @@ bench: $(VENV)/.installed
 # (every admin page of the app, with the demo workflows and real runs).
 screenshots: $(VENV)/.installed
 	TASK_ADMIN_SCREENSHOTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/browser \
-		-k "nested_chord or typed_override or compose_and_run or screenshot_every_admin_page"
+		-k "nested_chord or typed_override or compose_and_run or screenshot_every_admin_page \
+		or workers_queues_and_a_task_by_id"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -226,8 +226,7 @@ class Refused(ValueError):
 
 def _write(workflow: Workflow, reading: Reading) -> list[TaskInvocation]:
     names, created = _invocations_for(reading.spec)
-    for invocation in created:
-        invocation.save()
+    TaskInvocation.objects.bulk_create(created)
     save_tree(workflow, _parsed_tree(reading.spec, names))
     problems = workflow_problems(workflow)
     if problems:  # the checks already passed on the spec; the stored tree must agree

@@ -227,3 +227,12 @@ def test_copying_a_workflow_as_code_takes_one_query(demo, django_assert_num_quer
     with django_assert_num_queries(1):  # the nodes with their invocations and reused workflows
         code = canvas_code.workflow_code(workflow)
     assert "from project.demo.tasks import slow, suma" in code
+
+
+def test_saving_a_big_tree_takes_a_few_queries_not_one_per_node(django_assert_max_num_queries):
+    code = "group([" + ", ".join(f"suma.s({i}, {i})" for i in range(300)) + "])"
+    reading = canvas_code.read(code)
+    with django_assert_max_num_queries(30):  # was one INSERT per invocation and per node
+        workflow, created = canvas_code.create_workflow(reading, name="big")
+    assert len(created) == 300 and WorkflowNode.objects.filter(workflow=workflow).count() == 301
+    assert plain(workflow_to_spec(workflow)) == reading.spec

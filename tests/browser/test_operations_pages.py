@@ -1,5 +1,5 @@
-"""The operations pages in headless Chromium, against the session's real worker; the
-screenshots are the ones in docs/images/."""
+"""The operations pages in headless Chromium, against the session's real worker; its
+screenshots are the README's (docs/screenshots/operations_*.png, ``make screenshots``)."""
 
 import uuid
 
@@ -17,7 +17,7 @@ from tests.workers import wait_for
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def test_workers_queues_and_a_task_by_id(browser, live_server, worker, artifacts, celery_app):
+def test_workers_queues_and_a_task_by_id(browser, live_server, worker, shoot, celery_app):
     get_user_model().objects.create_superuser("ops", "ops@example.com", "pw-for-browser")
     base = f"{live_server.url}/admin/task_admin"
     orphan = f"reports-{uuid.uuid4().hex[:4]}"
@@ -58,7 +58,7 @@ def test_workers_queues_and_a_task_by_id(browser, live_server, worker, artifacts
                      .concurrency == 3, what="the pool to grow")
             operations.forget_snapshot()
             browser.get(f"{base}/worker/")
-            browser.save_screenshot(str(artifacts / "operations_workers.png"))
+            shoot("operations_workers")
 
             # The run link leads to the run page.
             submit(browser, (By.CSS_SELECTOR, f'tr[data-task-id="{node.task_id}"] a.ta-run-link'))
@@ -68,7 +68,7 @@ def test_workers_queues_and_a_task_by_id(browser, live_server, worker, artifacts
             flagged = browser.find_element(By.CSS_SELECTOR, f'tr[data-queue="{orphan}"]')
             assert "nothing consumes it" in flagged.text and "3" in flagged.text
             assert "1 queue holds messages" in browser.page_source
-            browser.save_screenshot(str(artifacts / "operations_queues.png"))
+            shoot("operations_queues")
 
             # Any task by id: typed into the lookup form.
             browser.get(f"{base}/celerytask/")
@@ -76,7 +76,7 @@ def test_workers_queues_and_a_task_by_id(browser, live_server, worker, artifacts
             submit(browser, (By.CSS_SELECTOR, ".ta-task-lookup input[type=submit]"))
             found = browser.find_element(By.ID, "ta-task").text
             assert "held there until" in found and worker.nodename in found
-            browser.save_screenshot(str(artifacts / "operations_task.png"))
+            shoot("operations_task")
     finally:
         later.revoke()
         celery_app.control.revoke(node.task_id, terminate=True)
