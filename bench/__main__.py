@@ -474,6 +474,18 @@ def admin_pages() -> list[dict]:
     return rows
 
 
+def workflow_pages() -> list[dict]:
+    """Opening and saving 300 and 1,000-node workflows (``bench/workflow_pages.py``)."""
+    from bench import workflow_pages as pages
+
+    rows = []
+    for case, seconds, queries in pages.rows():
+        row = {"case": case, "ms": round(1000 * float(seconds), 1), "queries": int(queries)}
+        print(f"  {case:<52} {row['ms']:8.1f} ms  {row['queries']:5d} queries", flush=True)
+        rows.append(row)
+    return rows
+
+
 def main():
     print(f"[bench] {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}; "
           f"Redis: {REDIS.how} (db {DB}); database: {connection.vendor}", flush=True)
@@ -499,6 +511,8 @@ def main():
         if "admin" not in SKIP:
             print("[bench] admin pages", flush=True)
             report["admin"] = admin_pages()
+            print("[bench] workflow pages: open and save (medians)", flush=True)
+            report["workflow_pages"] = workflow_pages()
     finally:
         if REDIS.process is None:
             localredis.release_database(os.environ["REDIS_URL"], TOKEN)

@@ -52,7 +52,7 @@ from task_admin.models import (
 )
 from task_admin.resources import WorkflowResource
 from task_admin.tree import Tree
-from task_admin.validation import workflow_problems
+from task_admin.validation import check_spec
 
 # More problems than this are summarised in the messages (the preview lists them all).
 MAX_PROBLEM_MESSAGES = 10
@@ -96,8 +96,13 @@ class TreeRow:
     depth: int
     path: str
     title: str
-    detail: str
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def detail(self) -> str:
+        # On demand: rendering a task's call costs about half a millisecond, and the page
+        # itself no longer lists the rows (the composer does).
+        return _task_detail(self.node)
 
     @property
     def indent(self) -> str:
@@ -138,11 +143,12 @@ def preview(workflow: Workflow) -> Preview:
     """Two queries: the nodes (with reused workflows' nodes) and nothing else."""
     nodes = load_nodes(workflow.pk)
     by_pk = {node.pk: node for node in nodes}
-    found = workflow_problems(workflow, nodes)
-    try:
+    try:  # compiled once: workflow_problems() would compile it a second time
         spec = workflow_to_spec(workflow, nodes)
-    except InvalidWorkflow:
-        spec = None
+    except InvalidWorkflow as exc:
+        spec, found = None, exc.problems
+    else:
+        found = check_spec(spec)
     problems, by_node = [], {}
     for problem in found:
         pk = node_pk(problem.ref)
@@ -154,10 +160,39 @@ def preview(workflow: Workflow) -> Preview:
     tree = Tree(node for node in nodes if node.workflow_id == workflow.pk)
     rows = [
         TreeRow(node, depth, path or gettext("not placed"), node_title(node),
-                _task_detail(node), by_node.get(node.pk, []))
+                by_node.get(node.pk, []))
         for node, path, depth in tree.walk(workflow.pk)
     ]
     return Preview(workflow, spec, problems, rows)
+
+
+_CALLS: dict[tuple[int, object], str] = {}
+
+
+def invocation_call(invocation: TaskInvocation) -> str:
+    """``suma.s(2, 2)`` for the composer's list of invocations; kept per process by
+    (id, last change), since writing a call costs about half a millisecond and a site may
+    have thousands of invocations."""
+    key = (invocation.pk, invocation.updated_at)
+    call = _CALLS.get(key)
+    if call is None:
+        if len(_CALLS) > 20_000:
+            _CALLS.clear()
+        call = _CALLS[key] = to_python(invocation.to_spec(label=invocation.name))
+    return call
+
+
+def composition_problems(workflow: Workflow, composition: composer.Composition
+                         ) -> list[ProblemRow]:
+    """The problems (not the warnings) of a tree as the composer saved it, titled by node."""
+    rows = {row.pk: row for row in composition.rows}
+    out = []
+    for problem in composition.spec_and_problems(workflow.name)[1]:
+        if composer.problem_level(problem) != "error":
+            continue
+        row = rows.get(node_pk(problem.ref)) if problem.ref else None
+        out.append(ProblemRow(problem.path, node_title(row) if row else "", problem.message))
+    return out
 
 
 # -- copying -----------------------------------------------------------------------------------
@@ -290,7 +325,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
             else self.has_add_permission(request)
         )
         invocations = [
-            {"id": inv.pk, "name": inv.name, "call": to_python(inv.to_spec(label=inv.name))}
+            {"id": inv.pk, "name": inv.name, "call": invocation_call(inv)}
             for inv in TaskInvocation.objects.order_by("name")
         ]
         workflows = [
@@ -328,11 +363,16 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
         if form.composition is not None:
             composer.save(form.instance, form.composition)
         super().save_related(request, form, formsets, change)
-        self.report_problems(request, form.instance)
+        self.report_problems(request, form.instance, form.composition)
         warn_unconsumed_queues(self, request, workflow_queues(form.instance))
 
-    def report_problems(self, request, workflow: Workflow) -> None:
-        problems = preview(workflow).problems
+    def report_problems(self, request, workflow: Workflow,
+                        composition: composer.Composition | None = None) -> None:
+        if composition is not None:
+            # The rows just saved, already in memory: no reload of a big tree to judge it.
+            problems = composition_problems(workflow, composition)
+        else:
+            problems = preview(workflow).problems
         if not problems:
             return
         count = len(problems)
