@@ -54,8 +54,10 @@ class CountingConfig(AppConfig):
             uid = f"task_admin.{name}"
             signal.disconnect(dispatch_uid=uid)
             signal.connect(_counted(handler, prefix + "handler"), weak=False, dispatch_uid=uid)
-        try:
-            from task_admin.recorder import recorder
-        except ImportError:  # the code before batching wrote from the handlers only
+        from task_admin import tracking
+
+        if not hasattr(tracking, "apply"):  # the code before batching wrote from the handlers
             return
+        from task_admin.recorder import recorder
+
         recorder.write = _counted(recorder.write, prefix + "flush")

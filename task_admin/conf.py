@@ -73,6 +73,8 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a busy worker process gathers tracking events before writing them in one batch
     # (an idle one writes at once).
     "FLUSH_INTERVAL": 0.25,
+    # PostgreSQL: a run start's commit does not wait for the disk (see docs/tracking.md).
+    "ASYNC_START_COMMIT": True,
     # Operations pages: seconds an ``inspect`` broadcast waits for workers' replies, seconds
     # its answer is cached, seconds a control command (pool, consumer, rate limit) waits for
     # the worker's confirmation, and queues to list besides the ones task_admin finds itself.

@@ -52,8 +52,9 @@ def _leaf(path: str, node: canvas.Task, states, links) -> Box:
     def draw(x: float, y: float) -> list[str]:
         shape = [
             f'<g class="ta-node ta-state-{escape(state.lower())}" data-path="{escape(path)}">',
-            f"<title>{escape(path)}: {escape(node.task)}{' — ' + escape(state) if state else ''}"
-            "</title>",
+            # The box cuts long labels; the title (shown on hover) has them whole.
+            f"<title>{escape(title)}\n{escape(node.task)}\n{escape(path)}"
+            f"{' — ' + escape(state) if state else ''}</title>",
             f'<rect x="{x}" y="{y}" width="{LEAF_W}" height="{LEAF_H}" rx="6"/>',
             f'<text x="{x + 10}" y="{y + 19}" class="ta-label">{escape(_short(title))}</text>',
             f'<text x="{x + 10}" y="{y + 36}" class="ta-sub">{escape(_short(name, 30))}</text>',

@@ -130,10 +130,40 @@ def on_revoked(sender=None, request=None, terminated=False, expired=False, **kwa
 def on_worker_init(sender=None, **kwargs):
     """In a worker (main and pool processes), events are buffered and written in batches."""
     start_buffering(main_process=True)
+    recorder.prune = still_waiting
+    warn_about_sqlite(getattr(sender, "concurrency", 1))
+
+
+def warn_about_sqlite(processes) -> None:
+    """Say it once at start-up: several pool processes writing to SQLite wait on each other."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite" and (processes or 1) > 1:
+        logger.warning(
+            "task_admin: this worker runs %s processes on SQLite, which lets one writer in at a "
+            "time: runs are recorded in batches with retries, but use PostgreSQL in production.",
+            processes,
+        )
 
 
 def on_worker_process_init(sender=None, **kwargs):
     start_buffering()
+    recorder.prune = None
+
+
+def still_waiting(events: list[tracking.Event]) -> list[tracking.Event]:
+    """The worker's main process writes "received" only for tasks still waiting in the worker
+    (prefetched, or held for an ETA) when its batch is written: a task that has started since
+    is recorded as started by its pool process, so its "received" would be read for nothing
+    (measured: the main process is the consumer, and its spare time is Celery's throughput).
+    """
+    from celery.worker import state
+
+    def waiting(task_id: str) -> bool:
+        request = state.requests.get(task_id)
+        return request is not None and request not in state.active_requests
+
+    return [e for e in events if e.kind != tracking.RECEIVED or waiting(e.task_id)]
 
 
 def on_worker_shutdown(sender=None, **kwargs):

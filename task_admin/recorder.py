@@ -41,13 +41,17 @@ MAX_BUFFERED = 200_000
 
 
 # A process that has buffered nothing new for this long has finished its burst of work: what
-# it holds is written at once, so the end of a run is recorded without waiting.
-IDLE = 0.02
+# it holds is written then, so the end of a run is recorded without waiting for the interval.
+# Long enough that a busy process on a loaded machine (gaps of tens of ms between tasks) still
+# writes big batches: each batch costs a fixed few statements.
+IDLE = 0.05
 
 
 class Recorder:
     def __init__(self, write: Callable[[list[tracking.Event]], object] = tracking.apply):
         self.write = write
+        # Drops events that no longer matter just before a batch is written (see receivers).
+        self.prune: Callable[[list[tracking.Event]], list[tracking.Event]] | None = None
         self.buffered = False  # True inside a worker: events wait for the thread
         self.age_factor = 1.0  # the worker's main process writes less often (see start_buffering)
         self._reset()
@@ -124,6 +128,8 @@ class Recorder:
         with self._flushing:
             with self._lock:
                 events, self._events = self._events, []
+            if self.prune is not None:
+                events = self.prune(events)
             if not events:
                 return True
             tries = self._tries

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, Count, F, OuterRef, Q, Subquery, Value, When
+from django.db.models import Count, F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -309,23 +309,47 @@ def _lock_runs(run_ids) -> list[int]:
 
 
 def _write_nodes(nodes: list[TaskRun]) -> None:
-    """One UPDATE per node, sent together (psycopg pipelines ``executemany``; SQLite runs it
-    in process): no per-row CASE expressions to build or evaluate."""
+    """Write the changed nodes in one round trip.
+
+    PostgreSQL: one ``UPDATE ... FROM UNNEST(<one array per column>)``, planned once for the
+    whole batch. Elsewhere (SQLite runs in process): one UPDATE per node through
+    ``executemany``. No per-row CASE expressions to build or evaluate either way.
+    """
     if not nodes:
         return
-    from django.db import connection
+    from django.db import DEFAULT_DB_ALIAS, connections
 
+    connection = connections[DEFAULT_DB_ALIAS]
     meta, quote = TaskRun._meta, connection.ops.quote_name
     fields = [meta.get_field(name) for name in NODE_FIELDS]
+    # Only these need converting for the driver; the others go as they are.
+    converted = {"JSONField", "DateTimeField"}
+
+    def column(field):
+        if field.get_internal_type() in converted:
+            return [field.get_db_prep_save(getattr(n, field.attname), connection) for n in nodes]
+        return [getattr(n, field.attname) for n in nodes]
+
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    if connection.vendor == "postgresql":
+        names = [pk, *(quote(f.column) for f in fields)]
+        types = ["bigint", *(f.cast_db_type(connection) for f in fields)]
+        sql = (
+            f"UPDATE {table} AS t SET "
+            + ", ".join(f"{name} = v.{name}" for name in names[1:])
+            + " FROM UNNEST(" + ", ".join(f"%s::{t}[]" for t in types) + ")"
+            + f" AS v({', '.join(names)}) WHERE t.{pk} = v.{pk}"
+        )
+        params = [[n.pk for n in nodes], *(column(f) for f in fields)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        return
     sql = (
-        f"UPDATE {quote(meta.db_table)} SET "
-        + ", ".join(f"{quote(f.column)} = %s" for f in fields)
-        + f" WHERE {quote(meta.pk.column)} = %s"
+        f"UPDATE {table} SET " + ", ".join(f"{quote(f.column)} = %s" for f in fields)
+        + f" WHERE {pk} = %s"
     )
-    rows = [
-        [f.get_db_prep_save(getattr(node, f.attname), connection) for f in fields] + [node.pk]
-        for node in nodes
-    ]
+    columns = [column(f) for f in fields]
+    rows = [[*(values[i] for values in columns), node.pk] for i, node in enumerate(nodes)]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 
@@ -350,19 +374,56 @@ def refresh_runs(
             _lock_runs(run_ids)
         for run_id in sorted(set(failed)):
             skip_blocked(run_id)
-        finished = (
-            TaskRun.objects.filter(run_id=OuterRef("pk")).finished()
-            .order_by().values("run_id").annotate(n=Count("pk")).values("n")
+        done = _recount(run_ids, started, now)
+        return _finish_done(done, now) if done else []
+
+
+def _recount(run_ids: list[int], started: set[int], now: datetime) -> list[int]:
+    """One statement: set each run's ``finished_nodes`` from its nodes, mark the runs that
+    have just started as running, and return the runs whose every node has finished.
+
+    Written as SQL (PostgreSQL and SQLite both take ``UPDATE ... RETURNING``): it runs once per
+    batch in every worker process, and building it with the ORM's expressions cost more than
+    the statement itself.
+    """
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    connection = connections[DEFAULT_DB_ALIAS]
+    quote = connection.ops.quote_name
+    runs, nodes = quote(WorkflowRun._meta.db_table), quote(TaskRun._meta.db_table)
+
+    def marks(values) -> str:
+        return ", ".join(["%s"] * len(values))
+
+    finished_states = sorted(FINISHED_NODE)
+    sets = [
+        f"finished_nodes = (SELECT COUNT(*) FROM {nodes} n WHERE n.run_id = {runs}.id"
+        f" AND n.state IN ({marks(finished_states)}))"
+    ]
+    params: list[Any] = [*finished_states]
+    started = sorted(set(started) & set(run_ids))
+    if started:
+        just = f"{runs}.id IN ({marks(started)}) AND {runs}.status = %s"
+        now_value = WorkflowRun._meta.get_field("started_at").get_db_prep_value(
+            now, connection
         )
-        changes = {"finished_nodes": Coalesce(Subquery(finished), Value(0))}
-        if started:
-            now_started = Q(pk__in=sorted(started), status=RunStatus.PENDING)
-            changes["status"] = Case(When(now_started, then=Value(RunStatus.RUNNING)),
-                                     default=F("status"))
-            changes["started_at"] = Case(When(now_started, then=Value(now)),
-                                         default=F("started_at"))
-        WorkflowRun.objects.filter(pk__in=run_ids).update(**changes)
-        return _finish_done(run_ids, now)
+        sets += [
+            f"status = CASE WHEN {just} THEN %s ELSE {runs}.status END",
+            f"started_at = CASE WHEN {just} THEN COALESCE({runs}.started_at, %s)"
+            f" ELSE {runs}.started_at END",
+        ]
+        params += [*started, RunStatus.PENDING, RunStatus.RUNNING,
+                   *started, RunStatus.PENDING, now_value]
+    sql = (
+        f"UPDATE {runs} SET {', '.join(sets)} WHERE {runs}.id IN ({marks(run_ids)})"
+        " RETURNING id, total_nodes, finished_nodes, status"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *run_ids])
+        rows = cursor.fetchall()
+    return sorted(
+        pk for pk, total, done, status in rows if done >= total and status not in FINISHED_RUN
+    )
 
 
 def _finish_done(run_ids: list[int], now: datetime) -> list[int]:
@@ -370,25 +431,28 @@ def _finish_done(run_ids: list[int], now: datetime) -> list[int]:
         WorkflowRun.objects.filter(pk__in=run_ids, total_nodes__lte=F("finished_nodes"))
         .unfinished()
         .values_list("pk", "spec")
-    )
+    )  # the runs are locked: still as ``_recount`` left them
     if not done:
         return []
     states: dict[int, dict[str, str]] = defaultdict(dict)
     for run_id, path, state in TaskRun.objects.filter(run_id__in=[pk for pk, _ in done]) \
             .values_list("run_id", "path", "state"):
         states[run_id][path] = state
-    finished = []
+    by_status: dict[str, list[int]] = defaultdict(list)
     for run_id, spec in done:
         status = final_status(spec, states[run_id])
-        if status not in FINISHED_RUN:
-            continue
-        updated = WorkflowRun.objects.filter(pk=run_id).unfinished().update(
+        if status in FINISHED_RUN:
+            by_status[status].append(run_id)
+    finished = []
+    # The runs are locked by the caller (refresh_runs): what the SELECT above saw unfinished is
+    # finished here, by this transaction only; one UPDATE per final status.
+    for status, ids in by_status.items():
+        WorkflowRun.objects.filter(pk__in=ids).exclude(status__in=FINISHED_RUN).update(
             status=status,
             finished_at=now,
             started_at=Coalesce("started_at", "dispatched_at", Value(now)),
         )
-        if updated:
-            finished.append(run_id)
+        finished += ids
     if finished:
         transaction.on_commit(lambda: send_finished(finished))
     return finished

@@ -227,6 +227,18 @@ def test_allowed_tasks_are_computed_once_per_process(monkeypatch, settings):
     assert len(computed) == 2
 
 
+def test_a_worker_of_several_processes_on_sqlite_says_so(caplog):
+    from django.db import connection
+
+    from task_admin.receivers import warn_about_sqlite
+
+    with caplog.at_level("WARNING", logger="task_admin"):
+        warn_about_sqlite(2)
+        warn_about_sqlite(1)
+    expected = 1 if connection.vendor == "sqlite" else 0
+    assert len([r for r in caplog.records if "SQLite" in r.getMessage()]) == expected
+
+
 @pytest.mark.parametrize("allowed", [
     "https://hooks.example.com/",  # a string, not a list
     ["ftp://hooks.example.com/"],

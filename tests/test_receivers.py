@@ -232,3 +232,19 @@ def test_a_write_that_fails_keeps_its_events_for_the_next_try(group_run):
     assert calls == [1, 1]
     node.refresh_from_db()
     assert node.state == S.STARTED
+
+
+def test_the_main_process_writes_received_only_for_tasks_still_waiting(app, monkeypatch):
+    from celery.worker import state
+
+    waiting, running = worker_request(app, "ta-waiting"), worker_request(app, "ta-running")
+    monkeypatch.setattr(state, "requests", {"ta-waiting": waiting, "ta-running": running})
+    monkeypatch.setattr(state, "active_requests", {running})
+    events = [
+        tracking.Event(tracking.RECEIVED, task_id)
+        for task_id in ("ta-waiting", "ta-running", "ta-finished")
+    ] + [tracking.Event(tracking.REVOKED_EVENT, "ta-finished")]
+    kept = receivers.still_waiting(events)
+    assert [(e.kind, e.task_id) for e in kept] == [
+        (tracking.RECEIVED, "ta-waiting"), (tracking.REVOKED_EVENT, "ta-finished")
+    ]

@@ -9,7 +9,6 @@ permission and each written to the admin log.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,15 +18,15 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Prefetch, QuerySet, TextField
+from django.db.models import Count, QuerySet, TextField
 from django.db.models.functions import Cast, Substr
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.dateformat import format as date_format
 from django.utils.decorators import method_decorator
-from django.utils.formats import localize
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
@@ -58,6 +57,12 @@ logger = logging.getLogger(__name__)
 
 # What can go wrong when talking to the broker (or finding the Celery app at all).
 BROKER_ERRORS = (KombuError, OSError, NoCeleryApp)
+
+# The run page shows its node table this many rows at a time, and draws the graph in the page
+# only for runs of at most this many tasks (bigger graphs are drawn when asked for): together
+# they keep the page of a 1,000-task run small and quick.
+NODE_PAGE = 100
+GRAPH_INLINE_MAX = 200
 
 # Segments of the progress bar, in the order they are drawn; PENDING is the bar's background.
 PROGRESS_STATES = (
@@ -175,9 +180,10 @@ def task_result_ids(task_ids: Iterable[str]) -> dict[str, int]:
 @admin.register(WorkflowRun)
 class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
     list_display = (
-        "run_display", "trigger", "who", "status_badge", "started_at", "duration_display",
+        "run_display", "trigger", "who", "status_badge", "started_display", "duration_display",
         "progress",
     )
+    empty_value_display = "—"
     list_filter = ("status", "trigger", "workflow")
     list_select_related = ("triggered_by",)
     list_defer = ("spec", "overrides", "note", "error")
@@ -186,8 +192,8 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
     search_help_text = gettext_lazy("Workflow name, or a run number such as 42 or #42.")
     actions = ("revoke_runs", "rerun_runs")
     readonly_fields = (
-        "workflow_link", "trigger", "who", "rerun_of_link", "reruns_links", "created_at",
-        "dispatched_at", "started_at", "finished_at", "duration_display",
+        "workflow_link", "trigger", "who", "rerun_of_link", "reruns_links", "created_display",
+        "dispatched_display", "started_display", "finished_display", "duration_display",
     )
     fieldsets = (
         # Status and progress are shown above, as a badge and a bar that refresh themselves.
@@ -198,7 +204,9 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
         ),
         (
             gettext_lazy("Times"),
-            {"fields": ("created_at", "dispatched_at", "started_at", "finished_at")},
+            {"fields": (
+                "created_display", "dispatched_display", "started_display", "finished_display",
+            )},
         ),
     )
 
@@ -265,6 +273,23 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             return _("%(elapsed)s so far") % {"elapsed": duration(timezone.now() - run.started_at)}
         return "—"
 
+    # Times with seconds: a run's steps are seconds apart, Django's default format hides them.
+    @admin.display(description=gettext_lazy("created"), ordering="created_at")
+    def created_display(self, run: WorkflowRun) -> str:
+        return _local(run.created_at)
+
+    @admin.display(description=gettext_lazy("dispatched"), ordering="dispatched_at")
+    def dispatched_display(self, run: WorkflowRun) -> str:
+        return _local(run.dispatched_at)
+
+    @admin.display(description=gettext_lazy("started"), ordering="started_at")
+    def started_display(self, run: WorkflowRun) -> str:
+        return _local(run.started_at)
+
+    @admin.display(description=gettext_lazy("finished"), ordering="finished_at")
+    def finished_display(self, run: WorkflowRun) -> str:
+        return _local(run.finished_at)
+
     @admin.display(description=gettext_lazy("progress"))
     def progress(self, run: WorkflowRun) -> str:
         return f"{run.finished_nodes}/{run.total_nodes}"
@@ -315,6 +340,9 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("<path:object_id>/status/", wrap(self.status_view), name=f"{prefix}_status"),
+            path("<path:object_id>/node/<int:node_id>/", wrap(self.node_view),
+                 name=f"{prefix}_node"),
+            path("<path:object_id>/graph/", wrap(self.graph_view), name=f"{prefix}_graph"),
             path("<path:object_id>/revoke/", wrap(self.revoke_view), name=f"{prefix}_revoke"),
             path("<path:object_id>/rerun/", wrap(self.rerun_view), name=f"{prefix}_rerun"),
             *super().get_urls(),
@@ -355,16 +383,23 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
         except Exception:
             logger.warning("task_admin: reconciling run %s failed", run.pk, exc_info=True)
 
+    def _node_page(self, request, run: WorkflowRun) -> tuple[int, int]:
+        """The page of the node table asked for (``?nodes=N``, from 1) and the page count."""
+        pages = max(1, -(-run.total_nodes // NODE_PAGE))
+        page = as_pk(request.GET.get("nodes")) or 1
+        return min(max(page, 1), pages), pages
+
+    def _page_nodes(self, run: WorkflowRun, page: int) -> list[TaskRun]:
+        """One page of the run's nodes, without their big columns (results are cut by the
+        database, tracebacks and attempts are loaded on demand)."""
+        qs = with_result_head(run.nodes.defer("result", "traceback").order_by("position"))
+        return list(qs[(page - 1) * NODE_PAGE: page * NODE_PAGE])
+
     def run_page_context(self, request, run: WorkflowRun) -> dict[str, Any]:
         self._reconcile(run)
         site = self.admin_site.name
-        attempts = Prefetch(
-            "attempt_set", queryset=TaskAttempt.objects.defer("traceback").order_by("number")
-        )
-        nodes = list(
-            with_result_head(run.nodes.defer("result").order_by("position"))
-            .prefetch_related(attempts)
-        )
+        page, pages = self._node_page(request, run)
+        nodes = self._page_nodes(run, page)
         can_view_nodes = self.admin_site.is_registered(TaskRun) and self.admin_site._registry[
             TaskRun
         ].has_view_permission(request)
@@ -381,9 +416,11 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
                 _admin_url("django_celery_results_taskresult_change", result_pk, current_app=site)
                 if result_pk else None
             )
-            node.attempt_list = list(node.attempt_set.all())
+            node.details_url = reverse(
+                "admin:task_admin_workflowrun_node", args=[run.pk, node.pk], current_app=site
+            )
 
-        counts = Counter(node.state for node in nodes)
+        counts = node_counts(run)
         try:
             spec = canvas.from_dict(run.spec)
         except canvas.SpecError as exc:
@@ -391,18 +428,15 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             spec_error = f"{exc.path}: {translated(exc.message)}"
         else:
             canvas_text, spec_error = to_python(spec), ""
+        total = run.total_nodes or sum(counts.values())
         graph = ""
-        if spec is not None:
-            graph = _render_graph(
-                spec,
-                states={node.path: node.state for node in nodes},
-                links={node.path: node.admin_url for node in nodes if node.admin_url},
-            )
-        total = run.total_nodes or len(nodes)
+        graph_inline = spec is not None and total <= GRAPH_INLINE_MAX
+        if graph_inline:
+            graph = self._graph(request, run, spec)
         refresh = {
             "statusUrl": reverse(
                 "admin:task_admin_workflowrun_status", args=[run.pk], current_app=site
-            ),
+            ) + f"?nodes={page}" + ("&states=1" if graph_inline else ""),
             "interval": int(get_config()["REFRESH_INTERVAL"]),
             "finished": run.is_finished,
             "labels": {str(k): str(v) for k, v in STATE_LABELS.items()},
@@ -413,13 +447,31 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             "run": run,
             "run_alerts": run_page_alerts(run),
             "nodes": nodes,
+            "node_page": page,
+            "node_pages": pages,
+            "node_page_links": _page_links(page, pages),
+            "node_first": (page - 1) * NODE_PAGE + 1 if nodes else 0,
+            "node_last": (page - 1) * NODE_PAGE + len(nodes),
             "graph": graph,
+            "graph_url": (
+                reverse("admin:task_admin_workflowrun_graph", args=[run.pk], current_app=site)
+                if spec is not None and not graph_inline else ""
+            ),
             "canvas_text": canvas_text,
             "spec_error": spec_error,
             "progress_segments": _segments(counts, total),
             "progress_total": total,
             "progress_finished": run.finished_nodes,
             "refresh_config": refresh,
+            "details_labels": {
+                "exception": _("Exception"), "traceback": _("Traceback"), "result": _("Result"),
+                "attempts": _("Attempts"), "state": _("state"), "worker": _("worker"),
+                "started": _("started"), "finished": _("finished"), "reason": _("reason"),
+                "next_eta": _("next attempt at"), "runtime": _("runtime"),
+                "received": _("received"), "task_id": _("task id"),
+                "loading": _("Loading…"), "failed": _("The details could not be loaded."),
+                "graph_failed": _("The graph could not be drawn."),
+            },
             "can_revoke": not run.is_finished and self.has_revoke_permission(request, run),
             "can_rerun": (
                 run.is_finished
@@ -432,16 +484,82 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
             ),
         }
 
+    def _graph(self, request, run: WorkflowRun, spec) -> str:
+        """The run's graph coloured by state, each box linked to its task run (one query)."""
+        site = self.admin_site.name
+        rows = list(run.nodes.values_list("path", "state", "pk"))
+        can_view_nodes = self.admin_site.is_registered(TaskRun) and self.admin_site._registry[
+            TaskRun
+        ].has_view_permission(request)
+        links = {}
+        if can_view_nodes:
+            base = _admin_url("task_admin_taskrun_change", 0, current_app=site)
+            links = {path: base.replace("/0/", f"/{pk}/", 1) for path, _state, pk in rows}
+        return _render_graph(spec, states={p: s for p, s, _pk in rows}, links=links)
+
+    @method_decorator(require_safe)
+    def graph_view(self, request: HttpRequest, object_id: str):
+        """The graph of a big run, drawn when asked for (GET): kept out of the page itself."""
+        run = self._run_or_404(request, object_id, "pk", "spec", "status")
+        try:
+            spec = canvas.from_dict(run.spec)
+        except canvas.SpecError:
+            raise Http404(_("This run's canvas cannot be read.")) from None
+        return HttpResponse(self._graph(request, run, spec), content_type="text/html")
+
+    @method_decorator(require_safe)
+    def node_view(self, request: HttpRequest, object_id: str, node_id: int) -> JsonResponse:
+        """One node's details for the run page (GET, JSON): what the table leaves out."""
+        run = self._run_or_404(request, object_id, "pk")
+        node = run.nodes.filter(pk=node_id).first()
+        if node is None:
+            raise Http404(_("No such task in this run."))
+        attempts = [
+            {
+                "number": a.number,
+                "state": a.state,
+                "state_label": str(a.get_state_display()),
+                "worker": a.worker,
+                "started": _local(a.started_at),
+                "finished": _local(a.finished_at),
+                "reason": a.reason,
+                "next_eta": _local(a.next_eta),
+                "traceback": a.traceback,
+            }
+            for a in node.attempt_set.order_by("number")
+        ]
+        return JsonResponse({
+            "path": node.path,
+            "task": node.task_name,
+            "state": node.state,
+            "state_label": str(node.get_state_display()),
+            "task_id": node.task_id,
+            "worker": node.worker,
+            "received": _local(node.received_at),
+            "started": _local(node.started_at),
+            "finished": _local(node.finished_at),
+            "runtime": duration(node.runtime) or "—",
+            "result": (
+                pretty_json(node.result)
+                if node.result is not None or node.state == NodeState.SUCCESS else ""
+            ),
+            "exception": node.exception,
+            "traceback": node.traceback,
+            "attempts": attempts,
+        })
+
     @method_decorator(require_safe)
     def status_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
-        """The run's status and each node's, for the run page's auto-refresh (GET)."""
+        """The run's status, its counts, and one page of nodes (``?nodes=N``; with
+        ``?states=1`` every node's state, for the graph): the run page's live refresh (GET)."""
         run = self._run_or_404(
             request, object_id, "pk", "status", "finished_nodes", "total_nodes", "started_at",
             "finished_at",
         )
+        page, _pages = self._node_page(request, run)
         rows = with_result_head(run.nodes.order_by("position")).values_list(
-            "path", "state", "attempts", "worker", "result_head"
-        )
+            "path", "state", "attempts", "worker", "started_at", "runtime", "result_head"
+        )[(page - 1) * NODE_PAGE: page * NODE_PAGE]
         nodes = [
             {
                 "path": node_path,
@@ -449,23 +567,25 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
                 "state_label": str(STATE_LABELS.get(state, state)),
                 "attempts": attempts,
                 "worker": worker,
+                "started": _local(started_at),
+                "runtime": duration(runtime) or "—",
                 "result": preview_from_json_text(head),
             }
-            for node_path, state, attempts, worker, head in rows
+            for node_path, state, attempts, worker, started_at, runtime, head in rows
         ]
-        counts = Counter(node["state"] for node in nodes)
-        return JsonResponse(
-            {
-                "id": run.pk,
-                "status": run.status,
-                "status_label": str(run.get_status_display()),
-                "finished": run.is_finished,
-                "finished_nodes": run.finished_nodes,
-                "total_nodes": run.total_nodes,
-                "counts": dict(counts),
-                "nodes": nodes,
-            }
-        )
+        data = {
+            "id": run.pk,
+            "status": run.status,
+            "status_label": str(run.get_status_display()),
+            "finished": run.is_finished,
+            "finished_nodes": run.finished_nodes,
+            "total_nodes": run.total_nodes,
+            "counts": node_counts(run),
+            "nodes": nodes,
+        }
+        if request.GET.get("states"):
+            data["states"] = dict(run.nodes.values_list("path", "state"))
+        return JsonResponse(data)
 
     # -- revoke ---------------------------------------------------------------------------
 
@@ -725,7 +845,25 @@ def _render_graph(spec, *, states, links) -> str:
         return ""
 
 
-def _segments(counts: Counter, total: int) -> list[dict[str, Any]]:
+def node_counts(run: WorkflowRun) -> dict[str, int]:
+    """How many of the run's nodes are in each state (one grouped query)."""
+    rows = run.nodes.order_by().values_list("state").annotate(n=Count("pk"))
+    return dict(rows)
+
+
+def _page_links(page: int, pages: int) -> list[int | None]:
+    """Page numbers to link: the first, the last and two either side of ``page`` (None is a
+    gap)."""
+    wanted = sorted({1, pages, *range(max(1, page - 2), min(pages, page + 2) + 1)})
+    out: list[int | None] = []
+    for number in wanted:
+        if out and number - out[-1] > 1:
+            out.append(None)
+        out.append(number)
+    return out
+
+
+def _segments(counts: dict[str, int], total: int) -> list[dict[str, Any]]:
     if not total:
         return []
     return [
@@ -784,9 +922,10 @@ class RunFilter(admin.SimpleListFilter):
 @admin.register(TaskRun)
 class TaskRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
     list_display = (
-        "run_link", "path", "task_display", "state_badge", "attempts", "worker", "started_at",
-        "runtime_display",
+        "run_link", "path", "task_display", "state_badge", "attempts", "worker",
+        "started_display", "runtime_display",
     )
+    empty_value_display = "—"
     list_filter = ("state", TaskNameFilter, RunFilter)
     list_select_related = ("run",)
     list_defer = (
@@ -798,7 +937,7 @@ class TaskRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
     ordering = ("-run_id", "position")
     readonly_fields = (
         "run_link", "task_id", "path", "task_name", "label", "state_badge", "attempts",
-        "worker", "received_at", "started_at", "finished_at", "runtime_display",
+        "worker", "received_display", "started_display", "finished_display", "runtime_display",
         "reused_from_link", "result_display", "exception", "traceback_display", "attempts_table",
     )
     fieldsets = (
@@ -807,7 +946,7 @@ class TaskRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
             "worker", "reused_from_link",
         )}),
         (gettext_lazy("Times"), {"fields": (
-            "received_at", "started_at", "finished_at", "runtime_display",
+            "received_display", "started_display", "finished_display", "runtime_display",
         )}),
         (gettext_lazy("Outcome"), {"fields": (
             "result_display", "exception", "traceback_display", "attempts_table",
@@ -868,6 +1007,18 @@ class TaskRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
     def state_badge(self, node: TaskRun):
         return state_badge(node.state, node.get_state_display())
 
+    @admin.display(description=gettext_lazy("received"), ordering="received_at")
+    def received_display(self, node: TaskRun) -> str:
+        return _local(node.received_at)
+
+    @admin.display(description=gettext_lazy("started"), ordering="started_at")
+    def started_display(self, node: TaskRun) -> str:
+        return _local(node.started_at)
+
+    @admin.display(description=gettext_lazy("finished"), ordering="finished_at")
+    def finished_display(self, node: TaskRun) -> str:
+        return _local(node.finished_at)
+
     @admin.display(description=gettext_lazy("runtime"), ordering="runtime")
     def runtime_display(self, node: TaskRun) -> str:
         return duration(node.runtime) or "—"
@@ -923,6 +1074,7 @@ class TaskRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
 
 
 def _local(value) -> str:
+    """A time in the current time zone, to the second ("—" when there is none)."""
     if value is None:
         return "—"
-    return localize(timezone.localtime(value))
+    return date_format(timezone.localtime(value), "Y-m-d H:i:s")

@@ -138,7 +138,8 @@ def test_run_page_of_finished_run_has_no_refresh_and_offers_rerun(admin_client, 
     assert url("workflowrun_revoke", failed_run.pk) not in html
     assert "ta-state-partially_failed" in html and "ta-state-failure" in html
     assert "2/2" in html
-    assert "ValueError: boom" in html and "<details>" in html  # traceback on demand
+    assert "ValueError: boom" in html and '<details class="ta-node-details"' in html
+    assert "Traceback (most recent call last)" not in html  # loaded on demand, as JSON
 
 
 def test_run_page_links_nodes_to_task_results_in_one_query(admin_client, failed_run):
@@ -535,3 +536,86 @@ def test_odd_numbers_typed_in_search_and_filters_are_no_server_error(admin_clien
     assert nodes.status_code == 200
     by_number = admin_client.get(url("workflowrun_changelist"), {"q": f"#{run.pk}"})
     assert list(by_number.context["cl"].result_list) == [run]
+
+
+# -- the run page at scale, live and on demand ---------------------------------------------
+
+
+@pytest.fixture
+def big_run(django_capture_on_commit_callbacks, settings):
+    settings.TASK_ADMIN = {**settings.TASK_ADMIN, "MAX_NODES": 2000}
+    tree = ("group", [invocation(SUMA, [1, 1])] * 1000)
+    run = start_run(django_capture_on_commit_callbacks, "thousand", tree)
+    now = timezone.now()
+    nodes = list(run.nodes.all())
+    for i, node in enumerate(nodes):
+        node.state = NodeState.SUCCESS if i % 10 else NodeState.FAILURE
+        node.result = {"value": i, "text": "x" * 40} if i % 10 else None
+        node.exception = "" if i % 10 else "ValueError: boom"
+        node.traceback = "" if i % 10 else "Traceback (most recent call last):\n" + "  ...\n" * 30
+        node.attempts, node.worker, node.runtime, node.started_at = 1, "celery@w", 0.01, now
+    TaskRun.objects.bulk_update(nodes, ["state", "result", "exception", "traceback", "attempts",
+                                        "worker", "runtime", "started_at"])
+    WorkflowRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+    run.refresh_from_db()
+    return run
+
+
+def test_the_page_of_a_1000_task_run_is_small_and_its_queries_bounded(admin_client, big_run,
+                                                                      run):
+    admin_client.get(url("workflowrun_change", run.pk))  # warm caches
+    counts = []
+    for target in (run, big_run):
+        with CaptureQueriesContext(connection) as ctx:
+            response = admin_client.get(url("workflowrun_change", target.pk))
+        assert response.status_code == 200
+        counts.append(len(ctx.captured_queries))
+    assert counts[1] <= counts[0] + 1  # the inline graph's query is replaced by a button
+    html = response.content.decode()
+    assert len(response.content) < 300 * 1024, len(response.content)
+    assert html.count('class="ta-node-row"') == 100  # one page of the node table
+    assert "Tasks 1\u2013100 of 1000" in html and "?nodes=2" in html
+    assert "<svg" not in html.split('id="ta-run-graph"')[1].split("</fieldset>")[0]
+    assert url("workflowrun_graph", big_run.pk) in html
+    second = admin_client.get(url("workflowrun_change", big_run.pk) + "?nodes=2").content.decode()
+    assert 'data-path="root.100"' in second and 'data-path="root.99"' not in second
+    graph = admin_client.get(url("workflowrun_graph", big_run.pk))
+    assert graph.status_code == 200 and graph.content.decode().count("ta-node ") == 1000
+
+
+def test_node_details_load_on_demand_as_json(admin_client, big_run, run):
+    failed = big_run.nodes.get(path="root.0")
+    TaskAttempt.objects.create(task_run=failed, number=1, state=NodeState.RETRY, reason=XSS,
+                               traceback="Traceback: first")
+    html = admin_client.get(url("workflowrun_change", big_run.pk)).content.decode()
+    details = url("workflowrun_node", big_run.pk, failed.pk)
+    assert f'data-url="{details}"' in html and "run_details.js" in html
+    data = admin_client.get(details).json()
+    assert data["exception"] == "ValueError: boom"
+    assert data["traceback"].startswith("Traceback (most recent call last):")
+    assert [(a["number"], a["state"], a["reason"]) for a in data["attempts"]] == [
+        (1, "RETRY", XSS)  # JSON, inserted as text by run_details.js
+    ]
+    other = run.nodes.first()
+    assert admin_client.get(url("workflowrun_node", big_run.pk, other.pk)).status_code == 404
+    assert admin_client.post(details).status_code == 405
+
+
+def test_status_carries_started_runtime_and_attempts_of_the_shown_page(admin_client, big_run):
+    data = admin_client.get(url("workflowrun_status", big_run.pk) + "?nodes=3").json()
+    assert [n["path"] for n in data["nodes"]][:2] == ["root.200", "root.201"]
+    assert len(data["nodes"]) == 100 and "states" not in data
+    node = data["nodes"][1]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", node["started"])  # seconds shown
+    assert node["runtime"] == "0.01 s" and node["attempts"] == 1
+    assert data["counts"] == {"SUCCESS": 900, "FAILURE": 100}
+    states = admin_client.get(url("workflowrun_status", big_run.pk) + "?states=1").json()
+    assert len(states["states"]) == 1000
+
+
+def test_times_show_seconds_and_missing_ones_a_dash(admin_client, run):
+    html = admin_client.get(url("workflowrun_change", run.pk)).content.decode()
+    local = timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M:%S")
+    assert local in html
+    started = html.split("Started", 1)[1][:400]  # the run's "started" (not yet): a dash
+    assert "—" in started and ">-<" not in html

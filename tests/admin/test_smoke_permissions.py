@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 # Views that only read. Everything else an admin serves must refuse a view-only user.
 READ_ONLY_SUFFIXES = (
-    "_changelist", "_change", "_history", "_status", "_export", "_as_code"
+    "_changelist", "_change", "_history", "_status", "_export", "_as_code", "_node", "_graph"
 )
 # Actions that only read (django-import-export's "Export selected").
 READ_ONLY_ACTIONS = {"export_admin_action"}
@@ -71,9 +71,12 @@ def objects(django_capture_on_commit_callbacks):
 
 
 def url_for(name: str, converters: list[str], obj) -> str:
-    unknown = set(converters) - {"object_id", "pk"}
+    unknown = set(converters) - {"object_id", "pk", "node_id"}
     assert not unknown, f"{name}: the smoke test does not know how to fill {unknown}"
-    return reverse(f"admin:{name}", kwargs={key: obj.pk for key in converters})
+    kwargs = {key: obj.pk for key in converters}
+    if "node_id" in kwargs:  # a run's node (the run page's details)
+        kwargs["node_id"] = obj.nodes.order_by("pk").first().pk
+    return reverse(f"admin:{name}", kwargs=kwargs)
 
 
 def is_post_only(response) -> bool:

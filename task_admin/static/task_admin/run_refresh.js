@@ -1,5 +1,6 @@
-/* task_admin run page: while the run is unfinished, poll its status endpoint and recolour the
- * badges, the graph and the progress bar; reload the page once the run has finished.
+/* task_admin run page: while the run is unfinished, poll its status endpoint and update the
+ * badges, each shown node's attempts, worker, started time, runtime and result, the graph and
+ * the progress bar; reload the page once the run has finished.
  * Configuration comes from the page through json_script (#ta-run-config). No dependencies. */
 (function () {
   "use strict";
@@ -96,10 +97,21 @@
         setBadge(row.querySelector('[data-field="state"]'), node.state, node.state_label);
         setText(row, '[data-field="attempts"]', String(node.attempts));
         setText(row, '[data-field="worker"]', node.worker || "—");
+        setText(row, '[data-field="started"]', node.started || "—");
+        setText(row, '[data-field="runtime"]', node.runtime || "—");
         setText(row, '[data-field="result"]', node.result || "");
       });
-      byPath(".ta-graph g", node.path).forEach(function (shape) {
-        setStateClass(shape, node.state);
+    });
+    // The graph shows every node; the status carries every state when the graph is drawn.
+    var states = data.states || {};
+    if (!data.states) {
+      (data.nodes || []).forEach(function (node) {
+        states[node.path] = node.state;
+      });
+    }
+    Object.keys(states).forEach(function (path) {
+      byPath(".ta-graph g", path).forEach(function (shape) {
+        setStateClass(shape, states[path]);
       });
     });
     if (data.finished) {
@@ -109,8 +121,16 @@
     return false;
   }
 
+  // A big run's graph is drawn on demand: from then on, ask for every node's state too.
+  var statusUrl = config.statusUrl;
+  document.addEventListener("ta-graph-drawn", function () {
+    if (statusUrl.indexOf("states=1") < 0) {
+      statusUrl += (statusUrl.indexOf("?") < 0 ? "?" : "&") + "states=1";
+    }
+  });
+
   function poll() {
-    fetch(config.statusUrl, {
+    fetch(statusUrl, {
       credentials: "same-origin",
       headers: {"Accept": "application/json"},
     })
