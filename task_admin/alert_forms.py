@@ -85,6 +85,16 @@ class AlertRuleForm(forms.ModelForm):
         url, secret = data.get("webhook_url"), data.get("new_secret")
         if url and not secret and not self.instance.webhook_secret:
             self.add_error("new_secret", _("Enter a secret to sign the webhook's requests with."))
+        wants = any(data.get(f) for f in ("on_failure", "on_partial_failure", "on_recovery"))
+        wants = wants or data.get("sla_minutes") is not None
+        someone = url or data.get("emails") or any(
+            data.get(f) is not None and data[f].exists() for f in ("users", "groups")
+        )
+        if wants and not someone:
+            raise forms.ValidationError(
+                _("Choose who is told: staff users, groups, email addresses or a webhook."),
+                code="nobody",
+            )
         return data
 
     def _post_clean(self):

@@ -174,6 +174,11 @@ def channel_error(channel: str, exc: BaseException) -> str:
     }
 
 
+def nobody_error() -> str:
+    return _("Nobody to tell: no active staff user with an email address, no other address and "
+             "no webhook in the alert settings.")
+
+
 def no_secret_error() -> str:
     return _("The alert settings have no webhook secret any more: nothing was sent unsigned.")
 

@@ -253,6 +253,8 @@ def deliver(alert_id: int, *, last_try: bool = False) -> str:
             errors.append(alert_messages.channel_error("webhook", exc))
         else:
             Alert.objects.filter(pk=alert_id).update(webhook_delivered=True)
+    if not alert.recipients and not alert.webhook_url:
+        errors.append(alert_messages.nobody_error())
     if not errors:
         status = AlertStatus.SENT
     elif retry and not last_try:

@@ -196,6 +196,24 @@ def test_delivery_sends_one_email_with_what_failed_and_the_link(wf, rule, queued
     assert alert.sent_at is not None and alert.subject == message.subject
 
 
+def test_alerts_speak_the_site_s_language(wf, rule, queued, settings):
+    settings.LANGUAGE_CODE = "es"
+    run = make_run(wf)
+    [alert_id] = alerting.alert_run(run.pk)
+    alerting.deliver(alert_id)
+    message = mail.outbox[0]
+    assert message.subject == f"El flujo de trabajo «nightly» falló (ejecución #{run.pk})"
+    assert "Tareas fallidas:" in message.body and "Página de la ejecución:" in message.body
+    assert "Tareas fallidas" in message.alternatives[0][0]
+
+
+def test_an_alert_with_nobody_to_tell_is_recorded_as_failed(wf, queued):
+    rule = AlertRule.objects.create(workflow=wf)  # its only user left the staff, say
+    [alert_id] = alerting.alert_run(make_run(wf, rule_id=rule.pk).pk)
+    assert alerting.deliver(alert_id) == AlertStatus.FAILED
+    assert "Nobody to tell" in Alert.objects.get().error and not mail.outbox
+
+
 def test_a_run_that_could_not_be_sent_is_a_failure_with_the_reason(wf, rule, queued):
     run = make_run(wf, RunStatus.DISPATCH_FAILED, failed_node=False)
     WorkflowRun.objects.filter(pk=run.pk).update(

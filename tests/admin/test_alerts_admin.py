@@ -130,6 +130,14 @@ def test_a_webhook_destination_outside_the_setting_is_refused_where_typed(
     assert not AlertRule.objects.exists()
 
 
+def test_alerts_need_someone_to_tell(admin_client, wf):
+    data = with_alerts(page_data(admin_client.get(change_url(wf))), on_failure=True)
+    response = admin_client.post(change_url(wf), data)
+    assert response.status_code == 200
+    assert "Choose who is told" in response.content.decode()
+    assert not AlertRule.objects.exists()
+
+
 def test_a_webhook_needs_a_secret(admin_client, wf, settings):
     data = with_alerts(page_data(admin_client.get(change_url(wf))), on_failure=True,
                        webhook_url=hook_url(settings))

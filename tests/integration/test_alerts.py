@@ -124,7 +124,9 @@ def test_a_recovery_sends_one_email(worker, mailbox):
 
 
 def test_a_slow_run_past_its_sla_sends_one_email_from_beat(beat, mailbox, celery_app):
-    wf = workflow("slow report", ("chain", [invocation(SLOW, kwargs={"seconds": 30})]))
+    # Long enough to be unfinished when beat, slow to start on a loaded machine, checks it;
+    # revoked at the end.
+    wf = workflow("slow report", ("chain", [invocation(SLOW, kwargs={"seconds": 300})]))
     AlertRule.objects.create(workflow=wf, emails="ops@example.com", sla_minutes=1)
     # The app's own periodic entry, ticking every second instead of every minute.
     entry = PeriodicTask.objects.get(task="task_admin.check_alert_slas")
@@ -138,7 +140,7 @@ def test_a_slow_run_past_its_sla_sends_one_email_from_beat(beat, mailbox, celery
         created_at=timezone.now() - timedelta(minutes=2)
     )
     process = beat()
-    [late] = wait_for(mailbox, what="the SLA email")
+    [late] = wait_for(mailbox, timeout=90, what="the SLA email")
     alert = Alert.objects.get(run=run)
     assert alert.kind == AlertKind.SLA and alert.status == AlertStatus.SENT
     assert late["subject"] == (
@@ -174,7 +176,7 @@ def test_a_run_whose_worker_was_killed_gets_its_sla_alert(beat, mailbox, celery_
     entry.interval, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
     entry.save()
     beat()
-    [late] = wait_for(mailbox, what="the SLA email")
+    [late] = wait_for(mailbox, timeout=90, what="the SLA email")
     assert f"run #{run.pk} has not finished after 1 minutes" in late["subject"]
     run.refresh_from_db()
     assert not run.is_finished
