@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,21 @@ from typing import TypeVar
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_wheel(outdir: Path) -> Path:
+    """Build the wheel of this checkout into ``outdir`` and return its path.
+
+    setuptools stages files in ``build/`` and never removes what is no longer in the source: a
+    module or migration deleted since an earlier build would ship in the wheel. Start clean.
+    """
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(outdir), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )
+    [wheel] = outdir.glob("django_celery_workflows-*.whl")
+    return wheel
 T = TypeVar("T")
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from project import localredis
-from tests.workers import ROOT, wait_for
+from tests.workers import build_wheel, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.newuser]
 
@@ -77,11 +77,7 @@ def _run(argv, *, cwd, env, timeout=300) -> str:
 def venv(tmp_path_factory):
     """A fresh virtualenv holding the built wheel and what it requires, nothing else."""
     where = tmp_path_factory.mktemp("newuser")
-    subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(where / "dist"), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
-    )
-    [wheel] = (where / "dist").glob("django_celery_workflows-*.whl")
+    wheel = build_wheel(where / "dist")
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", str(where / "venv")], check=True, timeout=120)
     env = _clean_env()
