@@ -25,6 +25,10 @@ else:
 
 if os.environ.get("TASK_ADMIN_WORKER_DB"):
     DATABASES["default"]["NAME"] = os.environ["TASK_ADMIN_WORKER_DB"]
+if os.environ.get("TASK_ADMIN_TEST_DB_TAG") and os.environ.get("DATABASE_URL"):
+    # Names a worker's PostgreSQL connections, so a fault test can cut that worker's alone.
+    DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = os.environ[
+        "TASK_ADMIN_TEST_DB_TAG"]
 
 # Redis, or RabbitMQ in a vhost of this run's own (tests/rabbitmq_plugin.py).
 CELERY_BROKER_URL = os.environ.get("TASK_ADMIN_TEST_BROKER_URL") or os.environ["REDIS_URL"]

@@ -125,8 +125,12 @@ def test_database_unavailable_inside_the_handlers(tmp_path, settings, celery_app
     results = os.environ["REDIS_URL"]
     app = app_on(celery_app.conf.broker_url, result_backend=results)
     queue = f"db-fault-{os.getpid()}"
+    # Only this worker's connections are cut: the session's worker, used by later tests, keeps
+    # its own (its main process would otherwise fail on its next use of a closed connection).
+    tag = f"ta-db-fault-{os.getpid()}"
     worker = start_celery("worker", log_dir=tmp_path, app=app, extra=("-Q", queue),
-                          env={"TASK_ADMIN_TEST_RESULT_BACKEND": results})
+                          env={"TASK_ADMIN_TEST_RESULT_BACKEND": results,
+                               "TASK_ADMIN_TEST_DB_TAG": tag})
     name = connection.settings_dict["NAME"]
     admin_dsn = dict(connection.get_connection_params(), dbname="postgres")
     admin_dsn.pop("cursor_factory", None)
@@ -141,7 +145,8 @@ def test_database_unavailable_inside_the_handlers(tmp_path, settings, celery_app
             pg.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(flag).lower()}')
             if not flag:
                 pg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = %s AND pid <> %s", [name, mine])
+                           "WHERE datname = %s AND application_name = %s AND pid <> %s",
+                           [name, tag, mine])
 
     try:
         wf = workflow("while the database is away", ("group", [
