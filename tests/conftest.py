@@ -30,3 +30,24 @@ def worker(celery_worker: CeleryProcess, celery_app):
     celery_worker.assert_alive()
     yield celery_worker
     celery_app.control.purge()
+
+
+@pytest.fixture
+def beat(worker, celery_app, tmp_path):
+    """A real ``celery beat`` with the DatabaseScheduler, started by the test once its rows
+    exist; always stopped."""
+    started = []
+
+    def start():
+        process = start_celery(
+            "beat", log_dir=tmp_path, app=celery_app,
+            # Wake every second (default 5 s) so a 1-second schedule is kept.
+            extra=("--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
+                   "--max-interval", "1", "--pidfile", ""),
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

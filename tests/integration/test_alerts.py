@@ -45,25 +45,6 @@ def mailbox():
     clear_mail()
 
 
-@pytest.fixture
-def beat(worker, celery_app, tmp_path):
-    """Started by the test once its rows exist; always stopped."""
-    started = []
-
-    def start():
-        process = start_celery(
-            "beat", log_dir=tmp_path, app=celery_app,
-            extra=("--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
-                   "--max-interval", "1", "--pidfile", ""),
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
-
-
 def finished(run: WorkflowRun, timeout: float = 60) -> WorkflowRun:
     def done():
         run.refresh_from_db()

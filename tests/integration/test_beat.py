@@ -10,30 +10,10 @@ from django_celery_beat.models import PeriodicTask
 
 from task_admin.models import Overlap, RunStatus, Trigger, WorkflowRun
 from tests.factories import SUMA, invocation, schedule, workflow
-from tests.workers import start_celery, wait_for
+from tests.workers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 SLOW = "project.demo.tasks.slow"
-
-
-@pytest.fixture
-def beat(worker, celery_app, tmp_path):
-    """Started by the test once its schedules exist; always stopped."""
-    started = []
-
-    def start():
-        process = start_celery(
-            "beat", log_dir=tmp_path, app=celery_app,
-            # Wake every second (default 5 s) so a 1-second schedule is kept.
-            extra=("--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
-                   "--max-interval", "1", "--pidfile", ""),
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def finished_runs(sched) -> list[WorkflowRun]:
