@@ -19,7 +19,7 @@ from task_admin import services
 from task_admin.admin.runs import BoundedCountPaginator
 from task_admin.compile import InvalidWorkflow
 from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, Trigger, WorkflowRun
-from tests.factories import SUMA, invocation, workflow
+from tests.support.factories import SUMA, invocation, workflow
 
 pytestmark = pytest.mark.django_db
 
