@@ -6,7 +6,7 @@ from xml.etree import ElementTree
 from task_admin import canvas
 from task_admin.graph import render_svg
 
-SUMA = "project.demo.tasks.suma"
+SUMA = "tests.testapp.tasks.suma"
 
 
 def nested():
@@ -15,7 +15,7 @@ def nested():
             canvas.Chain(tasks=(canvas.Task(SUMA, (1, 1)), canvas.Task(SUMA, (5,)))),
             canvas.Group(tasks=(canvas.Task(SUMA, (2, 2)), canvas.Task(SUMA, (3, 3)))),
         ),
-        body=canvas.Task("project.demo.tasks.sum_list", label="<b>total</b>"),
+        body=canvas.Task("tests.testapp.tasks.sum_list", label="<b>total</b>"),
     )
 
 

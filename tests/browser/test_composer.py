@@ -21,7 +21,7 @@ def tutorial_invocations():
         "4+4": invocation(SUMA, [4, 4], name="4+4"),
         "+4": invocation(SUMA, [4], name="+4"),
         "+10": invocation(SUMA, [10], name="+10"),
-        "total": invocation("project.demo.tasks.sum_list", [], name="total"),
+        "total": invocation("tests.testapp.tasks.sum_list", [], name="total"),
     }
 
 
