@@ -38,10 +38,18 @@ class Box:
 NARROW, WIDE = frozenset("fijlrtI.,:;'!|()[]{} "), frozenset("mwMW@%&")
 
 
+def _em(ch: str, bold: bool) -> float:
+    if ch in NARROW:
+        return 0.34
+    if ch in WIDE:
+        return 0.92
+    if ch.isupper() or (ch.isdigit() and bold):
+        return 0.72
+    return 0.62
+
+
 def _text_width(text: str, size: float, bold: bool = False) -> float:
-    ems = sum(0.34 if ch in NARROW else 0.92 if ch in WIDE else 0.72 if ch.isupper() or
-              ch.isdigit() and bold else 0.62 for ch in text)
-    return ems * size * (1.1 if bold else 1.0)
+    return sum(_em(ch, bold) for ch in text) * size * (1.1 if bold else 1.0)
 
 
 def _fit(text: str, width: float, size: float, bold: bool = False) -> str:
@@ -73,8 +81,10 @@ def _leaf(path: str, node: canvas.Task, states, links) -> Box:
             f"<title>{escape(title)}\n{escape(node.task)}\n{escape(path)}"
             f"{' — ' + escape(state) if state else ''}</title>",
             f'<rect x="{x}" y="{y}" width="{LEAF_W}" height="{LEAF_H}" rx="6"/>',
-            f'<text x="{x + 10}" y="{y + 19}" class="ta-label">{escape(_fit(title, LEAF_W - 20, 12, True))}</text>',
-            f'<text x="{x + 10}" y="{y + 36}" class="ta-sub">{escape(_fit(name, LEAF_W - 20, 11))}</text>',
+            f'<text x="{x + 10}" y="{y + 19}" class="ta-label">'
+            f"{escape(_fit(title, LEAF_W - 20, 12, bold=True))}</text>",
+            f'<text x="{x + 10}" y="{y + 36}" class="ta-sub">'
+            f"{escape(_fit(name, LEAF_W - 20, 11))}</text>",
             "</g>",
         ]
         link = (links or {}).get(path)
