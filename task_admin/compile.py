@@ -11,6 +11,7 @@ from task_admin import canvas
 from task_admin.canvas import paths
 from task_admin.conf import get_config
 from task_admin.models import NodeKind, NodeRole, Workflow, WorkflowNode
+from task_admin.models.rows import Rows
 from task_admin.tree import Tree
 
 
@@ -113,28 +114,16 @@ class _NodeLoader:
 
         self.alias = connection.alias  # connections are per thread: looked up on each fetch
         quote = connection.ops.quote_name
-        # The node, its invocation and the workflow it reuses: (model, alias, fields).
-        self.parts = [
-            (WorkflowNode, "n", WorkflowNode._meta.concrete_fields),
-            (TaskInvocation, "i", TaskInvocation._meta.concrete_fields),
-            (Workflow, "w", Workflow._meta.concrete_fields),
-        ]
-        columns, self.converters, position = [], [], 0
-        for model, alias, fields in self.parts:
-            for field in fields:
-                columns.append(f"{alias}.{quote(field.column)}")
-                col = field.get_col(model._meta.db_table)
-                found = (connection.ops.get_db_converters(col)
-                         + col.get_db_converters(connection))
-                if found:
-                    self.converters.append((position, found, col))
-                position += 1
-        self.models = [(model, [f.attname for f in fields]) for model, _alias, fields in self.parts]
-        node = WorkflowNode._meta
-        invocation_fk, reuse_fk = node.get_field("invocation"), node.get_field("reuse")
+        # The node, its invocation and the workflow it reuses, side by side in each row.
+        self.parts = (Rows.of(WorkflowNode), Rows.of(TaskInvocation), Rows.of(Workflow))
+        node, invocation, reused = self.parts
+        columns = [*node.columns(connection, "n"), *invocation.columns(connection, "i"),
+                   *reused.columns(connection, "w")]
+        meta = WorkflowNode._meta
+        invocation_fk, reuse_fk = meta.get_field("invocation"), meta.get_field("reuse")
         self.setters = (invocation_fk.set_cached_value, reuse_fk.set_cached_value)
         select = (
-            f"SELECT {', '.join(columns)} FROM {quote(node.db_table)} n"
+            f"SELECT {', '.join(columns)} FROM {quote(meta.db_table)} n"
             f" LEFT OUTER JOIN {quote(TaskInvocation._meta.db_table)} i"
             f" ON n.{quote(invocation_fk.column)} = i.{quote(TaskInvocation._meta.pk.column)}"
             f" LEFT OUTER JOIN {quote(Workflow._meta.db_table)} w"
@@ -155,26 +144,14 @@ class _NodeLoader:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-        if self.converters:
-            rows = [list(row) for row in rows]
-            for row in rows:
-                for position, converters, col in self.converters:
-                    value = row[position]
-                    for convert in converters:
-                        value = convert(value, col, connection)
-                    row[position] = value
-        db = connection.alias
-        (node_model, node_names), (inv_model, inv_names), (wf_model, wf_names) = self.models
-        a, b = len(node_names), len(node_names) + len(inv_names)
+        node_rows, invocation_rows, reused_rows = self.parts
+        a, b = len(node_rows), len(node_rows) + len(invocation_rows)
         set_invocation, set_reuse = self.setters
         nodes = []
         for row in rows:
-            node = node_model.from_db(db, node_names, row[:a])
-            invocation = row[a:b]
-            set_invocation(node, None if invocation[0] is None
-                           else inv_model.from_db(db, inv_names, invocation))
-            reuse = row[b:]
-            set_reuse(node, None if reuse[0] is None else wf_model.from_db(db, wf_names, reuse))
+            node = node_rows.build(connection, row[:a])
+            set_invocation(node, invocation_rows.build(connection, row[a:b]))
+            set_reuse(node, reused_rows.build(connection, row[b:]))
             nodes.append(node)
         return nodes
 
