@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+from kombu.exceptions import KombuError
 
 from task_admin import canvas, registry, tracking
 from task_admin.canvas.build import to_signature
@@ -39,8 +40,44 @@ logger = logging.getLogger(__name__)
 REPLAY_TASK = "task_admin.replay"
 
 
+# What can go wrong when talking to the broker (or finding the Celery app at all).
+BROKER_ERRORS = (KombuError, OSError, registry.NoCeleryApp)
+
+
 class CannotRun(Exception):
-    """The request is refused; the message says why, for the person who asked."""
+    """The request is refused; the message says why, for the person who asked.
+
+    The one exception every caller of this module catches: ``WorkflowProblems`` (the
+    workflow's problems, by path) and ``BrokerUnavailable`` are kinds of it.
+    """
+
+    problems: list[canvas.Problem] = []
+
+
+class WorkflowProblems(CannotRun, InvalidWorkflow):
+    """The workflow, with these overrides, cannot be sent: ``problems`` lists why, by path.
+
+    Also an ``InvalidWorkflow``, which ``start`` is documented to raise."""
+
+    def __init__(self, problems: list[canvas.Problem]):
+        InvalidWorkflow.__init__(self, problems)
+
+
+class BrokerUnavailable(CannotRun):
+    """The broker (or the Celery app itself) could not be reached; ``error`` is what failed."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+        super().__init__(
+            _("the broker could not be reached (%(error)s)") % {"error": error}
+        )
+
+
+def _celery_app(app: Celery | None) -> Celery:
+    try:
+        return app or registry.get_app()
+    except registry.NoCeleryApp as exc:
+        raise BrokerUnavailable(exc) from exc
 
 
 def apply_overrides(spec: canvas.Node, overrides: Mapping[str, dict]) -> canvas.Node:
@@ -188,7 +225,7 @@ def _start(
     names exist (no query to check them). The run is stamped as dispatched in the same
     insert (a send that fails clears it), so a start costs no write after the send.
     """
-    app = app or registry.get_app()
+    app = _celery_app(app)
     signature, task_ids = to_signature(spec, app=app)
     leaves = canvas.leaves(spec)
     reused = reused or {}
@@ -260,10 +297,14 @@ def revoke_run(run: WorkflowRun, *, terminate: bool = False, app: Celery | None 
     """
     if run.is_finished:
         raise CannotRun(_("The run has already finished."))
-    app = app or registry.get_app()
+    app = _celery_app(app)
     task_ids = list(run.nodes.unfinished().values_list("task_id", flat=True))
     if task_ids:
-        app.control.revoke(task_ids, terminate=terminate)
+        try:
+            app.control.revoke(task_ids, terminate=terminate)
+        except BROKER_ERRORS as exc:
+            logger.warning("task_admin: revoking run %s failed: %s", run.pk, exc)
+            raise BrokerUnavailable(exc) from exc
     stopped = [s for s in UNFINISHED_NODE if terminate or s != NodeState.STARTED]
     with transaction.atomic():
         revoked = TaskRun.objects.filter(task_id__in=task_ids, state__in=stopped).update(
@@ -292,6 +333,7 @@ def rerun_from_failure(
         raise CannotRun(_("Every task of this run succeeded: there is nothing to re-run."))
     if run.workflow is not None and not run.workflow.enabled:
         raise CannotRun(_("The workflow “%(name)s” is disabled.") % {"name": run.workflow.name})
+    app = _celery_app(app)
     spec = canvas.from_dict(run.spec)
     # A result stored as a stand-in cannot be handed on: that task runs again.
     kept = {
@@ -303,7 +345,7 @@ def rerun_from_failure(
     )
     problems = check_spec(rerun_spec, extra_tasks=replay_signature(app))
     if problems:
-        raise InvalidWorkflow(problems)
+        raise WorkflowProblems(problems)
     total = canvas.count_leaves(spec)
     note = ngettext(
         "Re-run of #%(run)s: %(again)d of %(total)d task runs again; results kept: %(kept)d.",

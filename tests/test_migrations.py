@@ -1,6 +1,7 @@
-"""Migrations applied to a database that already holds data."""
+"""Migrations: none missing, and those applied to a database that already holds data."""
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
@@ -37,3 +38,7 @@ def test_0002_marks_stand_in_results_stored_before_it():
     stored = dict(new.get_model("task_admin", "TaskRun").objects.values_list(
         "path", "result_complete"))
     assert stored == {"root.0": False, "root.1": True, "root.2": True}
+
+
+def test_no_missing_migrations(db):
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)

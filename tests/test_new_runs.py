@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from task_admin import services
 from task_admin.models import AlertRule, NodeState, RunStatus, TaskRun, Trigger, WorkflowRun
 from task_admin.models.new_runs import insert_run
-from tests import factories
+from tests.support import factories
 
 pytestmark = pytest.mark.django_db
 POSTGRES = connection.vendor == "postgresql"

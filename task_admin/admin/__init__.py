@@ -5,5 +5,6 @@ from task_admin.admin import (  # noqa: F401  (they register)
     operations,
     runs,
     schedules,
+    task_runs,
     workflows,
 )

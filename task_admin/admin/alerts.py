@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from task_admin.alert_forms import AlertRuleForm
+from task_admin.forms.alerts import AlertRuleForm
 from task_admin.models import AlertRule, Workflow
 from task_admin.permissions import has_model_perm
 

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from task_admin.admin.files import FilesMixin
 from task_admin.admin.operations import warn_unconsumed_queues
-from task_admin.forms import TaskInvocationForm
+from task_admin.forms.invocations import TaskInvocationForm
 from task_admin.models import TaskInvocation, Workflow
 from task_admin.resources import TaskInvocationResource
 

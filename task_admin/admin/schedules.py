@@ -19,7 +19,7 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from task_admin import scheduling
 from task_admin.admin.alerts import ScheduleAlertRuleInline
-from task_admin.forms import WorkflowScheduleForm
+from task_admin.forms.schedules import WorkflowScheduleForm
 from task_admin.links import admin_url
 from task_admin.models import WorkflowSchedule
 from task_admin.permissions import has_model_perm

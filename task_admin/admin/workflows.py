@@ -39,7 +39,8 @@ from task_admin.admin.operations import warn_unconsumed_queues, workflow_queues
 from task_admin.admin.warnings import WorkflowWarningsMixin
 from task_admin.canvas.build import to_python
 from task_admin.compile import InvalidWorkflow, load_nodes, node_pk, workflow_to_spec
-from task_admin.forms import RunOverridesForm, WorkflowForm, node_title
+from task_admin.forms.runs import RunOverridesForm
+from task_admin.forms.workflows import WorkflowForm, node_title
 from task_admin.links import admin_url
 from task_admin.models import (
     NodeKind,

@@ -399,13 +399,28 @@ def dumps(root: Node) -> str:
     return json.dumps(to_dict(root), sort_keys=True, allow_nan=False)
 
 
+class NotJSONConstant(json.JSONDecodeError):
+    """NaN, Infinity or -Infinity: Python's json reads them, JSON (and Celery) does not."""
+
+
 def _refuse_constant(name: str) -> Any:
-    raise SpecError("root", _("%(name)s is not valid JSON", name=name))
+    raise NotJSONConstant(f"{name} is not valid JSON", name, 0)
+
+
+class StrictJSONDecoder(json.JSONDecoder):
+    """The one NaN-refusing decoder: specs here, the admin's JSON fields (``json.loads(text,
+    cls=StrictJSONDecoder)`` or a form field's ``decoder``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["parse_constant"] = _refuse_constant
+        super().__init__(*args, **kwargs)
 
 
 def loads(text: str | bytes) -> Node:
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
+        data = json.loads(text, cls=StrictJSONDecoder)
+    except NotJSONConstant as exc:
+        raise SpecError("root", _("%(name)s is not valid JSON", name=exc.doc)) from exc
     except json.JSONDecodeError as exc:
         raise SpecError("root", _("invalid JSON: %(error)s", error=str(exc))) from exc
     except RecursionError as exc:

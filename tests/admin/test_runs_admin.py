@@ -16,10 +16,9 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from task_admin import services
-from task_admin.admin.runs import BoundedCountPaginator
-from task_admin.compile import InvalidWorkflow
+from task_admin.admin.lists import BoundedCountPaginator
 from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, Trigger, WorkflowRun
-from tests.factories import SUMA, invocation, workflow
+from tests.support.factories import SUMA, invocation, workflow
 
 pytestmark = pytest.mark.django_db
 
@@ -294,8 +293,11 @@ def test_revoke_of_finished_run_is_refused_without_500(admin_client, failed_run)
 
 
 def test_revoke_broker_error_is_a_message(admin_client, run):
+    # The broker fails under services.revoke_run, which wraps it once (BrokerUnavailable).
+    from task_admin import registry
+
     with mock.patch.object(
-        services, "revoke_run", side_effect=OperationalError("Connection refused")
+        registry.get_app().control, "revoke", side_effect=OperationalError("Connection refused")
     ):
         response = admin_client.post(url("workflowrun_revoke", run.pk), follow=True)
     assert response.status_code == 200
@@ -366,7 +368,7 @@ def test_rerun_refusals_are_messages(admin_client, run, failed_run):
     assert response.status_code == 200 and "has not finished yet" in response.content.decode()
     problem = services.canvas.Problem("root.1", "task is not registered")
     with mock.patch.object(services, "rerun_from_failure",
-                           side_effect=InvalidWorkflow([problem])):
+                           side_effect=services.WorkflowProblems([problem])):
         response = admin_client.post(url("workflowrun_rerun", failed_run.pk), follow=True)
     assert response.status_code == 200
     assert "task is not registered" in response.content.decode()
