@@ -32,7 +32,6 @@ from task_admin.canvas.build import to_signature
 from task_admin.compile import InvalidWorkflow, node_pk, workflow_to_spec
 from task_admin.conf import get_config
 from task_admin.models import (
-    AlertRule,
     NodeState,
     RunStatus,
     TaskRun,
@@ -41,6 +40,7 @@ from task_admin.models import (
     WorkflowNode,
     WorkflowRun,
 )
+from task_admin.models.new_runs import insert_run
 from task_admin.models.runs import UNFINISHED_NODE
 from task_admin.tree import Tree
 from task_admin.validation import check_spec
@@ -275,7 +275,8 @@ def _record_and_send(
     schedule=None,
     nodes_exist: bool = False,
 ) -> WorkflowRun:
-    """Record the run and its nodes in one transaction and send the canvas after the commit.
+    """Record the run and its nodes (``models.new_runs``: one statement on PostgreSQL) and
+    send the canvas once they are committed.
 
     ``nodes_exist``: the spec was compiled from the stored tree just now, so the nodes it
     names exist (no query to check them). The run is stamped as dispatched in the same
@@ -285,67 +286,43 @@ def _record_and_send(
     signature, task_ids = to_signature(spec, app=app)
     leaves = canvas.leaves(spec)
     reused = reused or {}
-    with transaction.atomic():
-        _commit_without_waiting_for_disk()
-        # A re-run sends an old run's snapshot: the tree nodes it names may have been deleted
-        # or replaced since (node editor, re-import). Their links stay empty; what runs is the
-        # snapshot either way.
-        node_ids = {pk for pk in (node_pk(task.ref) for _path, task in leaves) if pk}
-        if node_ids and not nodes_exist:
-            node_ids = set(
-                WorkflowNode.objects.filter(pk__in=node_ids).values_list("pk", flat=True)
-            )
-        run = WorkflowRun.objects.create(
-            workflow=workflow,
-            workflow_name=workflow.name if workflow else workflow_name,
-            spec=canvas.to_dict(spec),
-            overrides=dict(overrides),
-            trigger=trigger,
-            triggered_by=user if user is not None and user.is_authenticated else None,
-            trigger_detail=detail,
-            rerun_of=rerun_of,
-            schedule=schedule,
-            note=note,
-            total_nodes=len(leaves),
-            dispatched_at=timezone.now(),
-            # The alert settings in force now: a run without them costs alerting nothing.
-            alert_rule_id=AlertRule.objects.id_for(
-                workflow.pk if workflow else None, schedule.pk if schedule else None
-            ),
-        )
-        TaskRun.objects.bulk_create(
-            TaskRun(
-                run=run,
-                task_id=task_ids[path],
-                path=path,
-                position=position,
-                task_name=task.task,
-                label=task.label,
-                node_id=pk if (pk := node_pk(task.ref)) in node_ids else None,
-                reused_from=reused.get(path),
-            )
-            for position, (path, task) in enumerate(leaves)
-        )
-        # A worker must never see a task whose run is not committed yet.
-        transaction.on_commit(lambda: dispatch(run.pk, signature))
+    # A re-run sends an old run's snapshot: the tree nodes it names may have been deleted or
+    # replaced since (node editor, re-import). Their links stay empty; what runs is the
+    # snapshot either way.
+    node_ids = {pk for pk in (node_pk(task.ref) for _path, task in leaves) if pk}
+    if node_ids and not nodes_exist:
+        node_ids = set(WorkflowNode.objects.filter(pk__in=node_ids).values_list("pk", flat=True))
+    run = WorkflowRun(
+        workflow=workflow,
+        workflow_name=workflow.name if workflow else workflow_name,
+        spec=canvas.to_dict(spec),
+        overrides=dict(overrides),
+        trigger=trigger,
+        triggered_by=user if user is not None and user.is_authenticated else None,
+        trigger_detail=detail,
+        rerun_of=rerun_of,
+        schedule=schedule,
+        note=note,
+        total_nodes=len(leaves),
+        dispatched_at=timezone.now(),
+    )
+    rows = []
+    for position, (path, task) in enumerate(leaves):
+        pk = node_pk(task.ref)
+        kept = reused.get(path)
+        rows.append((task_ids[path], path, position, task.task, task.label,
+                     pk if pk in node_ids else None, kept.pk if kept is not None else None))
+    # One statement on PostgreSQL (atomic by itself); the alert settings in force now go with
+    # it: a run without them costs alerting nothing.
+    insert_run(
+        run, rows,
+        alert_for=(workflow.pk if workflow else None, schedule.pk if schedule else None),
+        async_commit=get_config()["ASYNC_START_COMMIT"],
+    )
+    # A worker must never see a task whose run is not committed yet: sent after the commit
+    # (at once when the insert was its own transaction).
+    transaction.on_commit(lambda: dispatch(run.pk, signature))
     return run
-
-
-def _commit_without_waiting_for_disk() -> None:
-    """PostgreSQL: this transaction's commit does not wait for its WAL to reach the disk
-    (``synchronous_commit = off``, for this transaction only; ``TASK_ADMIN["ASYNC_START_COMMIT"]``).
-
-    The flush is most of what a start costs the caller (0.7 ms of a 2-task start measured
-    here). The trade-off, documented in docs/tracking.md: if the database server itself
-    crashes within a fraction of a second after a start, the run's record can be lost while
-    its tasks, already sent, still run. Never corruption, and never a run recorded but not
-    sent.
-    """
-    from django.db import connection
-
-    if connection.vendor == "postgresql" and get_config()["ASYNC_START_COMMIT"]:
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def dispatch(run_id: int, signature) -> None:

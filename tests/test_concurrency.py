@@ -14,7 +14,7 @@ from django.db import connection
 
 from task_admin import scheduling, services
 from task_admin.models import NodeState, Overlap, RunStatus, WorkflowRun
-from tests.factories import SUMA, invocation, schedule, workflow
+from tests.support.factories import SUMA, invocation, schedule, workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,8 +9,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from task_admin.canvas.build import to_python
 from task_admin.compile import workflow_to_spec
 from task_admin.models import Workflow, WorkflowRun
-from tests.browser.helpers import add, at, choose, login, save, start, submit, wait_preview
-from tests.factories import SUMA, invocation
+from tests.support.browser import add, at, choose, login, save, start, submit, wait_preview
+from tests.support.factories import SUMA, invocation
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
