@@ -23,7 +23,7 @@ test-postgres: $(VENV)/.installed
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/task_admin} $(PY) -m pytest $(PYTEST_ARGS)
 
 # The integration tests (tests/integration) with RabbitMQ as the broker (a vhost of the run's
-# own; see tests/rabbitmq_plugin.py), at TASK_ADMIN_RABBITMQ_URL (default
+# own; see tests/support/rabbitmq_plugin.py), at TASK_ADMIN_RABBITMQ_URL (default
 # amqp://guest:guest@127.0.0.1:5672/). tests/reliability stays on Redis: it breaks Redis on purpose.
 test-rabbitmq: $(VENV)/.installed
 	TASK_ADMIN_TEST_BROKER=rabbitmq $(PY) -m pytest tests/integration -m "not newuser" $(PYTEST_ARGS)

@@ -38,7 +38,12 @@ KOMBU = {"5.4": ("kombu~=5.4.0",)}
 
 FAST_TESTS = [
     "tests/canvas/test_build.py",
-    "tests/test_app_shell.py",
+    "tests/test_checks.py",
+    "tests/test_conf.py",
+    "tests/test_registry.py",
+    "tests/test_localredis.py",
+    "tests/test_migrations.py::test_no_missing_migrations",
+    "tests/test_receivers.py::test_a_worker_of_several_processes_on_sqlite_says_so",
     "tests/test_optional_results.py",
     "tests/test_translations.py",
     "tests/admin/test_smoke_permissions.py",

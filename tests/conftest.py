@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.workers import CeleryProcess, start_celery
+from tests.support.workers import CeleryProcess, start_celery
 
 
 @pytest.fixture(scope="session")

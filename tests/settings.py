@@ -1,6 +1,6 @@
 """Test settings: the demo project's, on an isolated database and Redis database.
 
-``tests.redis_plugin`` has already pointed REDIS_URL at a Redis database of this run's own.
+``tests.support.redis_plugin`` has already pointed REDIS_URL at a Redis database of this run's own.
 Worker processes started by the tests load these settings too, with TASK_ADMIN_WORKER_DB naming
 the test database that pytest-django created.
 """
@@ -30,7 +30,7 @@ if os.environ.get("TASK_ADMIN_TEST_DB_TAG") and os.environ.get("DATABASE_URL"):
     DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = os.environ[
         "TASK_ADMIN_TEST_DB_TAG"]
 
-# Redis, or RabbitMQ in a vhost of this run's own (tests/rabbitmq_plugin.py).
+# Redis, or RabbitMQ in a vhost of this run's own (tests/support/rabbitmq_plugin.py).
 CELERY_BROKER_URL = os.environ.get("TASK_ADMIN_TEST_BROKER_URL") or os.environ["REDIS_URL"]
 # A fault test may give its worker a result backend other than the database.
 CELERY_RESULT_BACKEND = os.environ.get("TASK_ADMIN_TEST_RESULT_BACKEND", CELERY_RESULT_BACKEND)  # noqa: F405
@@ -46,8 +46,8 @@ os.makedirs(DEMO_DATA_DIR, exist_ok=True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # --- alerts -----------------------------------------------------------------------------------
-# Workers are other processes: what they email is recorded as files (tests/mailbox.py).
-EMAIL_BACKEND = "tests.mailbox.RecordingBackend"
+# Workers are other processes: what they email is recorded as files (tests/support/mailbox.py).
+EMAIL_BACKEND = "tests.support.mailbox.RecordingBackend"
 TEST_MAIL_DIR = str(SQLITE_DIR / "mail")
 
 

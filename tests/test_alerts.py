@@ -24,7 +24,7 @@ from task_admin.models import (
     WorkflowRun,
 )
 from task_admin.signals import run_finished
-from tests.factories import SUMA, invocation, workflow
+from tests.support.factories import SUMA, invocation, workflow
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +77,7 @@ def make_run(wf, status=RunStatus.FAILED, *, finished_ago=0, rule_id=..., failed
 
 
 def test_a_run_records_the_rule_in_force_the_schedule_s_first(wf, rule):
-    from tests.factories import schedule
+    from tests.support.factories import schedule
 
     sched = schedule(wf)
     assert AlertRule.objects.id_for(wf.pk, sched.pk) == rule.pk

@@ -10,7 +10,7 @@ from task_admin import canvas
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow, WorkflowNode
 from task_admin.validation import workflow_problems
-from tests.factories import without_refs
+from tests.support.factories import without_refs
 
 pytestmark = pytest.mark.django_db
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_workflows.json"

@@ -1,10 +1,21 @@
-"""Migrations applied to a database that already holds data."""
+"""Migrations: none missing, and those applied to a database that already holds data."""
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def back_to_the_latest():
+    """Leave the test database migrated to the end: the transactional tests that run after
+    this module (pytest-django runs them last) use the current schema."""
+    yield
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
 
 
 def migrate(target):
@@ -27,3 +38,7 @@ def test_0002_marks_stand_in_results_stored_before_it():
     stored = dict(new.get_model("task_admin", "TaskRun").objects.values_list(
         "path", "result_complete"))
     assert stored == {"root.0": False, "root.1": True, "root.2": True}
+
+
+def test_no_missing_migrations(db):
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workers import build_wheel
+from tests.support.workers import build_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 

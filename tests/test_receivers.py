@@ -21,7 +21,7 @@ from task_admin.canvas.build import TASK_ID_PREFIX, is_tracked, to_signature
 from task_admin.models import NodeState, RunStatus, WorkflowRun
 from task_admin.recorder import Recorder
 from task_admin.signals import run_finished
-from tests.factories import SUMA, invocation, workflow
+from tests.support.factories import SUMA, invocation, workflow
 
 S = NodeState
 
@@ -248,3 +248,15 @@ def test_the_main_process_writes_received_only_for_tasks_still_waiting(app, monk
     assert [(e.kind, e.task_id) for e in kept] == [
         (tracking.RECEIVED, "ta-waiting"), (tracking.REVOKED_EVENT, "ta-finished")
     ]
+
+
+def test_a_worker_of_several_processes_on_sqlite_says_so(caplog):
+    from django.db import connection
+
+    from task_admin.receivers import warn_about_sqlite
+
+    with caplog.at_level("WARNING", logger="task_admin"):
+        warn_about_sqlite(2)
+        warn_about_sqlite(1)
+    expected = 1 if connection.vendor == "sqlite" else 0
+    assert len([r for r in caplog.records if "SQLite" in r.getMessage()]) == expected

@@ -14,7 +14,7 @@ from task_admin import canvas
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow, WorkflowNode
 from task_admin.resources import TaskInvocationResource, WorkflowResource
-from tests.factories import SUMA, invocation, without_refs, workflow
+from tests.support.factories import SUMA, invocation, without_refs, workflow
 
 pytestmark = pytest.mark.django_db
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_workflows.json"

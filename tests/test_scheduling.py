@@ -12,7 +12,7 @@ import pytest
 
 from task_admin import scheduling
 from task_admin.models import NodeState, Overlap, RunStatus, Trigger, WorkflowRun
-from tests.factories import SUMA, invocation, next_due, schedule, workflow
+from tests.support.factories import SUMA, invocation, next_due, schedule, workflow
 
 pytestmark = pytest.mark.django_db
 
@@ -140,15 +140,6 @@ def test_a_run_unfinished_for_too_long_no_longer_holds_back_skip(adds, fire, set
     outcome, sent = fire(sched)
     assert outcome.startswith("started run #") and sent == 1
     assert WorkflowRun.objects.filter(schedule=sched).count() == 2
-
-
-def test_overrides_must_be_objects_of_kwargs(adds):
-    from task_admin import services
-    from task_admin.compile import InvalidWorkflow, workflow_to_spec
-
-    for bad in (5, "x", [], None):
-        with pytest.raises(InvalidWorkflow, match=r"root\.0: overrides must be a JSON object"):
-            services.apply_overrides(workflow_to_spec(adds), {"root.0": bad})
 
 
 def test_an_unreadable_result_backend_does_not_stop_the_schedule(adds, fire, monkeypatch):

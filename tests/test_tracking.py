@@ -4,7 +4,7 @@ import pytest
 
 from task_admin import services, tracking
 from task_admin.models import NodeState, RunStatus, TaskRun
-from tests.factories import SUMA, invocation, workflow
+from tests.support.factories import SUMA, invocation, workflow
 
 pytestmark = pytest.mark.django_db
 S = NodeState

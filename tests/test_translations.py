@@ -14,7 +14,7 @@ from task_admin.validation import check_spec
 from tests.admin.test_invocations_admin import ADD_URL
 from tests.admin.test_invocations_admin import form_data as invocation_form
 from tests.admin.test_workflows_admin import form_data, stored
-from tests.factories import SUMA, invocation, workflow
+from tests.support.factories import SUMA, invocation, workflow
 
 LOCALE = Path(__file__).resolve().parent.parent / "task_admin" / "locale"
 ES = {"HTTP_ACCEPT_LANGUAGE": "es"}

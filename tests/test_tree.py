@@ -4,7 +4,7 @@ import pytest
 
 from task_admin.models import NodeKind, NodeRole, WorkflowNode
 from task_admin.tree import Tree
-from tests.factories import SUMA, add_node, invocation, workflow
+from tests.support.factories import SUMA, add_node, invocation, workflow
 
 pytestmark = pytest.mark.django_db
 

@@ -7,10 +7,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from task_admin import services
-from task_admin.compile import InvalidWorkflow, workflow_to_spec
+from task_admin.compile import InvalidWorkflow
 from task_admin.models import NodeKind, WorkflowNode, WorkflowRun
 from task_admin.validation import workflow_problems
-from tests.factories import SUMA, add_node, invocation, workflow
+from tests.support.factories import SUMA, add_node, invocation, workflow
 
 pytestmark = pytest.mark.django_db
 
@@ -124,14 +124,6 @@ def test_depth_limit(settings):
     assert [p.message for p in problems] == ["nested deeper than 3 levels"]
 
 
-def test_invalid_workflow_is_not_saved_as_a_run_nor_sent():
-    two, four = invocation(SUMA, [2, 2]), invocation(SUMA, [4, 4], name="ff")
-    wf = workflow("bad-chain", ("chain", [two, four]))
-    with pytest.raises(InvalidWorkflow, match=r"root\.1"):
-        services.run_workflow(wf)
-    assert not WorkflowRun.objects.exists()
-
-
 def test_editing_an_invocation_may_not_break_a_workflow_using_it():
     two, four = invocation(SUMA, [2, 2]), invocation(SUMA, [4], name="plus-four")
     workflow("uses-it", ("chain", [two, four]))
@@ -168,19 +160,6 @@ def test_database_constraints_hold_what_they_can():
         invocation(SUMA, [1, 1], soft_time_limit=10, time_limit=5, clean=False)
 
 
-def test_spec_of_a_large_tree_takes_constant_queries(django_assert_max_num_queries):
-    two = invocation(SUMA, [2, 2])
-    groups = [("group", [two] * 9) for _ in range(50)]
-    other = workflow("other", ("chain", [two, ("group", [two] * 8)]))
-    wf = workflow("big", ("chain", [*groups, ("workflow", other)]))
-    assert wf.nodes.count() + other.nodes.count() > 500
-    with django_assert_max_num_queries(1):
-        spec = workflow_to_spec(wf)
-    from task_admin import canvas
-
-    assert canvas.count_leaves(spec) == 50 * 9 + 9
-
-
 def test_a_draft_broken_elsewhere_does_not_freeze_its_other_invocations():
     broken = invocation(SUMA, [1], name="one arg", immutable=True, clean=False)
     fine = invocation(SUMA, [4], name="plus-four")
@@ -191,13 +170,3 @@ def test_a_draft_broken_elsewhere_does_not_freeze_its_other_invocations():
     with pytest.raises(ValidationError) as info:
         fine.full_clean()
     assert "root.1" in str(info.value.messages) and "root.0" not in str(info.value.messages)
-
-
-def test_a_reused_workflow_is_named_in_the_spec():
-    from task_admin.graph import render_svg
-
-    inner = workflow("Adds", ("chain", [invocation(SUMA, [2, 2]), invocation(SUMA, [4])]))
-    outer = workflow("Outer", ("group", [invocation(SUMA, [1, 1]), ("workflow", inner)]))
-    spec = workflow_to_spec(outer)
-    assert spec.tasks[1].label == "Adds"
-    assert "chain: Adds" in render_svg(spec)

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from task_admin.models import Alert, AlertKind, AlertRule, AlertStatus, WorkflowRun
-from tests.factories import SUMA, invocation, schedule, workflow
+from tests.support.factories import SUMA, invocation, schedule, workflow
 
 pytestmark = pytest.mark.django_db
 SECRET = "correct-horse-battery-staple-9f3k"

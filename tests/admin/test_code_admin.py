@@ -11,7 +11,7 @@ from django.urls import reverse
 from task_admin import canvas, canvas_code
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow, WorkflowNode, WorkflowRun
-from tests.factories import SUMA, invocation, workflow
+from tests.support.factories import SUMA, invocation, workflow
 
 pytestmark = pytest.mark.django_db
 

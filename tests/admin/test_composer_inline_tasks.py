@@ -13,7 +13,7 @@ from task_admin import composer
 from task_admin.canvas.build import to_python
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow
-from tests.factories import SUMA, invocation
+from tests.support.factories import SUMA, invocation
 
 pytestmark = pytest.mark.django_db
 

@@ -128,7 +128,7 @@ def test_next_run_counts_from_the_schedule_s_own_last_fire(admin_client):
     """Regression: beat writes last_run_at back only every few minutes, so the dashboard said
     "due now" for a schedule that had just fired; it also said "in 0 minutes"."""
     from task_admin.presenters.dashboard import next_scheduled
-    from tests.factories import SUMA, invocation, schedule, workflow
+    from tests.support.factories import SUMA, invocation, schedule, workflow
 
     wf = workflow("tick", ("chain", [invocation(SUMA, [1, 1])]))
     sched = schedule(wf, every=10, period="minutes")

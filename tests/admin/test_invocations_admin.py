@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from task_admin.models import TaskInvocation
-from tests.factories import SUMA, invocation, workflow
+from tests.support.factories import SUMA, invocation, workflow
 
 pytestmark = pytest.mark.django_db
 

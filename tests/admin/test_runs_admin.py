@@ -18,7 +18,7 @@ from kombu.exceptions import OperationalError
 from task_admin import services
 from task_admin.admin.lists import BoundedCountPaginator
 from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, Trigger, WorkflowRun
-from tests.factories import SUMA, invocation, workflow
+from tests.support.factories import SUMA, invocation, workflow
 
 pytestmark = pytest.mark.django_db
 

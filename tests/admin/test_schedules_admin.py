@@ -20,7 +20,7 @@ from django_celery_beat.models import (
 )
 
 from task_admin.models import Overlap, Workflow, WorkflowRun, WorkflowSchedule
-from tests.factories import SUMA, invocation, next_due, schedule, workflow
+from tests.support.factories import SUMA, invocation, next_due, schedule, workflow
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ from django.urls import URLPattern, URLResolver, reverse
 
 from task_admin.models import NodeState, TaskInvocation, TaskRun, Workflow, WorkflowRun
 from tests.admin.test_runs_admin import finish, start_run
-from tests.factories import SUMA, invocation, schedule, workflow
+from tests.support.factories import SUMA, invocation, schedule, workflow
 
 pytestmark = pytest.mark.django_db
 

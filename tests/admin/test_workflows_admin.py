@@ -16,7 +16,7 @@ from task_admin import canvas, composer
 from task_admin.canvas.build import to_python
 from task_admin.compile import workflow_to_spec
 from task_admin.models import NodeKind, NodeRole, RunStatus, TaskRun, Workflow, WorkflowRun
-from tests.factories import SUMA, add_node, invocation, workflow
+from tests.support.factories import SUMA, add_node, invocation, workflow
 
 pytestmark = pytest.mark.django_db
 

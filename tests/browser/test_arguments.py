@@ -8,8 +8,8 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from project.demo.tasks import sales_report
 from task_admin.models import TaskInvocation, WorkflowRun
-from tests.browser.helpers import fill, login, submit
-from tests.factories import workflow
+from tests.support.browser import fill, login, submit
+from tests.support.factories import workflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

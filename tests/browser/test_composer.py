@@ -9,7 +9,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from task_admin.canvas.build import to_python
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow, WorkflowRun
-from tests.browser.helpers import (
+from tests.support.browser import (
     add,
     at,
     call,
@@ -20,7 +20,7 @@ from tests.browser.helpers import (
     submit,
     wait_preview,
 )
-from tests.factories import SUMA, invocation
+from tests.support.factories import SUMA, invocation
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -11,8 +11,8 @@ from selenium.webdriver.common.by import By
 from project.demo.tasks import suma
 from task_admin import operations, services
 from tests.browser.test_run_chain import fill, submit
-from tests.factories import invocation, workflow
-from tests.workers import wait_for
+from tests.support.factories import invocation, workflow
+from tests.support.workers import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

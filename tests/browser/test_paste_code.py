@@ -12,7 +12,7 @@ from task_admin import canvas
 from task_admin.compile import workflow_to_spec
 from task_admin.models import RunStatus, TaskInvocation, Workflow, WorkflowRun
 from tests.browser.test_run_chain import fill, submit
-from tests.workers import wait_for
+from tests.support.workers import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -7,7 +7,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from task_admin.models import TaskInvocation, Workflow, WorkflowRun
-from tests.browser.helpers import add, choose, fill, save, start, submit, wait_preview
+from tests.support.browser import add, choose, fill, save, start, submit, wait_preview
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -11,8 +11,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from task_admin.models import RunStatus, WorkflowRun
-from tests.browser.helpers import login, submit
-from tests.factories import invocation, workflow
+from tests.support.browser import login, submit
+from tests.support.factories import invocation, workflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

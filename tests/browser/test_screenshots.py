@@ -22,8 +22,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from task_admin import services
 from task_admin.models import Workflow, WorkflowRun
 from tests.admin.test_smoke_permissions import task_admin_urls
-from tests.factories import schedule
 from tests.integration.test_runs import finished
+from tests.support.factories import schedule
 
 pytestmark = [
     pytest.mark.browser,

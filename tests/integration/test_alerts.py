@@ -1,5 +1,5 @@
 """Alerts end to end: real workers (and beat) on the test database and Redis; what the workers
-email is recorded by tests.mailbox, webhooks go to a receiver on loopback."""
+email is recorded by tests.support.mailbox, webhooks go to a receiver on loopback."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ from task_admin.models import (
     RunStatus,
     WorkflowRun,
 )
-from tests.factories import SUMA, invocation, schedule, workflow
-from tests.mailbox import clear_mail, mail_dir, read_mail
-from tests.workers import start_celery, wait_for
+from tests.support.factories import SUMA, invocation, schedule, workflow
+from tests.support.mailbox import clear_mail, mail_dir, read_mail
+from tests.support.workers import start_celery, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 FAILS = "project.demo.tasks.always_fails"

@@ -9,8 +9,8 @@ import pytest
 from django_celery_beat.models import PeriodicTask
 
 from task_admin.models import Overlap, RunStatus, Trigger, WorkflowRun
-from tests.factories import SUMA, invocation, schedule, workflow
-from tests.workers import wait_for
+from tests.support.factories import SUMA, invocation, schedule, workflow
+from tests.support.workers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 SLOW = "project.demo.tasks.slow"

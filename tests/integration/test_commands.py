@@ -17,8 +17,8 @@ from task_admin import services
 from task_admin.cli.run import parse_assignments
 from task_admin.compile import InvalidWorkflow
 from task_admin.models import RunStatus, Trigger, WorkflowRun
-from tests.factories import SUMA, invocation, workflow
-from tests.workers import ROOT
+from tests.support.factories import SUMA, invocation, workflow
+from tests.support.workers import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 FAILS = "project.demo.tasks.always_fails"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from project import localredis
-from tests.workers import wait_for
+from tests.support.workers import wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from project import localredis
-from tests.workers import build_wheel, wait_for
+from tests.support.workers import build_wheel, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.newuser]
 

@@ -17,7 +17,7 @@ from django.urls import reverse
 from project.demo.tasks import slow, suma
 from task_admin import operations
 from task_admin.models import TaskInvocation
-from tests.workers import start_celery, wait_for
+from tests.support.workers import start_celery, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -263,7 +263,7 @@ def test_a_queue_nobody_consumes_is_warned_at_save_and_on_the_run_page(
     from tests.admin.test_invocations_admin import form_data as invocation_form
     from tests.admin.test_workflows_admin import form_data as workflow_form
     from tests.admin.test_workflows_admin import stored
-    from tests.factories import workflow
+    from tests.support.factories import workflow
 
     _alpha, _beta, beta_queue = two_workers
     orphan = f"ops-orphan-{uuid.uuid4().hex[:6]}"

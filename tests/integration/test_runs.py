@@ -10,8 +10,8 @@ from django.conf import settings
 
 from task_admin import services
 from task_admin.models import NodeState, RunStatus, TaskRun, Trigger, WorkflowRun
-from tests.factories import SUMA, invocation, workflow
-from tests.workers import wait_for
+from tests.support.factories import SUMA, invocation, workflow
+from tests.support.workers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 DEMO = "project.demo.tasks."

@@ -2,7 +2,7 @@ import pytest
 from django_celery_results.models import TaskResult
 
 from project.demo.tasks import suma
-from tests.workers import wait_for
+from tests.support.workers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

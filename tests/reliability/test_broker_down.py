@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from task_admin import scheduling, services
 from task_admin.models import NodeState, RunStatus, WorkflowRun
-from tests.celery_apps import closed_broker_app
-from tests.factories import SUMA, invocation, schedule, workflow
+from tests.support.celery_apps import closed_broker_app
+from tests.support.factories import SUMA, invocation, schedule, workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DEMO = "project.demo.tasks."
@@ -22,7 +22,7 @@ DEMO = "project.demo.tasks."
 @pytest.fixture
 def broker_down(settings):
     settings.TASK_ADMIN = {**settings.TASK_ADMIN,
-                           "CELERY_APP": "tests.celery_apps.closed_broker_app"}
+                           "CELERY_APP": "tests.support.celery_apps.closed_broker_app"}
     return closed_broker_app
 
 

@@ -20,8 +20,8 @@ from django.db import connection
 from project import localredis
 from task_admin import liveness, services
 from task_admin.models import NodeState, RunStatus, TaskRun, WorkflowRun
-from tests.factories import SUMA, invocation, workflow
-from tests.workers import start_celery, wait_for
+from tests.support.factories import SUMA, invocation, workflow
+from tests.support.workers import start_celery, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 DEMO = "project.demo.tasks."

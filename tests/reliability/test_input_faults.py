@@ -22,7 +22,7 @@ from task_admin.models import NodeKind, TaskInvocation, Workflow, WorkflowNode
 from task_admin.resources import TaskInvocationResource, WorkflowResource
 from tests.admin.test_invocations_admin import form_data as invocation_form
 from tests.admin.test_workflows_admin import change_url, form_data, stored
-from tests.factories import SUMA, invocation, workflow
+from tests.support.factories import SUMA, invocation, workflow
 
 pytestmark = pytest.mark.django_db
 ADD_INVOCATION = reverse("admin:task_admin_taskinvocation_add")
@@ -65,7 +65,8 @@ def test_within_the_bound_is_accepted_and_max_delay_overrides_the_broker(admin_c
 
 def test_the_broker_bound_follows_the_transport(settings):
     assert validation.max_delay() == 60  # the test settings' Redis visibility_timeout
-    settings.TASK_ADMIN = {**settings.TASK_ADMIN, "CELERY_APP": "tests.celery_apps.amqp_app"}
+    settings.TASK_ADMIN = {
+        **settings.TASK_ADMIN, "CELERY_APP": "tests.support.celery_apps.amqp_app"}
     assert validation.max_delay() == validation.RABBITMQ_CONSUMER_TIMEOUT
 
 

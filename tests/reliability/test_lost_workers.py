@@ -14,8 +14,8 @@ from django.core.management import call_command
 
 from task_admin import liveness, scheduling, services
 from task_admin.models import NodeState, Overlap, RunStatus, TaskRun, WorkflowRun
-from tests.factories import SUMA, invocation, schedule, workflow
-from tests.workers import start_celery, wait_for
+from tests.support.factories import SUMA, invocation, schedule, workflow
+from tests.support.workers import start_celery, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 DEMO = "project.demo.tasks."
@@ -121,7 +121,7 @@ def test_worker_restarted_under_its_name_the_reconciler_task_settles_it(
     assert state_of(then.task_id) == NodeState.SKIPPED
     assert run.status == RunStatus.FAILED
     # The schedule is no longer held back by a run nobody works on.
-    from tests.factories import next_due
+    from tests.support.factories import next_due
 
     next_due(sched)
     assert scheduling.fire(sched.pk).startswith("started run")

@@ -11,8 +11,8 @@ from django.urls import reverse
 
 from task_admin import services
 from task_admin.models import NodeState, RunStatus, WorkflowRun
-from tests.factories import SUMA, invocation, workflow
-from tests.workers import wait_for
+from tests.support.factories import SUMA, invocation, workflow
+from tests.support.workers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 FAILS = "project.demo.tasks.always_fails"

@@ -21,7 +21,7 @@ from task_admin.models import (
     TaskRun,
     WorkflowRun,
 )
-from tests.factories import SUMA, invocation, schedule, workflow
+from tests.support.factories import SUMA, invocation, schedule, workflow
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,8 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule
 
 from task_admin import scheduling
 from task_admin.models import Overlap, ScheduleFiring, WorkflowRun, WorkflowSchedule
-from tests.factories import SUMA, invocation, schedule, workflow
-from tests.workers import start_celery, wait_for
+from tests.support.factories import SUMA, invocation, schedule, workflow
+from tests.support.workers import start_celery, wait_for
 
 EVERY = 2  # seconds; a due time tolerates half an interval of lag between the two beats
 

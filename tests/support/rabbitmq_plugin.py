@@ -1,6 +1,6 @@
 """With TASK_ADMIN_TEST_BROKER=rabbitmq, run the tests on RabbitMQ in a vhost of their own.
 
-Loaded early with ``-p tests.rabbitmq_plugin`` (see setup.cfg), like ``tests.redis_plugin``:
+Loaded early with ``-p tests.support.rabbitmq_plugin`` (see setup.cfg), like the Redis plugin:
 creates a vhost ``ta-<random>`` on the RabbitMQ at TASK_ADMIN_RABBITMQ_URL (default
 amqp://guest:guest@127.0.0.1:5672/) with ``rabbitmqctl`` (or the management API on port 15672
 when rabbitmqctl is not there), points TASK_ADMIN_TEST_BROKER_URL at it for the settings and

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def build_wheel(outdir: Path) -> Path:

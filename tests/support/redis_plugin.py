@@ -1,6 +1,6 @@
 """Give this test run a Redis database of its own, before Django reads its settings.
 
-Loaded early with ``-p tests.redis_plugin`` (see setup.cfg) so REDIS_URL is set before
+Loaded early with ``-p tests.support.redis_plugin`` (see setup.cfg) so REDIS_URL is set before
 pytest-django imports the settings. Uses REDIS_URL (default 127.0.0.1:6379) when it answers and
 claims a free database number there; otherwise starts a server and uses database 0 of it.
 """

@@ -1,0 +1,110 @@
+"""The system checks (``task_admin.checks``): silent on a sound project, an error or a warning
+naming the setting for each way a project can be set up wrong."""
+
+import pytest
+from django.core.checks import run_checks
+from django.test import override_settings
+
+from task_admin import registry
+
+DEMO_APP = "project.celery.app"
+
+
+def check_ids():
+    return [message.id for message in run_checks() if message.id.startswith("task_admin.")]
+
+
+def test_demo_project_passes_all_checks():
+    assert check_ids() == []
+
+
+@pytest.mark.parametrize("missing", ["django_celery_beat", "import_export"])
+def test_missing_required_app_is_reported(settings, missing):
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != missing]
+    messages = [m for m in run_checks() if m.id == "task_admin.E001"]
+    assert [m.msg for m in messages] == [f"'{missing}' must be in INSTALLED_APPS."]
+
+
+def test_django_celery_results_is_optional_unless_its_backend_is_used(settings):
+    settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "django_celery_results"]
+    settings.CELERY_RESULT_BACKEND = "redis://127.0.0.1:6379/0"
+    assert check_ids() == []
+    settings.CELERY_RESULT_BACKEND = "django-db"
+    [message] = [m for m in run_checks() if m.id.startswith("task_admin.")]
+    assert message.id == "task_admin.E001"
+    assert "needs 'django_celery_results' in INSTALLED_APPS" in message.msg
+
+
+def test_checks_are_silent_at_the_apps_defaults():
+    # A fresh install: no TASK_ADMIN beyond the Celery app, Django's default upload limit.
+    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP},
+                           DATA_UPLOAD_MAX_NUMBER_FIELDS=1000):
+        assert check_ids() == []
+    with override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=1000, TASK_ADMIN={}):
+        assert check_ids() == []
+
+
+def test_unimportable_celery_app_is_reported():
+    with override_settings(TASK_ADMIN={"CELERY_APP": "nowhere.celery.app"}):
+        assert check_ids() == ["task_admin.E002"]
+
+
+def test_pickle_is_refused():
+    with override_settings(TASK_ADMIN={"CELERY_APP": "tests.support.celery_apps.pickle_app"}):
+        assert check_ids() == ["task_admin.E003"]
+
+
+def test_unknown_setting_is_a_warning():
+    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP, "MAX_DEPHT": 3}):
+        assert check_ids() == ["task_admin.W001"]
+
+
+def test_no_check_asks_for_a_higher_upload_field_limit():
+    """The composer posts a tree as one field: W002 (raise DATA_UPLOAD_MAX_NUMBER_FIELDS) is
+    gone, whatever MAX_NODES is."""
+    with override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=1000,
+                           TASK_ADMIN={"CELERY_APP": DEMO_APP, "MAX_NODES": 5000}):
+        assert check_ids() == []
+
+
+def test_allowed_tasks_matching_no_task_is_a_warning():
+    config = {"CELERY_APP": DEMO_APP, "ALLOWED_TASKS": ["mysite.*"]}
+    with override_settings(TASK_ADMIN=config):
+        [message] = [m for m in run_checks() if m.id.startswith("task_admin.")]
+    assert message.id == "task_admin.W003"
+    assert "matches none of the tasks" in message.msg
+    assert "Registered tasks: " in message.hint and "project.demo.tasks." in message.hint
+    config["ALLOWED_TASKS"] = ["mysite.*", "project.demo.*"]
+    with override_settings(TASK_ADMIN=config):
+        assert check_ids() == []
+
+
+def test_allowed_tasks_matching_only_the_celery_apps_own_task_is_a_warning():
+    """The issue's trap: "mysite.*" matches mysite.celery.debug_task, none of the app's tasks."""
+    import project.demo.tasks  # noqa: F401  (shared tasks: every app gets them)
+
+    config = {"CELERY_APP": "tests.support.celery_apps.mysite_app", "ALLOWED_TASKS": ["mysite.*"]}
+    with override_settings(TASK_ADMIN=config):
+        assert set(registry.allowed_tasks()) == {"mysite.celery.debug_task"}
+        [message] = [m for m in run_checks() if m.id.startswith("task_admin.")]
+    assert message.id == "task_admin.W003"
+    assert "none of the tasks of your installed apps, only mysite.celery.debug_task" in message.msg
+    assert "Registered tasks: " in message.hint and "project.demo.tasks." in message.hint
+
+
+@pytest.mark.parametrize("allowed", [
+    "https://hooks.example.com/",  # a string, not a list
+    ["ftp://hooks.example.com/"],
+    ["https://user@hooks.example.com/"],
+    [42],
+])
+def test_unusable_webhook_destinations_are_an_error(allowed):
+    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP, "ALERT_WEBHOOK_ALLOWED": allowed}):
+        assert "task_admin.E005" in check_ids()
+
+
+def test_webhook_destinations_that_parse_pass():
+    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP, "ALERT_WEBHOOK_ALLOWED": [
+        "hooks.example.com", "hooks.example.com:8443", "http://10.0.0.5:8080/in/",
+    ]}):
+        assert "task_admin.E005" not in check_ids()

@@ -1,0 +1,111 @@
+"""``task_admin.registry``: which Celery tasks staff may invoke, with their signatures and docs."""
+
+from django.test import override_settings
+
+from task_admin import registry
+
+DEMO_APP = "project.celery.app"
+
+
+def test_registry_lists_the_projects_tasks_only():
+    tasks = registry.allowed_tasks()
+    assert "project.demo.tasks.suma" in tasks
+    assert not [name for name in tasks if name.startswith(("celery.", "task_admin."))]
+    suma = tasks["project.demo.tasks.suma"]
+    assert suma.signature_text == "suma(a, b)"
+    assert suma.doc == "Add two numbers (the tutorial's first task)."
+    # bind=True: the task's own ``self`` is not an argument staff give.
+    retrying = tasks["project.demo.tasks.fetch_exchange_rate"]
+    assert list(retrying.signature.parameters) == ["currency", "fail_times", "countdown"]
+
+
+def test_registry_leaves_out_installed_libraries_tasks():
+    with override_settings(TASK_ADMIN={"CELERY_APP": "tests.support.celery_apps.third_party_app"}):
+        tasks = registry.allowed_tasks()
+    assert "library.ping" not in tasks
+    assert "ours.add" in tasks
+    assert tasks["ours.add"].doc == "Add two numbers."
+
+
+def test_registry_allow_and_deny_patterns():
+    config = {"CELERY_APP": DEMO_APP, "ALLOWED_TASKS": ["project.demo.tasks.s*", "celery.*"]}
+    with override_settings(TASK_ADMIN=config):
+        names = set(registry.allowed_tasks())
+    # celery.* stays denied by DENIED_TASKS even when an allow pattern matches it.
+    assert names == {
+        "project.demo.tasks.suma",
+        "project.demo.tasks.sum_list",
+        "project.demo.tasks.slow",
+        "project.demo.tasks.send_report_email",
+        "project.demo.tasks.sales_report",
+    }
+    config["DENIED_TASKS"] = ["*.slow"]
+    with override_settings(TASK_ADMIN=config):
+        names = set(registry.allowed_tasks())
+    assert "project.demo.tasks.slow" not in names
+    # Celery's and task_admin's own tasks are refused even when DENIED_TASKS no longer lists them.
+    config = {"CELERY_APP": DEMO_APP, "ALLOWED_TASKS": ["*"], "DENIED_TASKS": []}
+    with override_settings(TASK_ADMIN=config):
+        names = set(registry.allowed_tasks())
+    assert "project.demo.tasks.suma" in names
+    assert not [name for name in names if name.startswith(("celery.", "task_admin."))]
+
+
+def test_default_allows_a_pip_installed_projects_tasks(monkeypatch):
+    """The project's own apps count wherever they are installed (``pip install .``)."""
+    import sys
+    import types
+
+    from celery import Celery
+
+    app = Celery("mysite", set_as_current=False)
+    module = types.ModuleType("project.demo.installed_tasks")
+    module.__file__ = "/srv/venv/lib/python3.12/site-packages/project/demo/installed_tasks.py"
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+
+    def export(day):
+        """Export one day."""
+
+    export.__module__ = module.__name__
+    app.task(name="project.demo.installed_tasks.export")(export)
+    app.task(name="library.ping")(__import__("redis").from_url)  # a library, not an app
+    monkeypatch.setattr("tests.support.celery_apps.installed_app", app, raising=False)
+    with override_settings(TASK_ADMIN={"CELERY_APP": "tests.support.celery_apps.installed_app"}):
+        names = set(registry.allowed_tasks())
+    assert "project.demo.installed_tasks.export" in names
+    assert "library.ping" not in names
+
+
+def test_a_refused_task_names_the_setting_and_the_restart():
+    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP}):
+        default = registry.refusal("celery.backend_cleanup")
+        unknown = registry.refusal("shop.tasks.nope")
+    assert 'TASK_ADMIN["DENIED_TASKS"]' in default
+    assert "not registered with the Celery app" in unknown and "restart" in unknown
+    config = {"CELERY_APP": DEMO_APP, "ALLOWED_TASKS": ["project.demo.tasks.s*"]}
+    with override_settings(TASK_ADMIN=config):
+        refused = registry.refusal("project.demo.tasks.fetch_exchange_rate")
+    assert 'TASK_ADMIN["ALLOWED_TASKS"]' in refused
+    assert "restart the web server and the workers" in refused
+
+
+def test_allowed_tasks_are_computed_once_per_process(monkeypatch, settings):
+    """Importing task modules makes Celery's Django fixup run Django's system checks: a run
+    start must not pay for that (nor for inspect.signature) every time."""
+    app = registry.get_app()
+    registry._loaded.discard(id(app))
+    registry.clear_cache()
+    imports, computed = [], []
+    real_import, real_compute = app.loader.import_default_modules, registry._compute
+    monkeypatch.setattr(app.loader, "import_default_modules",
+                        lambda: imports.append(1) or real_import())
+    monkeypatch.setattr(registry, "_compute", lambda a: computed.append(1) or real_compute(a))
+    first = registry.signatures()
+    for _ in range(3):
+        assert registry.signatures() == first
+        registry.allowed_tasks()
+    assert (len(imports), len(computed)) == (1, 1)
+    # A settings change is seen at once.
+    settings.TASK_ADMIN = {**settings.TASK_ADMIN, "ALLOWED_TASKS": ["project.demo.tasks.suma"]}
+    assert list(registry.signatures()) == ["project.demo.tasks.suma"]
+    assert len(computed) == 2
