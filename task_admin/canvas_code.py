@@ -278,7 +278,8 @@ def replace_tree(workflow: Workflow, reading: Reading) -> list[TaskInvocation]:
 
 
 def workflow_code(workflow: Workflow) -> str | None:
-    """The workflow as pasteable code (two queries), or None while its tree cannot be built."""
+    """The workflow as pasteable code, or None while its tree cannot be built (one query, and
+    one more when it reuses workflows)."""
     nodes = load_nodes(workflow.pk)
     try:
         spec = workflow_to_spec(workflow, nodes)

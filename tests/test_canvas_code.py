@@ -223,9 +223,10 @@ def test_command_exits_non_zero_from_a_shell(demo, tmp_path):
     assert "line 1, column 8: the name 'x' is not a literal" in result.stderr
 
 
-def test_copying_a_workflow_as_code_takes_one_query(demo, django_assert_num_queries):
+def test_copying_a_workflow_as_code_takes_two_queries(demo, django_assert_num_queries):
     workflow = Workflow.objects.get(name="Slow task beside a reused chain")
-    with django_assert_num_queries(1):  # the nodes with their invocations and reused workflows
+    # The workflow's nodes with their invocations, then those of the workflow it reuses.
+    with django_assert_num_queries(2):
         code = canvas_code.workflow_code(workflow)
     assert "from project.demo.tasks import slow, suma" in code
 

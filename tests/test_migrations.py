@@ -8,6 +8,16 @@ from django.db.migrations.executor import MigrationExecutor
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def back_to_the_latest():
+    """Leave the test database migrated to the end: the transactional tests that run after
+    this module (pytest-django runs them last) use the current schema."""
+    yield
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
 def migrate(target):
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()

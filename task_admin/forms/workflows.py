@@ -10,18 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext
 
 from task_admin import canvas, composer
-from task_admin.models import NodeKind, Workflow, WorkflowNode
-
-
-def node_title(node: WorkflowNode) -> str:
-    """What a node is called: its label, else what it runs, else its kind."""
-    if node.label:
-        return node.label
-    if node.kind == NodeKind.TASK and node.invocation_id:
-        return node.invocation.name
-    if node.kind == NodeKind.WORKFLOW and node.reuse_id:
-        return node.reuse.name
-    return str(node.get_kind_display())
+from task_admin.models import Workflow
 
 
 class WorkflowForm(forms.ModelForm):
@@ -32,6 +21,8 @@ class WorkflowForm(forms.ModelForm):
     """
 
     tree = forms.CharField(required=False, widget=forms.HiddenInput(attrs={"id": "id_tree"}))
+    # Set by the admin from the user's permissions: may an inline call create an invocation?
+    can_add_invocations = False
 
     class Meta:
         model = Workflow
@@ -50,7 +41,9 @@ class WorkflowForm(forms.ModelForm):
     def clean_tree(self):
         raw = self.cleaned_data.get("tree") or ""
         try:
-            self.composition = composer.parse(raw, self.instance)
+            self.composition = composer.parse(
+                raw, self.instance, can_add_invocations=self.can_add_invocations
+            )
         except composer.DocumentError as exc:
             self.tree_errors = exc.problems
             raise ValidationError(
