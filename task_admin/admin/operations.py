@@ -29,7 +29,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from task_admin import operations
 from task_admin.links import admin_url as _url
 from task_admin.models import CeleryTask, Queue, TaskRun, Worker, WorkflowNode, WorkflowRun
-from task_admin.permissions import has_model_perm
+from task_admin.permissions import has_app_perm, has_model_perm
 
 # A queue, task or worker name typed by a person: printable, no spaces.
 NAME_RE = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")
@@ -132,7 +132,7 @@ class OperationsAdmin(admin.ModelAdmin):
         return False
 
     def _perm(self, request, codename: str) -> bool:
-        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+        return has_app_perm(request.user, codename, self.opts.app_label)
 
     def _require(self, request, allowed: bool) -> None:
         if not allowed:

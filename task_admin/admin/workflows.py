@@ -44,6 +44,7 @@ from task_admin.models import (
     WorkflowRun,
     WorkflowSchedule,
 )
+from task_admin.permissions import has_model_perm
 from task_admin.presenters.preview import (
     composer_preview,
     composition_problems,
@@ -115,7 +116,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
     # -- permissions ------------------------------------------------------------------------
 
     def has_run_permission(self, request, obj=None):
-        return request.user.has_perm(f"{self.opts.app_label}.run_workflow")
+        return has_model_perm(request.user, "run", Workflow)
 
     def schedule_url(self, request, workflow: Workflow) -> str | None:
         """The add-schedule page with this workflow chosen, for those who may schedule."""
