@@ -106,17 +106,15 @@ def warn_unconsumed_queues(model_admin, request, queues: set[str]) -> None:
         model_admin.message_user(request, message, messages.WARNING)
 
 
-def workflow_queues(workflow) -> set[str]:
-    """The queues a workflow's tasks name, reused workflows included (a draft's own nodes)."""
-    from task_admin.compile import InvalidWorkflow, workflow_to_spec
-
-    try:
-        return operations.spec_queues(workflow_to_spec(workflow))
-    except InvalidWorkflow:
-        return set(
-            WorkflowNode.objects.filter(workflow=workflow).exclude(invocation__queue="")
-            .exclude(invocation__isnull=True).values_list("invocation__queue", flat=True)
-        )
+def workflow_queues(workflow, spec=None) -> set[str]:
+    """The queues a workflow's tasks name: those of its spec (reused workflows included) when
+    it compiles, else its own nodes' (a draft)."""
+    if spec is not None:
+        return operations.spec_queues(spec)
+    return set(
+        WorkflowNode.objects.filter(workflow=workflow).exclude(invocation__queue="")
+        .exclude(invocation__isnull=True).values_list("invocation__queue", flat=True)
+    )
 
 
 class OperationsAdmin(admin.ModelAdmin):

@@ -47,9 +47,9 @@ from task_admin.models import (
 from task_admin.permissions import has_model_perm
 from task_admin.presenters.preview import (
     composer_preview,
-    composition_problems,
     invocation_call,
     preview,
+    saved_tree,
 )
 from task_admin.resources import WorkflowResource
 
@@ -184,20 +184,19 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
                        current_app=self.admin_site.name)
 
     def save_related(self, request, form, formsets, change):
-        # The tree first: the mixins' save_related (warnings) read the saved tree.
         if form.composition is not None:
             composer.save(form.instance, form.composition)
         super().save_related(request, form, formsets, change)
-        self.report_problems(request, form.instance, form.composition)
-        warn_unconsumed_queues(self, request, workflow_queues(form.instance))
+        saved = saved_tree(form.instance, form.composition)  # compiled and checked once
+        for warning in saved.warnings:
+            self.message_user(
+                request, gettext("Warning: %(warning)s") % {"warning": str(warning)},
+                messages.WARNING,
+            )
+        self.report_problems(request, form.instance, saved.problems)
+        warn_unconsumed_queues(self, request, workflow_queues(form.instance, saved.spec))
 
-    def report_problems(self, request, workflow: Workflow,
-                        composition: composer.Composition | None = None) -> None:
-        if composition is not None:
-            # The rows just saved, already in memory: no reload of a big tree to judge it.
-            problems = composition_problems(workflow, composition)
-        else:
-            problems = preview(workflow).problems
+    def report_problems(self, request, workflow: Workflow, problems: list) -> None:
         if not problems:
             return
         count = len(problems)
