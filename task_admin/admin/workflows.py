@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, Subquery
@@ -34,6 +34,7 @@ from task_admin.admin.files import FilesMixin
 from task_admin.admin.operations import warn_unconsumed_queues, workflow_queues
 from task_admin.admin.warnings import WorkflowWarningsMixin
 from task_admin.forms.runs import RunOverridesForm
+from task_admin.forms.task_picker import task_parameters
 from task_admin.forms.workflows import WorkflowForm
 from task_admin.links import admin_url
 from task_admin.models import (
@@ -133,7 +134,9 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
         form = context["adminform"].form
         context["composer"] = self.composer_context(request, form, obj)
         context["media"] = context["media"] + forms.Media(
-            js=["task_admin/composer.js"], css={"all": ["task_admin/composer.css"]}
+            # arguments.js first: the composer's task nodes use its typed fields.
+            js=["task_admin/arguments.js", "task_admin/composer.js"],
+            css={"all": ["task_admin/arguments.css", "task_admin/composer.css"]},
         )
         if obj is not None and obj.pk is not None:
             context["workflow_preview"] = preview(obj)
@@ -149,8 +152,14 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
             self.has_change_permission(request, obj) if obj is not None
             else self.has_add_permission(request)
         )
+        plain = set(TaskInvocation.objects.filter(**composer.PLAIN_OPTIONS)
+                    .values_list("pk", flat=True))
+        # What a task node can open as fields again: each invocation's call (the options, if
+        # any, stay on the invocation's own form: "plain" says there are none).
         invocations = [
-            {"id": inv.pk, "name": inv.name, "call": invocation_call(inv)}
+            {"id": inv.pk, "name": inv.name, "call": invocation_call(inv), "task": inv.task,
+             "args": inv.args, "kwargs": inv.kwargs, "immutable": inv.immutable,
+             "plain": inv.pk in plain}
             for inv in TaskInvocation.objects.order_by("name")
         ]
         workflows = [
@@ -158,9 +167,11 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
             for pk, name in Workflow.objects.order_by("name").values_list("pk", "name")
             if obj is None or pk != obj.pk
         ]
+        tasks = task_parameters()
         return {
             "editable": editable,
             "invocations": invocations,
+            "tasks": [{"name": name, "call": info["call"]} for name, info in tasks.items()],
             "workflows": workflows,
             "data": {
                 "previewUrl": reverse("admin:task_admin_workflow_preview",
@@ -171,10 +182,23 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
                 "invocations": {str(i["id"]): i for i in invocations},
                 "workflows": {str(w["id"]): w["name"] for w in workflows},
                 "addInvocationUrl": self._add_url(request, TaskInvocation),
+                "canAddInvocations": self.can_add_invocations(request),
+                "tasks": tasks,
                 "errors": [{"path": p.path, "message": p.message, "level": "error"}
                            for p in getattr(form, "tree_errors", [])],
             },
         }
+
+    def can_add_invocations(self, request) -> bool:
+        """Whether a task node's inline call may create an invocation on save."""
+        invocation_admin = self.admin_site._registry.get(TaskInvocation)
+        return invocation_admin is not None and invocation_admin.has_add_permission(request)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {
+            "can_add_invocations": self.can_add_invocations(request),
+        })
 
     def _add_url(self, request, model) -> str | None:
         model_admin = self.admin_site._registry.get(model)
@@ -186,6 +210,14 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
     def save_related(self, request, form, formsets, change):
         if form.composition is not None:
             composer.save(form.instance, form.composition)
+            made = form.composition.new_invocations
+            if made:
+                LogEntry.objects.log_actions(
+                    request.user.pk, made, ADDITION,
+                    change_message=gettext("Added by the composer for workflow “%(name)s”.")
+                    % {"name": form.instance.name},
+                    single_object=len(made) == 1,
+                )
         super().save_related(request, form, formsets, change)
         saved = saved_tree(form.instance, form.composition)  # compiled and checked once
         for warning in saved.warnings:
@@ -318,7 +350,8 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
             raise PermissionDenied
         name = request.POST.get("name") or (workflow.name if workflow else "")
         try:
-            composition = composer.parse(request.POST.get("tree") or "", workflow)
+            composition = composer.parse(request.POST.get("tree") or "", workflow,
+                                         can_add_invocations=self.can_add_invocations(request))
         except composer.DocumentError as exc:
             return JsonResponse(composer_preview(None, name, exc.problems))
         return JsonResponse(composer_preview(composition, name))

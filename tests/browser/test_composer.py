@@ -8,8 +8,18 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from task_admin.canvas.build import to_python
 from task_admin.compile import workflow_to_spec
-from task_admin.models import Workflow, WorkflowRun
-from tests.support.browser import add, at, choose, login, save, start, submit, wait_preview
+from task_admin.models import TaskInvocation, Workflow, WorkflowRun
+from tests.support.browser import (
+    add,
+    at,
+    call,
+    choose,
+    login,
+    save,
+    start,
+    submit,
+    wait_preview,
+)
 from tests.support.factories import SUMA, invocation
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -36,17 +46,19 @@ def run_and_wait(browser, base, workflow):
 
 
 @pytest.mark.integration
-def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, worker):
+def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, worker, shoot):
+    """From an empty Add page and an empty database: each task picked in its node, its
+    arguments typed in the signature's fields, each workflow saved once."""
     base = live_server.url
     login(browser, base)
-    tutorial_invocations()
+    assert not TaskInvocation.objects.exists()
 
     start(browser, base, "tutorial group")
     add(browser, "group", where=None)
     add(browser, "task")
-    choose(browser, "root.0", "2+2")
+    call(browser, "root.0", "suma", a=2, b=2)
     add(browser, "task")
-    choose(browser, "root.1", "4+4")
+    call(browser, "root.1", "suma", a=4, b=4)
     wait_preview(browser, "group([suma.s(2, 2), suma.s(4, 4)])")
     save(browser)
     group = Workflow.objects.get(name="tutorial group")
@@ -55,10 +67,14 @@ def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, w
     start(browser, base, "tutorial chain")
     add(browser, "chain", where=None)
     add(browser, "task")
-    choose(browser, "root.0", "2+2")
+    call(browser, "root.0", "suma", a=2, b=2)
     add(browser, "task")
-    choose(browser, "root.1", "+4")
-    wait_preview(browser, "ready to run")
+    # The second step receives the first one's result: its "a" is that, only "b" is asked.
+    call(browser, "root.1", "suma", b=4)
+    assert "the previous result" in at(browser, "root.1").find_element(
+        By.XPATH, "..").find_element(By.CSS_SELECTOR, ".ta-call-fields").text
+    wait_preview(browser, "chain(suma.s(2, 2), suma.s(4))")
+    assert "ready to run" in browser.find_element(By.ID, "ta-preview-state").text
     save(browser)
     chain = Workflow.objects.get(name="tutorial chain")
     assert to_python(workflow_to_spec(chain)) == "chain(suma.s(2, 2), suma.s(4))"
@@ -66,18 +82,22 @@ def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, w
     start(browser, base, "tutorial chord")
     add(browser, "chord", where=None)
     add(browser, "task", where="root", slot="header")
-    choose(browser, "root.header.0", "2+2")
+    call(browser, "root.header.0", "suma", a=2, b=2)
     add(browser, "task", where="root", slot="header")
-    choose(browser, "root.header.1", "4+4")
+    call(browser, "root.header.1", "suma", a=4, b=4)
     add(browser, "task", where="root", slot="body")
-    choose(browser, "root.body", "+10")
+    call(browser, "root.body", "suma", b=10)
     wait_preview(browser, "suma.s(10)")
     # Before running: the body receives the header's list, shown next to the body's node.
-    body_warning = at(browser, "root.body").find_element(By.CSS_SELECTOR, "li.ta-level-warning")
+    body_warning = WebDriverWait(browser, 10).until(
+        lambda b: at(b, "root.body").find_element(By.CSS_SELECTOR, "li.ta-level-warning"))
     assert "receives the list of header results first" in body_warning.text
+    shoot("composer_typed_fields")
     save(browser)
     chord = Workflow.objects.get(name="tutorial chord")
     assert "suma.s(10)" in to_python(workflow_to_spec(chord))
+    # One invocation per distinct call, made by the saves.
+    assert TaskInvocation.objects.count() == 4  # 2+2, 4+4, then 4 and 10
 
     assert run_and_wait(browser, base, group).nodes.count() == 2
     group_run = WorkflowRun.objects.get(workflow=group)
@@ -157,8 +177,18 @@ def test_a_workflow_built_with_the_keyboard_only(browser, live_server):
 
     tab_to(browser, is_button("chain")).send_keys(Keys.ENTER)
     tab_to(browser, is_button("task", "root")).send_keys(Keys.ENTER)
-    focused(browser).send_keys("+4", Keys.TAB)  # focus went to the new node's invocation field
+    # Focus went to the new node's task field; its typed fields appear under it.
+    focused(browser).send_keys("suma", Keys.TAB)
+    tab_to(browser, lambda e: (e.get_attribute("id") or "").endswith("-a")).send_keys("4")
     tab_to(browser, is_button("task", "root")).send_keys(Keys.ENTER)
+    # This one runs a saved invocation: "s" picks "saved invocation" in the node's select.
+    focused(browser).send_keys(Keys.SHIFT, Keys.TAB)
+    assert focused(browser).get_attribute("data-field") == "source"
+    focused(browser).send_keys("s")
+    WebDriverWait(browser, 5).until(
+        lambda b: focused(b).get_attribute("data-field") == "source"
+        and at(b, "root.1").find_elements(By.CSS_SELECTOR, "input[data-field=target]"))
+    focused(browser).send_keys(Keys.TAB)
     focused(browser).send_keys("2+2", Keys.TAB)
     # Wrong order: move the second step up with Alt+↑ from its row.
     WebDriverWait(browser, 5).until(lambda b: at(b, "root.1"))
