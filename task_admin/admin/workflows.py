@@ -381,7 +381,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
                                     spec=shown.spec)
         if posted:
             if form is not None and form.is_valid():
-                response = self._start(request, workflow, form.prepared)
+                response = self._run_prepared(request, workflow, form.prepared)
                 if response is not None:
                     return response
             shown = preview(workflow)
@@ -412,7 +412,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.run_template, context)
 
-    def _start(self, request, workflow: Workflow, prepared: services.PreparedRun):
+    def _run_prepared(self, request, workflow: Workflow, prepared: services.PreparedRun):
         try:
             run = services.run_prepared(prepared, user=request.user)
         except services.CannotRun as exc:
