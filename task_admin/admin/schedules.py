@@ -29,6 +29,7 @@ SCHEDULE_PERMISSION = "task_admin.schedule_workflow"
 
 @admin.register(WorkflowSchedule)
 class WorkflowScheduleAdmin(admin.ModelAdmin):
+    empty_value_display = "—"  # as everywhere else in the app, not Django's "-"
     form = WorkflowScheduleForm
     list_display = (
         "name", "workflow", "timing", "is_enabled", "overlap", "next_run", "last_fired_at",
