@@ -256,7 +256,7 @@ def task_run_details(task_run: TaskRun) -> dict[str, Any]:
             "next_eta": local_time(a.next_eta),
             "traceback": a.traceback,
         }
-        for a in task_run.attempt_set.order_by("number")
+        for a in task_run.attempts.order_by("number")
     ]
     return {
         "path": task_run.path,
@@ -303,20 +303,20 @@ def status(run: WorkflowRun, asked_page: str | None, *, with_states: bool) -> di
     when ``with_states``, for the graph): what the run page's live refresh applies."""
     page, _pages = node_page(run, asked_page)
     rows = with_result_head(run.nodes.order_by("position")).values_list(
-        "path", "state", "attempts", "worker", "started_at", "runtime", "result_head"
+        "path", "state", "attempt_count", "worker", "started_at", "runtime", "result_head"
     )[(page - 1) * NODE_PAGE: page * NODE_PAGE]
     task_runs = [
         {
             "path": path,
             "state": state,
             "state_label": str(STATE_LABELS.get(state, state)),
-            "attempts": attempts,
+            "attempts": attempt_count,
             "worker": worker,
             "started": local_time(started_at),
             "runtime": duration(runtime) or "—",
             "result": preview_from_json_text(head),
         }
-        for path, state, attempts, worker, started_at, runtime, head in rows
+        for path, state, attempt_count, worker, started_at, runtime, head in rows
     ]
     data = {
         "id": run.pk,
