@@ -119,6 +119,7 @@ def workflow_queues(workflow, spec=None) -> set[str]:
 
 class OperationsAdmin(admin.ModelAdmin):
     """A page, not a table: only its own URLs, nothing to add, change or delete."""
+    empty_value_display = "—"  # as everywhere else in the app, not Django's "-"
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -27,6 +27,7 @@ from task_admin.permissions import has_model_perm
 
 @admin.register(WorkflowSchedule)
 class WorkflowScheduleAdmin(admin.ModelAdmin):
+    empty_value_display = "—"  # as everywhere else in the app, not Django's "-"
     form = WorkflowScheduleForm
     list_display = (
         "name", "workflow", "timing", "is_enabled", "overlap", "next_run", "last_fired_at",

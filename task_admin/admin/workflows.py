@@ -66,6 +66,7 @@ def run_change_url(run: WorkflowRun, current_app: str = "admin") -> str | None:
 
 @admin.register(Workflow)
 class WorkflowAdmin(WorkflowCodeMixin, FilesMixin, admin.ModelAdmin):
+    empty_value_display = "—"  # as everywhere else in the app, not Django's "-"
     resource_classes = [WorkflowResource]
     list_display = ("name", "enabled", "node_count", "last_run", "updated_at")
     list_filter = ("enabled",)

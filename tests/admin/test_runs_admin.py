@@ -621,3 +621,17 @@ def test_times_show_seconds_and_missing_ones_a_dash(admin_client, run):
     assert local in html
     started = html.split("Started", 1)[1][:400]  # the run's "started" (not yet): a dash
     assert "—" in started and ">-<" not in html
+
+
+def test_status_carries_the_run_s_own_times_for_the_live_page(admin_client, run):
+    """Regression: a running run's page said "Started —" and "Duration —" until reloaded."""
+    data = admin_client.get(url("workflowrun_status", run.pk)).json()
+    assert data["times"]["started_display"] == "—"
+    WorkflowRun.objects.filter(pk=run.pk).update(
+        status="running", started_at=timezone.now() - timezone.timedelta(seconds=3))
+    times = admin_client.get(url("workflowrun_status", run.pk)).json()["times"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", times["started_display"])
+    assert times["duration_display"].endswith(" s so far") and times["finished_display"] == "—"
+    html = admin_client.get(url("workflowrun_change", run.pk)).content.decode()
+    # The names are the page's fields that run_refresh.js fills in.
+    assert all(f"field-{name}" in html for name in times)
