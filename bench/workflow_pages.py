@@ -180,7 +180,8 @@ def _inline_rows(client, wf, data: dict, count: int) -> list[tuple[str, str, str
     previews, creates, reuses = [], [], []
     preview_queries = create_queries = reuse_queries = 0
     for i in range(ROUNDS):
-        tree = inline_tree(1_000_000 * (i + 1))
+        # Arguments no earlier round (or size) used: every call is new to the database.
+        tree = inline_tree(100_000_000 * count + 1_000_000 * (i + 1))
         with CaptureQueriesContext(connection) as queries:
             start = time.perf_counter()
             response = client.post(preview_url, {"tree": json.dumps(tree),

@@ -42,6 +42,7 @@ from task_admin.models import (
 )
 from task_admin.models.new_runs import insert_run
 from task_admin.models.runs import UNFINISHED_NODE
+from task_admin.permissions import has_model_perm
 from task_admin.tree import Tree
 from task_admin.validation import check_spec
 
@@ -204,7 +205,7 @@ def start(
     workflow = Workflow.objects.filter(name=name).first()
     if workflow is None:
         raise CannotRun(_("There is no workflow named “%(name)s”.") % {"name": name})
-    if user is not None and not (user.is_active and user.has_perm("task_admin.run_workflow")):
+    if user is not None and not (user.is_active and has_model_perm(user, "run", Workflow)):
         raise CannotRun(
             _("%(user)s may not run workflows (permission “task_admin.run_workflow”).")
             % {"user": user.get_username()}

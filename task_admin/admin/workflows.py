@@ -32,7 +32,6 @@ from task_admin.admin.alerts import WorkflowAlertRuleInline
 from task_admin.admin.code import WorkflowCodeMixin
 from task_admin.admin.files import FilesMixin
 from task_admin.admin.operations import warn_unconsumed_queues, workflow_queues
-from task_admin.admin.warnings import WorkflowWarningsMixin
 from task_admin.forms.runs import RunOverridesForm
 from task_admin.forms.task_picker import task_parameters
 from task_admin.forms.workflows import WorkflowForm
@@ -45,11 +44,12 @@ from task_admin.models import (
     WorkflowRun,
     WorkflowSchedule,
 )
+from task_admin.permissions import has_model_perm
 from task_admin.presenters.preview import (
     composer_preview,
-    composition_problems,
     invocation_call,
     preview,
+    saved_tree,
 )
 from task_admin.resources import WorkflowResource
 
@@ -65,7 +65,8 @@ def run_change_url(run: WorkflowRun, current_app: str = "admin") -> str | None:
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.ModelAdmin):
+class WorkflowAdmin(WorkflowCodeMixin, FilesMixin, admin.ModelAdmin):
+    empty_value_display = "—"  # as everywhere else in the app, not Django's "-"
     resource_classes = [WorkflowResource]
     list_display = ("name", "enabled", "node_count", "last_run", "updated_at")
     list_filter = ("enabled",)
@@ -116,7 +117,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
     # -- permissions ------------------------------------------------------------------------
 
     def has_run_permission(self, request, obj=None):
-        return request.user.has_perm(f"{self.opts.app_label}.run_workflow")
+        return has_model_perm(request.user, "run", Workflow)
 
     def schedule_url(self, request, workflow: Workflow) -> str | None:
         """The add-schedule page with this workflow chosen, for those who may schedule."""
@@ -138,7 +139,8 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
             css={"all": ["task_admin/arguments.css", "task_admin/composer.css"]},
         )
         if obj is not None and obj.pk is not None:
-            context["workflow_preview"] = preview(obj)
+            context["workflow_preview"] = shown = preview(obj)
+            context["workflow_warnings"] = shown.warnings
             context["has_run_permission"] = self.has_run_permission(request, obj)
             context["run_url"] = self.run_url(obj)
             context["schedule_url"] = self.schedule_url(request, obj)
@@ -207,7 +209,6 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
                        current_app=self.admin_site.name)
 
     def save_related(self, request, form, formsets, change):
-        # The tree first: the mixins' save_related (warnings) read the saved tree.
         if form.composition is not None:
             composer.save(form.instance, form.composition)
             made = form.composition.new_invocations
@@ -219,16 +220,16 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
                     single_object=len(made) == 1,
                 )
         super().save_related(request, form, formsets, change)
-        self.report_problems(request, form.instance, form.composition)
-        warn_unconsumed_queues(self, request, workflow_queues(form.instance))
+        saved = saved_tree(form.instance, form.composition)  # compiled and checked once
+        for warning in saved.warnings:
+            self.message_user(
+                request, gettext("Warning: %(warning)s") % {"warning": str(warning)},
+                messages.WARNING,
+            )
+        self.report_problems(request, form.instance, saved.problems)
+        warn_unconsumed_queues(self, request, workflow_queues(form.instance, saved.spec))
 
-    def report_problems(self, request, workflow: Workflow,
-                        composition: composer.Composition | None = None) -> None:
-        if composition is not None:
-            # The rows just saved, already in memory: no reload of a big tree to judge it.
-            problems = composition_problems(workflow, composition)
-        else:
-            problems = preview(workflow).problems
+    def report_problems(self, request, workflow: Workflow, problems: list) -> None:
         if not problems:
             return
         count = len(problems)
@@ -381,7 +382,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
                                     spec=shown.spec)
         if posted:
             if form is not None and form.is_valid():
-                response = self._start(request, workflow, form.prepared)
+                response = self._run_prepared(request, workflow, form.prepared)
                 if response is not None:
                     return response
             shown = preview(workflow)
@@ -412,7 +413,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.run_template, context)
 
-    def _start(self, request, workflow: Workflow, prepared: services.PreparedRun):
+    def _run_prepared(self, request, workflow: Workflow, prepared: services.PreparedRun):
         try:
             run = services.run_prepared(prepared, user=request.user)
         except services.CannotRun as exc:

@@ -1,16 +1,20 @@
 """The composer in headless Chromium: whole trees built from an empty Add page, saved once."""
 
+import inspect
+
 import pytest
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.testapp.tasks import sales_report
 from task_admin.canvas.build import to_python
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow, WorkflowRun
 from tests.support.browser import (
     add,
+    argument,
     at,
     call,
     choose,
@@ -92,7 +96,9 @@ def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, w
     body_warning = WebDriverWait(browser, 10).until(
         lambda b: at(b, "root.body").find_element(By.CSS_SELECTOR, "li.ta-level-warning"))
     assert "receives the list of header results first" in body_warning.text
-    shoot("composer_typed_fields")
+    browser.execute_script("document.getElementById('workflow-preview').scrollIntoView()")
+    wait_preview(browser, "ready to run")
+    shoot("composer_chord_warning")
     save(browser)
     chord = Workflow.objects.get(name="tutorial chord")
     assert "suma.s(10)" in to_python(workflow_to_spec(chord))
@@ -106,6 +112,41 @@ def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, w
     chain_run = run_and_wait(browser, base, chain)
     assert chain_run.status == "succeeded"
     assert [n.result for n in chain_run.nodes.order_by("position")][-1] == 8
+
+
+def test_typed_fields_in_a_task_node(browser, live_server, shoot):
+    """A task's annotated parameters as typed fields in its node; a call that does not fit
+    its place is said next to the node by the server, then fixed."""
+    base = live_server.url
+    login(browser, base)
+    start(browser, base, "monday report")
+    add(browser, "group", where=None)
+    add(browser, "task")
+    call(browser, "root.0", "sales_report", region="US", top=5, include_refunds="true")
+    assert argument(browser, "root.0", "day").get_attribute("type") == "date"
+    assert argument(browser, "root.0", "top").get_attribute("type") == "number"
+    assert argument(browser, "root.0", "region").tag_name == "select"
+    assert "count refunded sales too." in at(browser, "root.0").find_element(
+        By.XPATH, "..").text
+    browser.execute_script(
+        "arguments[0].value = '2026-11-02';"
+        "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));",
+        argument(browser, "root.0", "day"))
+    add(browser, "task")
+    call(browser, "root.1", "suma", b=2)  # "a" left out: a group member receives nothing
+    problem = WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,)
+                            ).until(lambda b: at(b, "root.1").find_element(
+                                By.CSS_SELECTOR, ".ta-node-problems li"))
+    assert "missing a required argument: 'a'" in problem.text
+    argument(browser, "root.1", "a").send_keys("2")
+    wait_preview(browser, "ready to run")
+    wait_preview(browser, "suma.s(2, 2)")
+    shoot("composer")
+    save(browser)
+    wf = Workflow.objects.get(name="monday report")
+    report = wf.nodes.get(position=0, parent__isnull=False).invocation
+    bound = inspect.signature(sales_report.run).bind(*report.args, **report.kwargs).arguments
+    assert bound == {"day": "2026-11-02", "region": "US", "top": 5, "include_refunds": True}
 
 
 def test_a_nested_chord_in_one_save(browser, live_server, shoot):
@@ -132,7 +173,7 @@ def test_a_nested_chord_in_one_save(browser, live_server, shoot):
     assert browser.execute_script(
         "return document.documentElement.scrollWidth <= window.innerWidth"
     )
-    shoot("composer")
+    shoot("composer_nested")
     save(browser)
     wf = Workflow.objects.get(name="nested chord")
     assert wf.nodes.count() == 9

@@ -54,6 +54,16 @@ def test_a_run_page_updates_live_then_shows_the_failed_chord(browser, live_serve
     for path in ("root.header.0", "root.header.1"):  # to the second
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", cell(browser, path, "started"))
     assert cell(browser, "root.body", "started") == "—"  # not started yet: a dash, not "-"
+    # The run's own started time and duration so far, live too.
+    WebDriverWait(browser, 10, poll_frequency=0.2, ignored_exceptions=STALE).until(
+        lambda b: re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", b.find_element(
+            By.CSS_SELECTOR, ".field-started_display .readonly").text)
+        and "so far" in b.find_element(By.CSS_SELECTOR, ".field-duration_display .readonly").text
+    )
+    assert browser.execute_script("return window.taNotReloaded === true")
+    # Nothing runs off the page's right edge (the node table did).
+    assert browser.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth")
     shoot("run_page_live")
 
     # The header succeeded, the body failed: no final result, so the run failed.
@@ -91,4 +101,4 @@ def test_a_run_page_updates_live_then_shows_the_failed_chord(browser, live_serve
     titles = [t.get_attribute("textContent")
               for t in browser.find_elements(By.CSS_SELECTOR, "#ta-run-graph svg title")]
     assert any(LONG_LABEL in t for t in titles)
-    shoot("run_page")
+    shoot("run_page_failed_chord")

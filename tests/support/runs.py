@@ -32,7 +32,7 @@ def finish(run: WorkflowRun, **states: tuple[str, object]) -> WorkflowRun:
         else:
             node.exception = f"ValueError: {result}"
             node.traceback = f"Traceback (most recent call last):\n  ...\nValueError: {result}"
-        node.attempts = 1
+        node.attempt_count = 1
         node.worker = "celery@test"
         node.save()
     counts = {s: run.nodes.filter(state=s).count() for s in NodeState}
