@@ -8,7 +8,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.testapp.tasks import sales_report
 from task_admin.canvas.build import to_python
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow, WorkflowRun
@@ -25,6 +24,7 @@ from tests.support.browser import (
     wait_preview,
 )
 from tests.support.factories import SUMA, invocation
+from tests.testapp.tasks import sales_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
