@@ -32,7 +32,6 @@ from task_admin.admin.alerts import WorkflowAlertRuleInline
 from task_admin.admin.code import WorkflowCodeMixin
 from task_admin.admin.files import FilesMixin
 from task_admin.admin.operations import warn_unconsumed_queues, workflow_queues
-from task_admin.admin.warnings import WorkflowWarningsMixin
 from task_admin.forms.runs import RunOverridesForm
 from task_admin.forms.task_picker import task_parameters
 from task_admin.forms.workflows import WorkflowForm
@@ -66,7 +65,7 @@ def run_change_url(run: WorkflowRun, current_app: str = "admin") -> str | None:
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.ModelAdmin):
+class WorkflowAdmin(WorkflowCodeMixin, FilesMixin, admin.ModelAdmin):
     empty_value_display = "—"  # as everywhere else in the app, not Django's "-"
     resource_classes = [WorkflowResource]
     list_display = ("name", "enabled", "node_count", "last_run", "updated_at")
@@ -140,7 +139,8 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
             css={"all": ["task_admin/arguments.css", "task_admin/composer.css"]},
         )
         if obj is not None and obj.pk is not None:
-            context["workflow_preview"] = preview(obj)
+            context["workflow_preview"] = shown = preview(obj)
+            context["workflow_warnings"] = shown.warnings
             context["has_run_permission"] = self.has_run_permission(request, obj)
             context["run_url"] = self.run_url(obj)
             context["schedule_url"] = self.schedule_url(request, obj)

@@ -5,6 +5,7 @@ messages after a save."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.utils.translation import gettext
 
@@ -89,6 +90,11 @@ class Preview:
     @property
     def can_run(self) -> bool:
         return self.spec is not None and not self.problems
+
+    @cached_property
+    def warnings(self) -> list[canvas.Problem]:
+        """Likely mistakes that do not keep it from running (the chord-body warning)."""
+        return spec_warnings(self.spec)
 
 
 def _task_detail(node: WorkflowNode) -> str:
