@@ -179,7 +179,7 @@ def test_seconds_ago_are_seconds_not_zero_minutes(admin_client, one_worker):
     snap, _sent = one_worker
     worker = snap.workers[0]
     worker.started_at = snap.taken_at - timedelta(seconds=42)
-    worker.active = [operations.TaskInfo(id="t-1", name="project.demo.tasks.slow", kind="active",
+    worker.active = [operations.TaskInfo(id="t-1", name="tests.testapp.tasks.slow", kind="active",
                                          worker=HOST, started=snap.taken_at - timedelta(seconds=4))]
     html = admin_client.get(reverse("admin:task_admin_worker_changelist")).content.decode()
     assert "0 minutes" not in html and "0\xa0minutes" not in html
