@@ -139,6 +139,17 @@ def test_typed_fields_in_a_task_node(browser, live_server, shoot):
                                 By.CSS_SELECTOR, ".ta-node-problems li"))
     assert "missing a required argument: 'a'" in problem.text
     argument(browser, "root.1", "a").send_keys("2")
+    # Raw JSON stays one click away, and back.
+    node = at(browser, "root.1").find_element(By.XPATH, "..")
+    node.find_element(By.CSS_SELECTOR, "button[data-action=as-json]").click()
+    area = WebDriverWait(browser, 5, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda b: at(b, "root.1").find_element(By.XPATH, "..").find_element(
+            By.CSS_SELECTOR, "textarea[data-json=args]"))
+    assert area.get_attribute("value") == "[2,2]"
+    at(browser, "root.1").find_element(By.XPATH, "..").find_element(
+        By.CSS_SELECTOR, "button[data-action=as-fields]").click()
+    WebDriverWait(browser, 5, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda b: argument(b, "root.1", "a").get_attribute("value") == "2")
     wait_preview(browser, "ready to run")
     wait_preview(browser, "suma.s(2, 2)")
     shoot("composer")
