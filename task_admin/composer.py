@@ -35,7 +35,6 @@ from django.utils.translation import gettext as _
 
 from task_admin import canvas, validation
 from task_admin.canvas import paths
-from task_admin.canvas.build import to_python
 from task_admin.canvas.spec import PARSE_MAX_DEPTH
 from task_admin.compile import (
     InvalidWorkflow,
@@ -318,32 +317,6 @@ def _reused_nodes(workflow_id: int, reuse_ids: set[int]) -> list[WorkflowNode]:
     return list(found.values())
 
 
-# -- checks for the page ------------------------------------------------------------------------
-
-
-def problem_level(problem: canvas.Problem) -> str:
-    return getattr(problem, "level", "error") or "error"
-
-
-def preview_data(composition: Composition | None, name: str,
-                 errors: list[canvas.Problem] | None = None) -> dict:
-    """What the composer shows beside the tree: problems by path, the graph, the canvas."""
-    from task_admin.graph import render_svg
-
-    if composition is None:
-        spec, problems = None, list(errors or [])
-    else:
-        spec, problems = composition.spec_and_problems(name)
-    return {
-        "problems": [
-            {"path": p.path, "message": p.message, "level": problem_level(p)} for p in problems
-        ],
-        "blocking": composition is None,
-        "graph": str(render_svg(spec, states=None)) if spec is not None else "",
-        "python": to_python(spec) if spec is not None else "",
-    }
-
-
 # -- saving ------------------------------------------------------------------------------------
 
 
@@ -354,7 +327,7 @@ def save(workflow: Workflow, composition: Composition) -> None:
     Rows are deleted without Django's collector and inserted again with the same primary keys
     (foreign keys are checked at commit: Django creates them deferrable), so kept nodes keep
     their ids and runs stay linked to them; only the links to removed nodes are cleared.
-    One delete, one insert per tree level, whatever the size.
+    One delete, one insert per tree level (``WorkflowNode.objects.insert_tree``).
     """
     kept = {row.pk for row in composition.rows if row.pk > 0}
     stored = WorkflowNode.objects.filter(workflow=workflow)
@@ -362,28 +335,11 @@ def save(workflow: Workflow, composition: Composition) -> None:
     if removed:
         TaskRun.objects.filter(node_id__in=removed).update(node=None)
     stored._raw_delete(stored.db)
-    by_stand_in: dict[int, WorkflowNode] = {}
-    levels: dict[int, list[WorkflowNode]] = {}
+    made = {
+        row.pk: row.clone(pk=row.pk if row.pk > 0 else None, workflow=workflow, key=row.key)
+        for row in composition.rows
+    }
     for row in composition.rows:
-        path = composition.paths[row.pk]
-        levels.setdefault(paths.depth(path), []).append(row)
-    for depth in sorted(levels):
-        level = []
-        for row in levels[depth]:
-            parent = by_stand_in.get(row.parent_id) if row.parent_id else None
-            made = WorkflowNode(
-                pk=row.pk if row.pk > 0 else None,
-                workflow=workflow,
-                key=row.key,
-                parent_id=parent.pk if parent is not None else row.parent_id,
-                kind=row.kind,
-                role=row.role,
-                position=row.position,
-                label=row.label,
-                invocation_id=row.invocation_id,
-                reuse_id=row.reuse_id,
-            )
-            if row.pk < 0:
-                by_stand_in[row.pk] = made
-            level.append(made)
-        WorkflowNode.objects.bulk_create(level)
+        if row.parent_id:  # every parent is one of the rows (kept or new): all are rewritten
+            made[row.pk].parent = made[row.parent_id]
+    WorkflowNode.objects.insert_tree(made.values())

@@ -302,16 +302,16 @@ def pending_queue_hints(run, nodes, spec, *, app: Celery | None = None) -> list[
 
     if run.is_finished:
         return []
-    pending = [node for node in nodes if node.state == NodeState.PENDING]
+    pending = [task_run for task_run in nodes if task_run.state == NodeState.PENDING]
     if not pending:
         return []
     try:
         app = app or get_app()
         options = {path: task.options.queue for path, task in canvas.leaves(spec)} if spec else {}
         by_queue: dict[str, list[str]] = {}
-        for node in pending:
-            queue = queue_for_task(node.task_name, options.get(node.path), app=app)
-            by_queue.setdefault(queue, []).append(node.label or node.path)
+        for task_run in pending:
+            queue = queue_for_task(task_run.task_name, options.get(task_run.path), app=app)
+            by_queue.setdefault(queue, []).append(task_run.label or task_run.path)
         missing = unconsumed(set(by_queue), app=app)
     except BROKER_ERRORS:
         return []

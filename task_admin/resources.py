@@ -357,29 +357,24 @@ def save_tree(workflow: Workflow, root: ParsedNode) -> None:
     if missing:
         raise ValidationError(missing)
     workflow.nodes.all().delete()
+    made: list[WorkflowNode] = []
 
-    # One INSERT per level of the tree (parents get their ids before their children), not one
-    # per node: a 1,000-node tree is a handful of queries.
-    level: list[tuple[ParsedNode, WorkflowNode | None, int]] = [(root, None, 0)]
-    while level:
-        made = [
-            WorkflowNode(
-                workflow=workflow,
-                parent=parent,
-                kind=node.kind,
-                role=node.role,
-                position=position,
-                label=node.label,
-                invocation=invocations.get(node.name) if node.kind == NodeKind.TASK else None,
-                reuse=reused.get(node.name) if node.kind == NodeKind.WORKFLOW else None,
-            )
-            for node, parent, position in level
-        ]
-        WorkflowNode.objects.bulk_create(made)
-        next_level = []
-        for (node, _parent, _position), saved in zip(level, made, strict=True):
-            positions: dict[str, int] = defaultdict(int)
-            for child in node.children:
-                next_level.append((child, saved, positions[child.role]))
-                positions[child.role] += 1
-        level = next_level
+    def add(node: ParsedNode, parent: WorkflowNode | None, position: int) -> None:
+        row = WorkflowNode(
+            workflow=workflow,
+            parent=parent,
+            kind=node.kind,
+            role=node.role,
+            position=position,
+            label=node.label,
+            invocation=invocations.get(node.name) if node.kind == NodeKind.TASK else None,
+            reuse=reused.get(node.name) if node.kind == NodeKind.WORKFLOW else None,
+        )
+        made.append(row)
+        positions: dict[str, int] = defaultdict(int)
+        for child in node.children:
+            add(child, row, positions[child.role])
+            positions[child.role] += 1
+
+    add(root, None, 0)
+    WorkflowNode.objects.insert_tree(made)

@@ -20,7 +20,6 @@ from django.utils.translation import gettext as _
 from django_celery_beat.models import PeriodicTask
 
 from task_admin import services
-from task_admin.compile import InvalidWorkflow
 from task_admin.conf import get_config
 from task_admin.models import (
     Overlap,
@@ -124,7 +123,7 @@ def fire(schedule_id: int, *, app: Celery | None = None) -> str:
             skipped = True
             outcome = _("skipped: run #%(id)s is unfinished") % {"id": blocking.pk}
         else:
-            outcome, started_run = _start(schedule, app)
+            outcome, started_run = _run_for(schedule, app)
             if started_run is not None and unfinished and schedule.overlap == Overlap.REPLACE:
                 # Only once the new run is committed: a run that could not start, or a rolled
                 # back transaction, must not have stopped the old one.
@@ -226,7 +225,7 @@ def _revoke(run_ids: list[int], app: Celery | None) -> None:
             logger.exception("task_admin: could not revoke run %s replaced by a schedule", run.pk)
 
 
-def _start(schedule: WorkflowSchedule, app: Celery | None) -> tuple[str, WorkflowRun | None]:
+def _run_for(schedule: WorkflowSchedule, app: Celery | None) -> tuple[str, WorkflowRun | None]:
     try:
         run = services.run_workflow(
             schedule.workflow,
@@ -236,7 +235,7 @@ def _start(schedule: WorkflowSchedule, app: Celery | None) -> tuple[str, Workflo
             schedule=schedule,
             app=app,
         )
-    except (services.CannotRun, InvalidWorkflow) as exc:
+    except services.CannotRun as exc:
         return _("not run: %(reason)s") % {"reason": exc}, None
     return _("started run #%(id)s") % {"id": run.pk}, run
 

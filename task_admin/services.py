@@ -1,4 +1,12 @@
-"""Run, revoke, re-run and reconcile workflows: the transactions and the talking to Celery."""
+"""Run, revoke, re-run and reconcile workflows: the transactions and the talking to Celery.
+
+The one door for starting work: ``prepare_run`` says whether a workflow can run with a run's
+overrides (compiled once, checked once) and gives the spec, or raises ``CannotRun`` with the
+problems; ``run_prepared`` records and sends it. The admin, the forms, the command line and
+the schedules go through these and never compile, validate or send themselves. Whatever goes
+wrong is a ``CannotRun``: its problems by path (``WorkflowProblems``), or the broker
+(``BrokerUnavailable``, wrapped here once).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import inspect
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +22,7 @@ from celery import Celery
 from celery.states import READY_STATES
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from kombu.exceptions import KombuError
@@ -33,6 +42,7 @@ from task_admin.models import (
 )
 from task_admin.models.new_runs import insert_run
 from task_admin.models.runs import UNFINISHED_NODE
+from task_admin.tree import Tree
 from task_admin.validation import check_spec
 
 logger = logging.getLogger(__name__)
@@ -87,10 +97,10 @@ def apply_overrides(spec: canvas.Node, overrides: Mapping[str, dict]) -> canvas.
     leaf_paths = {path for path, _task in canvas.leaves(spec)}
     unknown = sorted(set(overrides) - leaf_paths)
     if unknown:
-        raise InvalidWorkflow([canvas.Problem(unknown[0], _("no task at this path"))])
+        raise WorkflowProblems([canvas.Problem(unknown[0], _("no task at this path"))])
     not_objects = sorted(path for path, extra in overrides.items() if not isinstance(extra, dict))
     if not_objects:
-        raise InvalidWorkflow([canvas.Problem(
+        raise WorkflowProblems([canvas.Problem(
             not_objects[0], _('overrides must be a JSON object of keyword arguments, e.g. {"b": 2}')
         )])
 
@@ -101,30 +111,76 @@ def apply_overrides(spec: canvas.Node, overrides: Mapping[str, dict]) -> canvas.
     return canvas.map_leaves(spec, merge)
 
 
-def run_workflow(
+@dataclass(frozen=True)
+class PreparedRun:
+    """A workflow's spec with one run's overrides merged, compiled and checked: what
+    ``run_prepared`` records and sends. Made by ``prepare_run`` only."""
+
+    workflow: Workflow
+    spec: canvas.Node
+    overrides: Mapping[str, dict] = field(default_factory=dict)
+
+
+def prepare_run(
     workflow: Workflow,
-    *,
     overrides: Mapping[str, dict] | None = None,
+    *,
+    spec: canvas.Node | None = None,
+    tasks: Mapping[str, inspect.Signature | None] | None = None,
+) -> PreparedRun:
+    """Can ``workflow`` run with ``overrides`` (extra kwargs by task path)? The spec to send,
+    compiled once and checked once; ``WorkflowProblems`` (a ``CannotRun``) with every problem
+    by path otherwise.
+
+    ``spec`` is the workflow's spec when the caller compiled it already (the run page shows
+    it); ``tasks`` the allowed tasks' signatures when it has read them (the form's help texts).
+    Whether the workflow is enabled is asked when it starts (``run_prepared``).
+    """
+    try:
+        base = workflow_to_spec(workflow) if spec is None else spec
+    except InvalidWorkflow as exc:
+        raise WorkflowProblems(exc.problems) from None
+    prepared = apply_overrides(base, overrides or {})
+    problems = check_spec(prepared, tasks=tasks)
+    if problems:
+        raise WorkflowProblems(problems)
+    return PreparedRun(workflow, prepared, dict(overrides or {}))
+
+
+def _refuse_disabled(workflow: Workflow | None) -> None:
+    if workflow is not None and not workflow.enabled:
+        raise CannotRun(_("The workflow “%(name)s” is disabled.") % {"name": workflow.name})
+
+
+def run_workflow(
+    workflow: Workflow, *, overrides: Mapping[str, dict] | None = None, **start: Any
+) -> WorkflowRun:
+    """``prepare_run`` then ``run_prepared`` (``start``: its ``user``, ``trigger``, ``detail``,
+    ``schedule``, ``app``): record a run of ``workflow`` and send its canvas once the record
+    is committed.
+
+    Raises ``CannotRun``: disabled, or ``WorkflowProblems`` (nothing is saved) when the
+    workflow cannot be sent as it is.
+    """
+    _refuse_disabled(workflow)
+    return run_prepared(prepare_run(workflow, overrides), **start)
+
+
+def run_prepared(
+    prepared: PreparedRun,
+    *,
     user=None,
     trigger: str = Trigger.MANUAL,
     detail: str = "",
     schedule=None,
     app: Celery | None = None,
 ) -> WorkflowRun:
-    """Record a run of ``workflow`` and send its canvas once the record is committed.
-
-    Raises ``InvalidWorkflow`` (nothing is saved) when the workflow cannot be sent as it is,
-    and ``CannotRun`` when it is disabled.
-    """
-    if not workflow.enabled:
-        raise CannotRun(_("The workflow “%(name)s” is disabled.") % {"name": workflow.name})
-    spec = apply_overrides(workflow_to_spec(workflow), overrides or {})
-    problems = check_spec(spec)
-    if problems:
-        raise InvalidWorkflow(problems)
-    return _start(
-        spec, workflow=workflow, overrides=overrides or {}, user=user, trigger=trigger,
-        detail=detail, schedule=schedule, app=app, nodes_exist=True,
+    """Record the prepared run and send its canvas once the record is committed (no second
+    compile or check). Raises ``CannotRun`` when the workflow is disabled."""
+    _refuse_disabled(prepared.workflow)
+    return _record_and_send(
+        prepared.spec, workflow=prepared.workflow, overrides=prepared.overrides, user=user,
+        trigger=trigger, detail=detail, schedule=schedule, app=app, nodes_exist=True,
     )
 
 
@@ -141,8 +197,9 @@ def start(
     ``overrides`` maps a task's path (``"root.1"``) to extra keyword arguments for this run.
     With a ``user``, that user needs the ``task_admin.run_workflow`` permission, as in the
     admin, and the run is logged in the admin's history under that user. Raises ``CannotRun``
-    (no such workflow, no permission, disabled) or ``InvalidWorkflow`` (its problems, by
-    path); nothing is saved then. The canvas is sent when the current transaction commits.
+    (no such workflow, no permission, disabled) or its kind ``WorkflowProblems``, also an
+    ``InvalidWorkflow`` (its problems, by path); nothing is saved then. The canvas is sent
+    when the current transaction commits.
     """
     workflow = Workflow.objects.filter(name=name).first()
     if workflow is None:
@@ -202,7 +259,7 @@ def wait(
         time.sleep(interval)
 
 
-def _start(
+def _record_and_send(
     spec: canvas.Node,
     *,
     workflow: Workflow | None,
@@ -331,17 +388,16 @@ def rerun_from_failure(
         raise CannotRun(_("The run has not finished yet."))
     if run.status == RunStatus.SUCCEEDED:
         raise CannotRun(_("Every task of this run succeeded: there is nothing to re-run."))
-    if run.workflow is not None and not run.workflow.enabled:
-        raise CannotRun(_("The workflow “%(name)s” is disabled.") % {"name": run.workflow.name})
+    _refuse_disabled(run.workflow)
     app = _celery_app(app)
     spec = canvas.from_dict(run.spec)
     # A result stored as a stand-in cannot be handed on: that task runs again.
     kept = {
-        node.path: node
-        for node in run.nodes.filter(state=NodeState.SUCCESS, result_complete=True)
+        task_run.path: task_run
+        for task_run in run.nodes.filter(state=NodeState.SUCCESS, result_complete=True)
     }
     rerun_spec = canvas.replace_succeeded(
-        spec, {path: node.result for path, node in kept.items()}, replay_task=REPLAY_TASK
+        spec, {path: task_run.result for path, task_run in kept.items()}, replay_task=REPLAY_TASK
     )
     problems = check_spec(rerun_spec, extra_tasks=replay_signature(app))
     if problems:
@@ -360,7 +416,7 @@ def rerun_from_failure(
             raise CannotRun(
                 _("Run #%(id)s, a re-run of this run, has not finished yet.") % {"id": pending.pk}
             )
-        return _start(
+        return _record_and_send(
             rerun_spec,
             workflow=run.workflow,
             workflow_name=run.workflow_name,
@@ -373,6 +429,40 @@ def rerun_from_failure(
             reused=kept,
             note=note,
         )
+
+
+# -- copying a workflow --------------------------------------------------------------------------
+
+
+def copy_name(name: str) -> str:
+    """“Copy of <name>”, numbered when taken."""
+    base = Truncator(_("Copy of %(name)s") % {"name": name}).chars(190)
+    taken = set(Workflow.objects.filter(name__startswith=base).values_list("name", flat=True))
+    if base not in taken:
+        return base
+    number = 2
+    while f"{base} ({number})" in taken:
+        number += 1
+    return f"{base} ({number})"
+
+
+@transaction.atomic
+def copy_workflow(workflow: Workflow) -> Workflow:
+    """A deep copy of the workflow's tree with new node keys (invocations and reused workflows
+    are shared, not copied), written as the composer and an import write theirs."""
+    copy = Workflow.objects.create(
+        name=copy_name(workflow.name), description=workflow.description, enabled=workflow.enabled
+    )
+    tree = Tree(WorkflowNode.objects.filter(workflow=workflow))
+    clones: dict[int, WorkflowNode] = {}
+    for level in tree.levels(workflow.pk):  # parents before children
+        for node in level:
+            clones[node.pk] = node.clone(workflow=copy, parent=clones.get(node.parent_id))
+    WorkflowNode.objects.insert_tree(clones.values())
+    return copy
+
+
+# -- catching up with the result backend ---------------------------------------------------------
 
 
 def reconcile_run(run: WorkflowRun, *, app: Celery | None = None) -> int:

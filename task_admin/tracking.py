@@ -38,9 +38,6 @@ from task_admin.signals import run_finished
 
 logger = logging.getLogger(__name__)
 S = NodeState
-# The state sets live with the models (models/runs.py); this name stays for callers written
-# against it before (use ``UNFINISHED_NODE`` or ``TaskRun.objects.unfinished()``).
-UNFINISHED = UNFINISHED_NODE
 
 RECEIVED, STARTED, RETRIED, SUCCEEDED_EVENT, FAILED_EVENT, REVOKED_EVENT = (
     "received", "started", "retried", "succeeded", "failed", "revoked",
@@ -148,34 +145,35 @@ class _Attempt:
     traceback: str = ""
 
 
-def _fold(node: TaskRun, events: list[Event], attempts: dict[int, _Attempt]) -> bool:
-    """Apply ``events`` (in the order they happened) to ``node`` in memory; whether it changed.
+def _fold(task_run: TaskRun, events: list[Event], attempts: dict[int, _Attempt]) -> bool:
+    """Apply ``events`` (in the order they happened) to ``task_run`` in memory; whether it
+    changed.
 
     ``attempts`` collects what the events say about each attempt (written only for nodes that
     were retried: a task that ran once is fully described by its TaskRun row).
     """
     changed = False
     for event in events:
-        current = node.attempts or 0
-        if node.state not in UNFINISHED_NODE:
+        current = task_run.attempts or 0
+        if task_run.state not in UNFINISHED_NODE:
             break  # finished nodes never move again
         if event.kind == RECEIVED:
             # Only a node nobody has picked up yet becomes "received": after a retry the node
             # stays "retrying" until the next attempt starts (its received event arrives while
             # the countdown runs).
-            if node.state == S.PENDING:
-                node.state = S.RECEIVED
-                node.received_at = node.received_at or event.at
-                node.worker = event.worker or node.worker
+            if task_run.state == S.PENDING:
+                task_run.state = S.RECEIVED
+                task_run.received_at = task_run.received_at or event.at
+                task_run.worker = event.worker or task_run.worker
                 changed = True
         elif event.kind == STARTED:
             attempt = attempts.setdefault(event.attempt, _Attempt(event.attempt, S.STARTED))
             attempt.worker, attempt.started_at = event.worker, event.at
             if event.attempt >= current:
-                node.state = S.STARTED
-                node.started_at = node.started_at or event.at
-                node.attempts = event.attempt
-                node.worker = event.worker or node.worker
+                task_run.state = S.STARTED
+                task_run.started_at = task_run.started_at or event.at
+                task_run.attempts = event.attempt
+                task_run.worker = event.worker or task_run.worker
                 changed = True
         elif event.kind == RETRIED:
             attempt = attempts.setdefault(event.attempt, _Attempt(event.attempt, S.RETRY))
@@ -183,9 +181,9 @@ def _fold(node: TaskRun, events: list[Event], attempts: dict[int, _Attempt]) -> 
             attempt.reason, attempt.next_eta = event.exception, event.next_eta
             attempt.traceback = event.traceback
             if event.attempt >= current:  # an earlier attempt's retry never moves a later one
-                node.state = S.RETRY
-                node.attempts = event.attempt
-                node.exception, node.traceback = event.exception, event.traceback
+                task_run.state = S.RETRY
+                task_run.attempts = event.attempt
+                task_run.exception, task_run.traceback = event.exception, event.traceback
                 changed = True
         else:
             state = FINAL_EVENTS[event.kind]
@@ -194,16 +192,16 @@ def _fold(node: TaskRun, events: list[Event], attempts: dict[int, _Attempt]) -> 
                 attempt.state, attempt.finished_at = state, event.at
                 if state == S.FAILURE:
                     attempt.reason, attempt.traceback = event.exception, event.traceback
-                node.attempts = max(current, event.attempt)
-            node.state = state
-            node.finished_at = event.at
+                task_run.attempts = max(current, event.attempt)
+            task_run.state = state
+            task_run.finished_at = event.at
             if event.runtime is not None:
-                node.runtime = event.runtime
+                task_run.runtime = event.runtime
             if state == S.SUCCESS:
-                node.result, node.result_complete = event.result, event.result_complete
-                node.exception = node.traceback = ""
+                task_run.result, task_run.result_complete = event.result, event.result_complete
+                task_run.exception = task_run.traceback = ""
             else:
-                node.exception, node.traceback = event.exception, event.traceback
+                task_run.exception, task_run.traceback = event.exception, event.traceback
             changed = True
     return changed
 
@@ -269,20 +267,20 @@ def apply(events: Iterable[Event]) -> int:
             return 0
         nodes = batches.read_nodes(task_ids)
         changed, attempts, started_runs, failed_runs = [], {}, set(), set()
-        for node in nodes:
+        for task_run in nodes:
             seen: dict[int, _Attempt] = {}
-            before = node.state
-            if _fold(node, by_task[node.task_id], seen):
-                changed.append(node)
-                if before == S.PENDING and node.state not in (S.PENDING, S.REVOKED):
-                    started_runs.add(node.run_id)
-                if node.state in FAILED_NODE:
-                    failed_runs.add(node.run_id)
+            before = task_run.state
+            if _fold(task_run, by_task[task_run.task_id], seen):
+                changed.append(task_run)
+                if before == S.PENDING and task_run.state not in (S.PENDING, S.REVOKED):
+                    started_runs.add(task_run.run_id)
+                if task_run.state in FAILED_NODE:
+                    failed_runs.add(task_run.run_id)
             if seen:
-                attempts[node.pk] = seen
+                attempts[task_run.pk] = seen
         batches.write_nodes(changed)
         _write_attempts({n.pk: n for n in nodes}, attempts)
-        runs = {node.run_id for node in changed}
+        runs = {task_run.run_id for task_run in changed}
         if runs:
             refresh_runs(runs, started=started_runs, failed=failed_runs, locked=True)
     return len(changed)

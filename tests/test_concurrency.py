@@ -44,20 +44,20 @@ def at_once(function, count=2):
 @pytest.fixture
 def slow_start(monkeypatch):
     """Hold each run's transaction open a while, so that two decisions overlap; send nothing."""
-    start = services._start
+    start = services._record_and_send
 
     def held(*args, **kwargs):
         run = start(*args, **kwargs)
         time.sleep(0.5)
         return run
 
-    monkeypatch.setattr(services, "_start", held)
+    monkeypatch.setattr(services, "_record_and_send", held)
     monkeypatch.setattr(services, "dispatch", lambda run_id, signature: None)
 
 
 def test_two_reruns_at_once_start_one(slow_start):
     wf = workflow("half", ("chain", [invocation(SUMA, [2, 2]), invocation(SUMA, [4])]))
-    run = services._start(
+    run = services._record_and_send(
         services.workflow_to_spec(wf), workflow=wf, overrides={}, user=None, trigger="manual",
         detail="", app=None,
     )

@@ -16,9 +16,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.text import slugify
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_http_methods, require_safe
 
 from task_admin import canvas, canvas_code
 from task_admin.canvas.code import short_expression
@@ -133,6 +135,7 @@ class WorkflowCodeMixin:
 
     # -- paste to create / replace ------------------------------------------------------------
 
+    @method_decorator(require_http_methods(["GET", "HEAD", "POST"]))
     def from_code_view(self, request):
         if not self.has_add_permission(request):
             raise PermissionDenied
@@ -157,6 +160,7 @@ class WorkflowCodeMixin:
         return self._code_page(request, form, shown, title=gettext("Add workflow from code"),
                                crumb=gettext("From code"))
 
+    @method_decorator(require_http_methods(["GET", "HEAD", "POST"]))
     def replace_from_code_view(self, request, object_id):
         workflow = self.get_object(request, unquote(object_id))
         if workflow is None:
@@ -221,6 +225,7 @@ class WorkflowCodeMixin:
 
     # -- copy as code ---------------------------------------------------------------------------
 
+    @method_decorator(require_safe)
     def code_view(self, request, object_id):
         workflow = self.get_object(request, unquote(object_id))
         if workflow is None:
@@ -245,6 +250,7 @@ class RunCodeMixin:
             *super().get_urls(),
         ]
 
+    @method_decorator(require_safe)
     def code_view(self, request, object_id):
         run = self.get_object(request, unquote(object_id))
         if run is None:

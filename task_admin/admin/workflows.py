@@ -10,14 +10,11 @@ error next to the node.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponseRedirect, JsonResponse
@@ -26,24 +23,20 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
-from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
-from task_admin import canvas, composer, services
+from task_admin import composer, services
 from task_admin.admin.alerts import WorkflowAlertRuleInline
 from task_admin.admin.code import WorkflowCodeMixin
 from task_admin.admin.files import FilesMixin
 from task_admin.admin.operations import warn_unconsumed_queues, workflow_queues
 from task_admin.admin.warnings import WorkflowWarningsMixin
-from task_admin.canvas.build import to_python
-from task_admin.compile import InvalidWorkflow, load_nodes, node_pk, workflow_to_spec
 from task_admin.forms.runs import RunOverridesForm
-from task_admin.forms.workflows import WorkflowForm, node_title
+from task_admin.forms.workflows import WorkflowForm
 from task_admin.links import admin_url
 from task_admin.models import (
-    NodeKind,
     RunStatus,
     TaskInvocation,
     Workflow,
@@ -51,190 +44,20 @@ from task_admin.models import (
     WorkflowRun,
     WorkflowSchedule,
 )
+from task_admin.presenters.preview import (
+    composer_preview,
+    composition_problems,
+    invocation_call,
+    preview,
+)
 from task_admin.resources import WorkflowResource
-from task_admin.tree import Tree
-from task_admin.validation import check_spec
 
 # More problems than this are summarised in the messages (the preview lists them all).
 MAX_PROBLEM_MESSAGES = 10
 
 
-def render_graph(spec: canvas.Node | None) -> str:
-    """The lead's SVG graph of the spec, or nothing while it is not available."""
-    if spec is None:
-        return ""
-    try:
-        from task_admin.graph import render_svg
-    except ImportError:
-        return ""
-    return render_svg(spec, states=None)
-
-
 def run_change_url(run: WorkflowRun, current_app: str = "admin") -> str | None:
     return admin_url("task_admin_workflowrun_change", run.pk, current_app=current_app)
-
-
-# -- what the change page and the run page show ------------------------------------------------
-
-
-@dataclass
-class ProblemRow:
-    path: str
-    title: str
-    message: str
-
-    def __str__(self) -> str:
-        if self.title:
-            return gettext("%(path)s “%(title)s”: %(message)s") % {
-                "path": self.path, "title": self.title, "message": self.message,
-            }
-        return gettext("%(path)s: %(message)s") % {"path": self.path, "message": self.message}
-
-
-@dataclass
-class TreeRow:
-    node: WorkflowNode
-    depth: int
-    path: str
-    title: str
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def detail(self) -> str:
-        # On demand: rendering a task's call costs about half a millisecond, and the page
-        # itself no longer lists the rows (the composer does).
-        return _task_detail(self.node)
-
-    @property
-    def indent(self) -> str:
-        return f"{1.5 * self.depth:.1f}em"
-
-
-@dataclass
-class Preview:
-    """A stored workflow as the admin shows it: tree, canvas, graph and problems."""
-
-    workflow: Workflow
-    spec: canvas.Node | None
-    problems: list[ProblemRow]
-    rows: list[TreeRow]
-
-    @property
-    def python(self) -> str:
-        return to_python(self.spec) if self.spec is not None else ""
-
-    @property
-    def graph(self) -> str:
-        return render_graph(self.spec)
-
-    @property
-    def can_run(self) -> bool:
-        return self.spec is not None and not self.problems
-
-
-def _task_detail(node: WorkflowNode) -> str:
-    if node.kind == NodeKind.TASK and node.invocation_id:
-        return to_python(node.invocation.to_spec())
-    if node.kind == NodeKind.WORKFLOW and node.reuse_id:
-        return gettext("reuses “%(name)s”") % {"name": node.reuse.name}
-    return ""
-
-
-def preview(workflow: Workflow) -> Preview:
-    """Two queries: the nodes (with reused workflows' nodes) and nothing else."""
-    nodes = load_nodes(workflow.pk)
-    by_pk = {node.pk: node for node in nodes}
-    try:  # compiled once: workflow_problems() would compile it a second time
-        spec = workflow_to_spec(workflow, nodes)
-    except InvalidWorkflow as exc:
-        spec, found = None, exc.problems
-    else:
-        found = check_spec(spec)
-    problems, by_node = [], {}
-    for problem in found:
-        pk = node_pk(problem.ref)
-        node = by_pk.get(pk) if pk is not None else None
-        problems.append(ProblemRow(problem.path, node_title(node) if node else "",
-                                   problem.message))
-        if pk is not None:
-            by_node.setdefault(pk, []).append(problem.message)
-    tree = Tree(node for node in nodes if node.workflow_id == workflow.pk)
-    rows = [
-        TreeRow(node, depth, path or gettext("not placed"), node_title(node),
-                by_node.get(node.pk, []))
-        for node, path, depth in tree.walk(workflow.pk)
-    ]
-    return Preview(workflow, spec, problems, rows)
-
-
-_CALLS: dict[tuple[int, object], str] = {}
-
-
-def invocation_call(invocation: TaskInvocation) -> str:
-    """``suma.s(2, 2)`` for the composer's list of invocations; kept per process by
-    (id, last change), since writing a call costs about half a millisecond and a site may
-    have thousands of invocations."""
-    key = (invocation.pk, invocation.updated_at)
-    call = _CALLS.get(key)
-    if call is None:
-        if len(_CALLS) > 20_000:
-            _CALLS.clear()
-        call = _CALLS[key] = to_python(invocation.to_spec(label=invocation.name))
-    return call
-
-
-def composition_problems(workflow: Workflow, composition: composer.Composition
-                         ) -> list[ProblemRow]:
-    """The problems (not the warnings) of a tree as the composer saved it, titled by node."""
-    rows = {row.pk: row for row in composition.rows}
-    out = []
-    for problem in composition.spec_and_problems(workflow.name)[1]:
-        if composer.problem_level(problem) != "error":
-            continue
-        row = rows.get(node_pk(problem.ref)) if problem.ref else None
-        out.append(ProblemRow(problem.path, node_title(row) if row else "", problem.message))
-    return out
-
-
-# -- copying -----------------------------------------------------------------------------------
-
-
-def copy_name(name: str) -> str:
-    base = Truncator(gettext("Copy of %(name)s") % {"name": name}).chars(190)
-    taken = set(Workflow.objects.filter(name__startswith=base).values_list("name", flat=True))
-    if base not in taken:
-        return base
-    number = 2
-    while f"{base} ({number})" in taken:
-        number += 1
-    return f"{base} ({number})"
-
-
-@transaction.atomic
-def copy_workflow(workflow: Workflow) -> Workflow:
-    """A deep copy of the workflow's tree with new node keys (invocations are shared)."""
-    copy = Workflow.objects.create(
-        name=copy_name(workflow.name), description=workflow.description, enabled=workflow.enabled
-    )
-    tree = Tree(WorkflowNode.objects.filter(workflow=workflow))
-    clones: dict[int, WorkflowNode] = {}
-    for level in tree.levels(workflow.pk):  # one insert per level; parents before children
-        made = [
-            WorkflowNode(
-                workflow=copy,
-                parent=clones.get(node.parent_id),
-                kind=node.kind,
-                role=node.role,
-                position=node.position,
-                label=node.label,
-                invocation_id=node.invocation_id,
-                reuse_id=node.reuse_id,
-            )
-            for node in level
-        ]
-        WorkflowNode.objects.bulk_create(made)
-        clones.update((node.pk, clone) for node, clone in zip(level, made, strict=True))
-    return copy
 
 
 # -- the workflow admin ------------------------------------------------------------------------
@@ -419,7 +242,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
         originals = list(Workflow.objects.filter(pk__in=list(queryset.values_list("pk",
                                                                                    flat=True))))
         for original in originals:
-            copy = copy_workflow(original)
+            copy = services.copy_workflow(original)
             self.log_addition(
                 request, copy, gettext("Copied from “%(name)s”.") % {"name": original.name}
             )
@@ -497,14 +320,15 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
         try:
             composition = composer.parse(request.POST.get("tree") or "", workflow)
         except composer.DocumentError as exc:
-            return JsonResponse(composer.preview_data(None, name, exc.problems))
-        return JsonResponse(composer.preview_data(composition, name))
+            return JsonResponse(composer_preview(None, name, exc.problems))
+        return JsonResponse(composer_preview(composition, name))
 
     def run_url(self, workflow: Workflow) -> str:
         return reverse(
             "admin:task_admin_workflow_run", args=[workflow.pk], current_app=self.admin_site.name
         )
 
+    @method_decorator(require_http_methods(["GET", "HEAD", "POST"]))
     def run_view(self, request, object_id):
         workflow = self.get_object(request, unquote(object_id))
         if workflow is None:
@@ -514,15 +338,27 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
             and self.has_run_permission(request, workflow)
         ):
             raise PermissionDenied
-        shown = preview(workflow)
+        posted = request.method == "POST"
+        # A POST compiles the tree once, here, and checks it once, in services.prepare_run
+        # (the form's clean); the page lists the problems again only when nothing started.
+        shown = preview(workflow, check=not posted)
         form = None
         if shown.spec is not None:
-            data = request.POST if request.method == "POST" else None
-            form = RunOverridesForm(data, spec=shown.spec)
-        if request.method == "POST":
-            response = self._run(request, workflow, shown, form)
-            if response is not None:
-                return response
+            form = RunOverridesForm(request.POST if posted else None, workflow=workflow,
+                                    spec=shown.spec)
+        if posted:
+            if form is not None and form.is_valid():
+                response = self._start(request, workflow, form.prepared)
+                if response is not None:
+                    return response
+            shown = preview(workflow)
+            if not shown.can_run:
+                self.message_user(
+                    request,
+                    gettext("“%(name)s” cannot run until its problems are fixed.")
+                    % {"name": workflow.name},
+                    messages.ERROR,
+                )
         change_url = reverse(
             "admin:task_admin_workflow_change", args=[workflow.pk],
             current_app=self.admin_site.name,
@@ -543,30 +379,13 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.run_template, context)
 
-    def _run(self, request, workflow, shown: Preview, form):
-        if form is None or not shown.can_run:
-            self.message_user(
-                request,
-                gettext("“%(name)s” cannot run until its problems are fixed.")
-                % {"name": workflow.name},
-                messages.ERROR,
-            )
-            return None
-        if not form.is_valid():
-            return None
+    def _start(self, request, workflow: Workflow, prepared: services.PreparedRun):
         try:
-            run = services.run_workflow(workflow, overrides=form.overrides, user=request.user)
-        except InvalidWorkflow as exc:
-            for problem in exc.problems:
-                if problem.path in form.fields:
-                    form.add_error(problem.path, problem.message)
-                else:
-                    form.add_error(None, str(problem))
-            return None
+            run = services.run_prepared(prepared, user=request.user)
         except services.CannotRun as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return None
-        overridden = len(form.overrides)
+        overridden = len(prepared.overrides)
         if overridden:
             note = ngettext(
                 "Ran “%(name)s” with one-off arguments for %(count)d task.",

@@ -9,7 +9,6 @@ from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 
 from task_admin import services
-from task_admin.compile import InvalidWorkflow
 from task_admin.models import RunStatus
 
 help = (
@@ -71,13 +70,13 @@ def handle(command, *, workflow: str, assignments: list[str], wait: bool,
         run = services.start(
             workflow, overrides=overrides, user=account, detail="manage.py task_admin run"
         )
-    except services.CannotRun as exc:
-        raise CommandError(str(exc)) from exc
-    except InvalidWorkflow as exc:
+    except services.WorkflowProblems as exc:
         problems = "\n".join(f"  {problem}" for problem in exc.problems)
         raise CommandError(
             _("“%(name)s” cannot run:\n%(problems)s") % {"name": workflow, "problems": problems}
         ) from exc
+    except services.CannotRun as exc:
+        raise CommandError(str(exc)) from exc
     run.refresh_from_db()
     if run.status == RunStatus.DISPATCH_FAILED:
         raise CommandError(

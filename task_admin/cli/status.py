@@ -33,12 +33,12 @@ def describe(run: WorkflowRun) -> str:
     ]
     if run.error:
         lines.append("  " + run.error)
-    for node in run.nodes.order_by("position"):
-        outcome = node.exception or (
-            "" if node.result is None else json.dumps(node.result, ensure_ascii=False)
+    for task_run in run.nodes.order_by("position"):
+        outcome = task_run.exception or (
+            "" if task_run.result is None else json.dumps(task_run.result, ensure_ascii=False)
         )
         lines.append(
-            f"  {node.path:<16} {node.get_state_display():<10} {node.task_name}"
+            f"  {task_run.path:<16} {task_run.get_state_display():<10} {task_run.task_name}"
             + (f"  {_short(outcome)}" if outcome else "")
         )
     return "\n".join(lines)

@@ -1,4 +1,8 @@
-"""Run-now overrides: one JSON object of extra keyword arguments per task of the workflow."""
+"""Run-now overrides: one JSON object of extra keyword arguments per task of the workflow.
+
+Whether the workflow can run with them is asked of ``services.prepare_run`` (once, with the
+spec the page compiled and the signatures read here); the view starts ``form.prepared``.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,22 @@ import json
 from django import forms
 from django.utils.translation import gettext
 
-from task_admin import canvas, registry
+from task_admin import canvas, registry, services
 from task_admin.canvas.build import to_python
-from task_admin.compile import InvalidWorkflow
 from task_admin.forms.json_fields import JSONObjectField
 from task_admin.forms.task_picker import ArgumentsMedia, receives_parent, task_parameters
-from task_admin.services import apply_overrides
-from task_admin.validation import check_spec
+from task_admin.models import Workflow
 
 
 class RunOverridesForm(forms.Form):
     """One JSON object per task of the workflow: extra kwargs for this run only."""
 
-    def __init__(self, *args, spec: canvas.Node, **kwargs):
+    def __init__(self, *args, workflow: Workflow, spec: canvas.Node, **kwargs):
         super().__init__(*args, **kwargs)
-        self.spec = spec
-        self.overrides: dict[str, dict] = {}
-        signatures = registry.signatures()
+        self.workflow, self.spec = workflow, spec
+        self.prepared: services.PreparedRun | None = None
+        # Read once for the page: the help texts, then the check of what was posted.
+        self.signatures = signatures = registry.signatures()
         leaves = canvas.leaves(spec)
         # The typed fields' script reads these (one parameter list per task, not per node).
         self.parameters = task_parameters({task.task for _path, task in leaves})
@@ -55,15 +58,14 @@ class RunOverridesForm(forms.Form):
             return data
         overrides = {path: value for path, value in data.items() if value}
         try:
-            spec = apply_overrides(self.spec, overrides)
-        except InvalidWorkflow as exc:
+            self.prepared = services.prepare_run(
+                self.workflow, overrides, spec=self.spec, tasks=self.signatures
+            )
+        except services.WorkflowProblems as exc:
             for problem in exc.problems:
-                self.add_error(None, str(problem))
-            return data
-        for problem in check_spec(spec):
-            self.add_error(problem.path if problem.path in self.fields else None,
-                           problem.message if problem.path in self.fields else str(problem))
-        self.overrides = overrides
+                at_field = problem.path in self.fields
+                self.add_error(problem.path if at_field else None,
+                               problem.message if at_field else str(problem))
         return data
 
 

@@ -16,12 +16,9 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from task_admin import scheduling
-from task_admin.compile import InvalidWorkflow, workflow_to_spec
+from task_admin import scheduling, services
 from task_admin.forms.json_fields import JSONObjectField
 from task_admin.models import Workflow, WorkflowSchedule
-from task_admin.services import apply_overrides
-from task_admin.validation import check_spec
 
 
 def _schedule_choice(model, label) -> forms.ModelChoiceField:
@@ -120,11 +117,9 @@ class WorkflowScheduleForm(forms.ModelForm):
 
     def _check_workflow(self, workflow: Workflow, overrides: dict) -> None:
         try:
-            spec = apply_overrides(workflow_to_spec(workflow), overrides)
-        except InvalidWorkflow as exc:
-            field = "overrides" if overrides else "workflow"
+            services.prepare_run(workflow, overrides)
+        except services.WorkflowProblems as exc:
             for problem in exc.problems:
-                self.add_error(field, str(problem))
-            return
-        for problem in check_spec(spec):
-            self.add_error("workflow", str(problem))
+                # At the override that brings it, else at the workflow.
+                self.add_error("overrides" if problem.path in overrides else "workflow",
+                               str(problem))

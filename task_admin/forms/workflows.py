@@ -10,18 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext
 
 from task_admin import canvas, composer
-from task_admin.models import NodeKind, Workflow, WorkflowNode
-
-
-def node_title(node: WorkflowNode) -> str:
-    """What a node is called: its label, else what it runs, else its kind."""
-    if node.label:
-        return node.label
-    if node.kind == NodeKind.TASK and node.invocation_id:
-        return node.invocation.name
-    if node.kind == NodeKind.WORKFLOW and node.reuse_id:
-        return node.reuse.name
-    return str(node.get_kind_display())
+from task_admin.models import Workflow
 
 
 class WorkflowForm(forms.ModelForm):

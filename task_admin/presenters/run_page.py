@@ -21,6 +21,7 @@ from task_admin import canvas, operations, services
 from task_admin.alert_messages import run_page_alerts
 from task_admin.canvas.build import to_python
 from task_admin.conf import get_config
+from task_admin.graph import render_svg
 from task_admin.i18n import translated
 from task_admin.links import admin_url
 from task_admin.models import NodeState, TaskRun, WorkflowRun
@@ -152,10 +153,6 @@ def graph(run: WorkflowRun, spec: canvas.Node, access: Access) -> str:
     if access.can_view_nodes:
         base = admin_url("task_admin_taskrun_change", 0, current_app=access.site)
         links = {path: base.replace("/0/", f"/{pk}/", 1) for path, _state, pk in rows}
-    try:
-        from task_admin.graph import render_svg
-    except ImportError:
-        return ""
     try:
         return render_svg(spec, states={p: s for p, s, _pk in rows}, links=links)
     except Exception:  # a picture that cannot be drawn must not hide the run's records

@@ -1,0 +1,184 @@
+"""A stored workflow as the admin shows it: its tree (rows by path), problems titled by node,
+the canvas it sends and its graph. Plain data for the change page, the run-now page and the
+messages after a save."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.utils.translation import gettext
+
+from task_admin import canvas, composer
+from task_admin.canvas.build import to_python
+from task_admin.compile import InvalidWorkflow, load_nodes, node_pk, workflow_to_spec
+from task_admin.graph import render_svg
+from task_admin.models import NodeKind, TaskInvocation, Workflow, WorkflowNode
+from task_admin.tree import Tree
+from task_admin.validation import check_spec
+
+
+def node_title(node: WorkflowNode) -> str:
+    """What a node is called: its label, else what it runs, else its kind."""
+    if node.label:
+        return node.label
+    if node.kind == NodeKind.TASK and node.invocation_id:
+        return node.invocation.name
+    if node.kind == NodeKind.WORKFLOW and node.reuse_id:
+        return node.reuse.name
+    return str(node.get_kind_display())
+
+
+def render_graph(spec: canvas.Node | None) -> str:
+    """The spec's SVG graph (nothing without a spec)."""
+    return render_svg(spec, states=None) if spec is not None else ""
+
+
+# -- what the change page and the run page show ------------------------------------------------
+
+
+@dataclass
+class ProblemRow:
+    path: str
+    title: str
+    message: str
+
+    def __str__(self) -> str:
+        if self.title:
+            return gettext("%(path)s “%(title)s”: %(message)s") % {
+                "path": self.path, "title": self.title, "message": self.message,
+            }
+        return gettext("%(path)s: %(message)s") % {"path": self.path, "message": self.message}
+
+
+@dataclass
+class TreeRow:
+    node: WorkflowNode
+    depth: int
+    path: str
+    title: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def detail(self) -> str:
+        # On demand: rendering a task's call costs about half a millisecond, and the page
+        # itself no longer lists the rows (the composer does).
+        return _task_detail(self.node)
+
+    @property
+    def indent(self) -> str:
+        return f"{1.5 * self.depth:.1f}em"
+
+
+@dataclass
+class Preview:
+    """A stored workflow as the admin shows it: tree, canvas, graph and problems."""
+
+    workflow: Workflow
+    spec: canvas.Node | None
+    problems: list[ProblemRow]
+    rows: list[TreeRow]
+
+    @property
+    def python(self) -> str:
+        return to_python(self.spec) if self.spec is not None else ""
+
+    @property
+    def graph(self) -> str:
+        return render_graph(self.spec)
+
+    @property
+    def can_run(self) -> bool:
+        return self.spec is not None and not self.problems
+
+
+def _task_detail(node: WorkflowNode) -> str:
+    if node.kind == NodeKind.TASK and node.invocation_id:
+        return to_python(node.invocation.to_spec())
+    if node.kind == NodeKind.WORKFLOW and node.reuse_id:
+        return gettext("reuses “%(name)s”") % {"name": node.reuse.name}
+    return ""
+
+
+def preview(workflow: Workflow, *, check: bool = True) -> Preview:
+    """Two queries: the nodes (with reused workflows' nodes) and nothing else.
+
+    ``check=False``: compiled only (structural problems still listed), for a caller that has
+    the spec checked elsewhere, once (the run-now POST, by ``services.prepare_run``).
+    """
+    nodes = load_nodes(workflow.pk)
+    by_pk = {node.pk: node for node in nodes}
+    try:  # compiled once: workflow_problems() would compile it a second time
+        spec = workflow_to_spec(workflow, nodes)
+    except InvalidWorkflow as exc:
+        spec, found = None, exc.problems
+    else:
+        found = check_spec(spec) if check else []
+    problems, by_node = [], {}
+    for problem in found:
+        pk = node_pk(problem.ref)
+        node = by_pk.get(pk) if pk is not None else None
+        problems.append(ProblemRow(problem.path, node_title(node) if node else "",
+                                   problem.message))
+        if pk is not None:
+            by_node.setdefault(pk, []).append(problem.message)
+    tree = Tree(node for node in nodes if node.workflow_id == workflow.pk)
+    rows = [
+        TreeRow(node, depth, path or gettext("not placed"), node_title(node),
+                by_node.get(node.pk, []))
+        for node, path, depth in tree.walk(workflow.pk)
+    ]
+    return Preview(workflow, spec, problems, rows)
+
+
+_CALLS: dict[tuple[int, object], str] = {}
+
+
+def invocation_call(invocation: TaskInvocation) -> str:
+    """``suma.s(2, 2)`` for the composer's list of invocations; kept per process by
+    (id, last change), since writing a call costs about half a millisecond and a site may
+    have thousands of invocations."""
+    key = (invocation.pk, invocation.updated_at)
+    call = _CALLS.get(key)
+    if call is None:
+        if len(_CALLS) > 20_000:
+            _CALLS.clear()
+        call = _CALLS[key] = to_python(invocation.to_spec(label=invocation.name))
+    return call
+
+
+def composition_problems(workflow: Workflow, composition: composer.Composition
+                         ) -> list[ProblemRow]:
+    """The problems (not the warnings) of a tree as the composer saved it, titled by node."""
+    rows = {row.pk: row for row in composition.rows}
+    out = []
+    for problem in composition.spec_and_problems(workflow.name)[1]:
+        if problem_level(problem) != "error":
+            continue
+        row = rows.get(node_pk(problem.ref)) if problem.ref else None
+        out.append(ProblemRow(problem.path, node_title(row) if row else "", problem.message))
+    return out
+
+
+# -- the composer's live preview ----------------------------------------------------------------
+
+
+def problem_level(problem: canvas.Problem) -> str:
+    return getattr(problem, "level", "error") or "error"
+
+
+def composer_preview(composition: composer.Composition | None, name: str,
+                     errors: list[canvas.Problem] | None = None) -> dict:
+    """What the composer shows beside the tree (as JSON): problems by path, the graph, the
+    canvas. ``composition`` None: the document could not be read (``errors`` say why)."""
+    if composition is None:
+        spec, problems = None, list(errors or [])
+    else:
+        spec, problems = composition.spec_and_problems(name)
+    return {
+        "problems": [
+            {"path": p.path, "message": p.message, "level": problem_level(p)} for p in problems
+        ],
+        "blocking": composition is None,
+        "graph": render_graph(spec),
+        "python": to_python(spec) if spec is not None else "",
+    }
