@@ -58,16 +58,25 @@ def _in(connection, column: str, values: Sequence) -> tuple[str, list]:
 
 
 def lock_runs_of(task_ids: Sequence[str]) -> list[int]:
-    """Lock, in id order, the runs that the tasks belong to; their ids."""
+    """Lock, in id order, the runs that the tasks belong to; their ids.
+
+    SQLite has no row locks: the batch's first statement is a write instead (an UPDATE that
+    changes nothing), so the transaction takes the database's write lock at once and waits
+    its turn (the busy timeout) behind another writer. Reading first would take a shared lock
+    that SQLite cannot turn into the write lock while another connection waits to commit: it
+    then fails at once with "database is locked" rather than wait.
+    """
     connection = _connection()
     runs, nodes, _quote = _names(connection)
     where, params = _in(connection, "task_id", task_ids)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    sql = (f"SELECT id FROM {runs} WHERE id IN (SELECT run_id FROM {nodes} WHERE {where})"
-           f" ORDER BY id{lock}")
+    chosen = f"id IN (SELECT run_id FROM {nodes} WHERE {where})"
+    if connection.features.has_select_for_update:
+        sql = f"SELECT id FROM {runs} WHERE {chosen} ORDER BY id FOR UPDATE"
+    else:
+        sql = f"UPDATE {runs} SET id = id WHERE {chosen} RETURNING id"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 def read_nodes(task_ids: Sequence[str]) -> list[TaskRun]:

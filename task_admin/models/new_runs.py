@@ -44,8 +44,10 @@ def insert_run(
     using = router.db_for_write(WorkflowRun)
     connection = connections[using]
     if connection.vendor != "postgresql":
+        # Read before the transaction: on SQLite a transaction that reads first cannot always
+        # take the write lock later, and fails at once where it could have waited.
+        run.alert_rule_id = AlertRule.objects.using(using).id_for(*alert_for)
         with transaction.atomic(using=using):
-            run.alert_rule_id = AlertRule.objects.using(using).id_for(*alert_for)
             run.save(force_insert=True, using=using)
             if nodes:
                 # One executemany, not bulk_create: no model instance per node, and one
