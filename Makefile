@@ -52,7 +52,8 @@ bench: $(VENV)/.installed
 screenshots: $(VENV)/.installed
 	TASK_ADMIN_SCREENSHOTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/browser \
 		-k "nested_chord or typed_override or compose_and_run or screenshot_every_admin_page \
-		or workers_queues_and_a_task_by_id"
+		or workers_queues_and_a_task_by_id or tutorial_group_chain_and_chord \
+		or run_page_updates_live or typed_fields_in_a_task_node"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

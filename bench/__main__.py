@@ -422,9 +422,9 @@ def admin_pages() -> list[dict]:
         node.result = {"value": i, "text": "x" * 40} if i % 10 else None
         node.exception = "" if i % 10 else "ValueError: boom"
         node.traceback = "" if i % 10 else "Traceback (most recent call last):\n" + "  ...\n" * 30
-        node.attempts, node.worker, node.runtime = 1, "celery@bench", 0.01
-    TaskRun.objects.bulk_update(nodes, ["state", "result", "exception", "traceback", "attempts",
-                                        "worker", "runtime"])
+        node.attempt_count, node.worker, node.runtime = 1, "celery@bench", 0.01
+    TaskRun.objects.bulk_update(nodes, ["state", "result", "exception", "traceback",
+                                        "attempt_count", "worker", "runtime"])
     WorkflowRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
     # 100,000 task runs for the lists (1,000 runs of 100 nodes), made once per database.
     missing = 100_000 - TaskRun.objects.count()
@@ -437,7 +437,7 @@ def admin_pages() -> list[dict]:
         )
         TaskRun.objects.bulk_create(
             (TaskRun(run_id=runs[i // 100].pk, task_id=f"bulk-{TOKEN}-{i}", path=f"root.{i % 100}",
-                     position=i % 100, task_name=SUMA, state="SUCCESS", result=i, attempts=1,
+                     position=i % 100, task_name=SUMA, state="SUCCESS", result=i, attempt_count=1,
                      worker="celery@bulk", runtime=0.01) for i in range(missing)),
             batch_size=5000,
         )

@@ -143,7 +143,77 @@ def rows() -> list[tuple[str, str, str]]:
         assert wf.nodes.count() == count
         out.append((f"open a {count}-node workflow", f"{_median(opens):.3f}", str(open_queries)))
         out.append((f"save a {count}-node workflow", f"{_median(saves):.3f}", str(save_queries)))
+        out += _inline_rows(client, wf, data, count)
     return out
+
+
+def _inline_rows(client, wf, data: dict, count: int) -> list[tuple[str, str, str]]:
+    """The same tree with every task node's call typed in the composer (``{"task", "args"}``
+    instead of an invocation id): checked against the signature node by node, then saved with
+    one new invocation per distinct call, or saved again when they all exist (reused)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from task_admin.models import TaskInvocation
+
+    url = reverse("admin:task_admin_workflow_change", args=[wf.pk])
+    preview_url = reverse("admin:task_admin_workflow_preview")
+
+    def inline_tree(offset: int) -> dict:
+        tree = json.loads(data["tree"])
+        number = 0
+        for group in tree["root"]["children"]:
+            for i, task in enumerate(group["children"]):
+                number += 1
+                # suma(a, b) as a group member after the first group receives the previous
+                # group's results: one argument, the parent result being "a".
+                group["children"][i] = {
+                    "kind": "task", "key": task["key"], "label": "",
+                    "task": "project.demo.tasks.suma",
+                    "args": [offset + number] if tree["root"]["children"].index(group) else
+                    [offset + number, 1],
+                    "kwargs": {}, "immutable": False,
+                }
+        return tree
+
+    previews, creates, reuses = [], [], []
+    preview_queries = create_queries = reuse_queries = 0
+    for i in range(ROUNDS):
+        # Arguments no earlier round (or size) used: every call is new to the database.
+        tree = inline_tree(100_000_000 * count + 1_000_000 * (i + 1))
+        with CaptureQueriesContext(connection) as queries:
+            start = time.perf_counter()
+            response = client.post(preview_url, {"tree": json.dumps(tree),
+                                                 "workflow": str(wf.pk)})
+            previews.append(time.perf_counter() - start)
+        assert response.status_code == 200 and not response.json()["blocking"], (
+            response.json()["problems"][:3])
+        preview_queries = len(queries)
+        before = TaskInvocation.objects.count()
+        for times, key in ((creates, "create"), (reuses, "reuse")):
+            with CaptureQueriesContext(connection) as queries:
+                start = time.perf_counter()
+                response = client.post(url, {**data, "tree": json.dumps(tree)})
+                times.append(time.perf_counter() - start)
+            assert response.status_code == 302, re.findall(
+                r"<ul class=\"errorlist[^>]*>(.*?)</ul>", response.content.decode(), re.S
+            )[:3]
+            if key == "create":
+                create_queries = len(queries)
+                made = TaskInvocation.objects.count() - before
+            else:
+                reuse_queries = len(queries)
+    assert wf.nodes.count() == count
+    calls = made
+    return [
+        (f"preview {count} nodes, {calls} calls typed in", f"{_median(previews):.3f}",
+         str(preview_queries)),
+        (f"save {count} nodes, {calls} typed calls, all new", f"{_median(creates):.3f}",
+         str(create_queries)),
+        (f"save {count} nodes, {calls} typed calls, all saved", f"{_median(reuses):.3f}",
+         str(reuse_queries)),
+    ]
 
 
 def main() -> int:

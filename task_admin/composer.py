@@ -15,11 +15,17 @@ The document, version 1::
 
     {"version": 1, "root": null | NODE}
     NODE = {"kind": "task", "invocation": 12, "key": "…", "label": "…"}
+         | {"kind": "task", "task": "app.tasks.add", "args": [2, 2], "kwargs": {},
+            "immutable": false, …}
          | {"kind": "workflow", "reuse": 3, …}
          | {"kind": "group" | "chain", "children": [NODE, …], …}
          | {"kind": "chord", "header": [NODE, …], "body": null | NODE, …}
 
-``key`` names a stored node to keep (anything else is a new node).
+``key`` names a stored node to keep (anything else is a new node). A task node either names a
+saved invocation or carries its call inline (a task picked in the composer, its arguments typed
+in fields): the server checks an inline call as the invocation form would (``validation.
+validate_invocation`` and the annotated types) and, on save, stores it as an invocation in the
+same transaction, reusing an identical one (same task, arguments, no options) where it exists.
 """
 
 from __future__ import annotations
@@ -29,12 +35,14 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
 from task_admin import canvas, validation
 from task_admin.canvas import paths
+from task_admin.canvas.build import to_python
 from task_admin.canvas.spec import PARSE_MAX_DEPTH
 from task_admin.compile import (
     InvalidWorkflow,
@@ -59,8 +67,9 @@ DOCUMENT_VERSION = 1
 KEY_RE = re.compile(r"^[-a-zA-Z0-9_]{1,40}$")
 LABEL_MAX = WorkflowNode._meta.get_field("label").max_length
 COMMON_KEYS = {"kind", "key", "label"}
+INLINE_KEYS = {"task", "args", "kwargs", "immutable"}
 KIND_KEYS = {
-    NodeKind.TASK: {"invocation"},
+    NodeKind.TASK: {"invocation", *INLINE_KEYS},
     NodeKind.WORKFLOW: {"reuse"},
     NodeKind.GROUP: {"children"},
     NodeKind.CHAIN: {"children"},
@@ -68,6 +77,15 @@ KIND_KEYS = {
 }
 # The workflow id given to the rows of a workflow not saved yet (no row has id 0).
 UNSAVED = 0
+# An inline call reuses a saved invocation only when that one sets none of these options:
+# the composer's fields give a task and its arguments, nothing else.
+PLAIN_OPTIONS = {
+    "countdown": None, "eta": None, "expires": None, "queue": "", "priority": None,
+    "retry": True, "retry_max_retries": None, "retry_interval_start": None,
+    "retry_interval_step": None, "retry_interval_max": None, "soft_time_limit": None,
+    "time_limit": None,
+}
+INVOCATION_NAME_MAX = TaskInvocation._meta.get_field("name").max_length
 
 
 class DocumentError(ValueError):
@@ -86,6 +104,8 @@ class Composition:
     rows: list[WorkflowNode]
     paths: dict[int, str]  # row pk (stored, or a negative stand-in for a new row) -> path
     reused: list[WorkflowNode] = field(default_factory=list)
+    # Inline calls with no identical saved invocation: created by ``save``.
+    new_invocations: list[TaskInvocation] = field(default_factory=list)
 
     def spec_and_problems(self, name: str) -> tuple[canvas.Node | None, list[canvas.Problem]]:
         """What a stored workflow with these rows would compile to, and its problems."""
@@ -153,11 +173,14 @@ def stored_document(workflow: Workflow) -> dict:
 # -- document -> rows ---------------------------------------------------------------------------
 
 
-def parse(raw: str | dict, workflow: Workflow | None) -> Composition:
+def parse(raw: str | dict, workflow: Workflow | None, *,
+          can_add_invocations: bool = True) -> Composition:
     """The rows a document describes; raises ``DocumentError`` for what cannot be stored.
 
-    Three queries whatever the size: the stored keys, the invocations and the reused
-    workflows named (plus one per distinct reused workflow, for its own tree).
+    Four queries whatever the size: the stored keys, the invocations and the reused
+    workflows named, the saved invocations an inline call may reuse (plus one per distinct
+    reused workflow, for its own tree). ``can_add_invocations``: whether an inline call with no
+    identical saved invocation may create one (the user's add permission on invocations).
     """
     if isinstance(raw, str):
         try:
@@ -202,6 +225,7 @@ def parse(raw: str | dict, workflow: Workflow | None) -> Composition:
     pk_of_path: dict[str, int] = {}
     used_keys: set[str] = set()
     stand_in = itertools.count(-1, -1)
+    inline: list[tuple[str, dict, WorkflowNode]] = []
     for path, item, role, position in items:
         found = _item_problems(path, item, invocations, reusable, workflow_id)
         problems += found
@@ -222,17 +246,89 @@ def parse(raw: str | dict, workflow: Workflow | None) -> Composition:
             position=position,
             label=item.get("label") or "",
         )
-        if kind == NodeKind.TASK:
+        if kind == NodeKind.TASK and is_inline(item):
+            if not found:
+                inline.append((path, item, row))
+        elif kind == NodeKind.TASK:
             row.invocation = invocations.get(item.get("invocation"))
         elif kind == NodeKind.WORKFLOW:
             row.reuse = reusable.get(item.get("reuse"))
         rows.append(row)
         row_paths[pk] = path
         pk_of_path[path] = pk
+    new_invocations: list[TaskInvocation] = []
+    if inline:
+        found, new_invocations = _inline_invocations(inline, can_add_invocations)
+        problems += found
     if problems:
         raise DocumentError(problems)
     reused = _reused_nodes(workflow_id, {row.reuse_id for row in rows if row.reuse_id})
-    return Composition(workflow_id, rows, row_paths, reused)
+    return Composition(workflow_id, rows, row_paths, reused, new_invocations)
+
+
+def is_inline(item: dict) -> bool:
+    """A task node that carries its call (task and arguments) instead of naming an invocation."""
+    return item.get("task") is not None
+
+
+def _call_key(invocation: TaskInvocation) -> tuple:
+    return (invocation.task, json.dumps(invocation.args, sort_keys=True),
+            json.dumps(invocation.kwargs, sort_keys=True), bool(invocation.immutable))
+
+
+def call_name(invocation: TaskInvocation) -> str:
+    """What an invocation made from an inline call is named: its call, ``suma.s(2, 2)``."""
+    text = " ".join(to_python(invocation.to_spec()).split())
+    return text[:INVOCATION_NAME_MAX - 10]
+
+
+def _inline_invocations(inline: list[tuple[str, dict, WorkflowNode]], can_add: bool
+                        ) -> tuple[list[canvas.Problem], list[TaskInvocation]]:
+    """Give each inline task row its invocation: a saved identical one, else a new unsaved
+    one (one per distinct call). The call is checked as the invocation form checks it, with
+    each problem at the node's path."""
+    problems: list[canvas.Problem] = []
+    calls: list[tuple[str, WorkflowNode, TaskInvocation]] = []
+    for path, item, row in inline:
+        call = TaskInvocation(
+            task=item["task"], args=item.get("args") or [], kwargs=item.get("kwargs") or {},
+            immutable=bool(item.get("immutable")), **PLAIN_OPTIONS,
+        )
+        messages: list[str] = []
+        try:
+            validation.validate_invocation(call)
+        except ValidationError as exc:
+            messages += exc.messages
+        else:
+            for found in validation.argument_type_messages(
+                call.task, call.args, call.kwargs, call.immutable
+            ).values():
+                messages += found
+        problems += [canvas.Problem(path, message) for message in messages]
+        calls.append((path, row, call))
+    if problems:
+        return problems, []
+    saved: dict[tuple, TaskInvocation] = {}
+    for candidate in TaskInvocation.objects.filter(
+        task__in={call.task for _p, _r, call in calls}, **PLAIN_OPTIONS
+    ).order_by("-pk"):
+        saved[_call_key(candidate)] = candidate  # the oldest identical one wins
+    new: dict[tuple, TaskInvocation] = {}
+    for path, row, call in calls:
+        key = _call_key(call)
+        if key in saved:
+            row.invocation = saved[key]
+            continue
+        if not can_add:
+            problems.append(canvas.Problem(path, _(
+                "You may not add task invocations: choose a saved invocation for this node."
+            )))
+            continue
+        if key not in new:
+            call.name = call_name(call)
+            new[key] = call
+        row.invocation = new[key]
+    return problems, list(new.values())
 
 
 def _flatten(root) -> list[tuple[str, dict, str, int]]:
@@ -283,7 +379,9 @@ def _item_problems(path, item, invocations, reusable, workflow_id) -> list[canva
     if not isinstance(label, str) or len(label) > LABEL_MAX:
         out.append(_("The label must be text of at most %(max)s characters.")
                    % {"max": LABEL_MAX})
-    if kind == NodeKind.TASK:
+    if kind == NodeKind.TASK and is_inline(item):
+        out += _inline_problems(item)
+    elif kind == NodeKind.TASK:
         value = item.get("invocation")
         if value in (None, ""):
             out.append(_("Choose the task invocation this node runs."))
@@ -299,6 +397,23 @@ def _item_problems(path, item, invocations, reusable, workflow_id) -> list[canva
             # The composer does not offer the workflow itself; a crafted POST must not get it in.
             out.append(_("A workflow cannot reuse itself."))
     return [canvas.Problem(path, message) for message in out]
+
+
+def _inline_problems(item: dict) -> list[str]:
+    """What makes an inline call unreadable (its arguments are checked once it is read)."""
+    out = []
+    if item.get("invocation") not in (None, ""):
+        out.append(_("A task node runs either a saved invocation or a task with its arguments, "
+                     "not both."))
+    if not isinstance(item["task"], str) or not item["task"].strip():
+        out.append(_("Choose the task this node runs."))
+    if not isinstance(item.get("args", []), list):
+        out.append(_("Enter a JSON list, e.g. [2, 2]."))
+    if not isinstance(item.get("kwargs", {}), dict):
+        out.append(_("Enter a JSON object, e.g. {\"b\": 2}."))
+    if not isinstance(item.get("immutable", False), bool):
+        out.append(_("“immutable” must be true or false."))
+    return out
 
 
 def _reused_nodes(workflow_id: int, reuse_ids: set[int]) -> list[WorkflowNode]:
@@ -329,6 +444,9 @@ def save(workflow: Workflow, composition: Composition) -> None:
     their ids and runs stay linked to them; only the links to removed nodes are cleared.
     One delete, one insert per tree level (``WorkflowNode.objects.insert_tree``).
     """
+    if composition.new_invocations:
+        _name_uniquely(composition.new_invocations)
+        TaskInvocation.objects.bulk_create(composition.new_invocations)
     kept = {row.pk for row in composition.rows if row.pk > 0}
     stored = WorkflowNode.objects.filter(workflow=workflow)
     removed = set(stored.values_list("pk", flat=True)) - kept
@@ -336,10 +454,33 @@ def save(workflow: Workflow, composition: Composition) -> None:
         TaskRun.objects.filter(node_id__in=removed).update(node=None)
     stored._raw_delete(stored.db)
     made = {
-        row.pk: row.clone(pk=row.pk if row.pk > 0 else None, workflow=workflow, key=row.key)
+        row.pk: row.clone(
+            pk=row.pk if row.pk > 0 else None, workflow=workflow, key=row.key,
+            # An invocation made just above has its id only now (the row holds the object).
+            invocation_id=row.invocation.pk if row.invocation is not None else None,
+        )
         for row in composition.rows
     }
     for row in composition.rows:
         if row.parent_id:  # every parent is one of the rows (kept or new): all are rewritten
             made[row.pk].parent = made[row.parent_id]
     WorkflowNode.objects.insert_tree(made.values())
+
+
+def _name_uniquely(new: list[TaskInvocation]) -> None:
+    """``suma.s(2, 2)``, or ``suma.s(2, 2) (2)`` when that name is taken by a saved invocation
+    that is not identical (it has options, say). Two queries at most."""
+    bases = {invocation.name for invocation in new}
+    taken = set(TaskInvocation.objects.filter(name__in=bases).values_list("name", flat=True))
+    clashes = bases & taken
+    if clashes:
+        numbered = TaskInvocation.objects.none()
+        for base in clashes:
+            numbered |= TaskInvocation.objects.filter(name__startswith=f"{base} (")
+        taken |= set(numbered.values_list("name", flat=True))
+    for invocation in new:
+        base, number = invocation.name, 2
+        while invocation.name in taken:
+            invocation.name = f"{base} ({number})"
+            number += 1
+        taken.add(invocation.name)

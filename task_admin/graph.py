@@ -32,8 +32,33 @@ class Box:
     exit_y: float
 
 
-def _short(text: str, limit: int = 26) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+# Rough glyph widths in em for the admin's sans-serif (DejaVu Sans and the like are among the
+# widest): enough to cut a label before it leaves its box, which counting characters was not
+# (26 bold characters ran past a 180 px box).
+NARROW, WIDE = frozenset("fijlrtI.,:;'!|()[]{} "), frozenset("mwMW@%&")
+
+
+def _em(ch: str, bold: bool) -> float:
+    if ch in NARROW:
+        return 0.34
+    if ch in WIDE:
+        return 0.92
+    if ch.isupper() or (ch.isdigit() and bold):
+        return 0.72
+    return 0.62
+
+
+def _text_width(text: str, size: float, bold: bool = False) -> float:
+    return sum(_em(ch, bold) for ch in text) * size * (1.1 if bold else 1.0)
+
+
+def _fit(text: str, width: float, size: float, bold: bool = False) -> str:
+    """``text``, cut with "…" to fit ``width`` pixels at ``size`` px (whole in the title)."""
+    if _text_width(text, size, bold) <= width:
+        return text
+    while text and _text_width(text + "…", size, bold) > width:
+        text = text[:-1]
+    return text.rstrip() + "…"
 
 
 def _arrow(x1: float, y1: float, x2: float, y2: float) -> str:
@@ -56,8 +81,10 @@ def _leaf(path: str, node: canvas.Task, states, links) -> Box:
             f"<title>{escape(title)}\n{escape(node.task)}\n{escape(path)}"
             f"{' — ' + escape(state) if state else ''}</title>",
             f'<rect x="{x}" y="{y}" width="{LEAF_W}" height="{LEAF_H}" rx="6"/>',
-            f'<text x="{x + 10}" y="{y + 19}" class="ta-label">{escape(_short(title))}</text>',
-            f'<text x="{x + 10}" y="{y + 36}" class="ta-sub">{escape(_short(name, 30))}</text>',
+            f'<text x="{x + 10}" y="{y + 19}" class="ta-label">'
+            f"{escape(_fit(title, LEAF_W - 20, 12, bold=True))}</text>",
+            f'<text x="{x + 10}" y="{y + 36}" class="ta-sub">'
+            f"{escape(_fit(name, LEAF_W - 20, 11))}</text>",
             "</g>",
         ]
         link = (links or {}).get(path)
@@ -78,7 +105,7 @@ def _frame(kind: str, inner: Box, label: str) -> Box:
             f'<rect class="ta-frame ta-frame-{kind}" x="{x}" y="{y}" width="{width}" '
             f'height="{height}" rx="8"/>',
             f'<text class="ta-frame-title" x="{x + PAD}" y="{y + 13}">'
-            f"{escape(_short(caption, 40))}</text>",
+            f"{escape(_fit(caption, width - 2 * PAD, 11))}</text>",
             *inner.draw(x + PAD, y + PAD + TITLE),
         ]
 

@@ -25,7 +25,6 @@ from django.utils import timezone
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from kombu.exceptions import KombuError
 
 from task_admin import canvas, registry, tracking
 from task_admin.canvas.build import to_signature
@@ -42,6 +41,7 @@ from task_admin.models import (
 )
 from task_admin.models.new_runs import insert_run
 from task_admin.models.runs import UNFINISHED_NODE
+from task_admin.permissions import has_model_perm
 from task_admin.tree import Tree
 from task_admin.validation import check_spec
 
@@ -50,8 +50,6 @@ logger = logging.getLogger(__name__)
 REPLAY_TASK = "task_admin.replay"
 
 
-# What can go wrong when talking to the broker (or finding the Celery app at all).
-BROKER_ERRORS = (KombuError, OSError, registry.NoCeleryApp)
 
 
 class CannotRun(Exception):
@@ -204,7 +202,7 @@ def start(
     workflow = Workflow.objects.filter(name=name).first()
     if workflow is None:
         raise CannotRun(_("There is no workflow named “%(name)s”.") % {"name": name})
-    if user is not None and not (user.is_active and user.has_perm("task_admin.run_workflow")):
+    if user is not None and not (user.is_active and has_model_perm(user, "run", Workflow)):
         raise CannotRun(
             _("%(user)s may not run workflows (permission “task_admin.run_workflow”).")
             % {"user": user.get_username()}
@@ -359,7 +357,7 @@ def revoke_run(run: WorkflowRun, *, terminate: bool = False, app: Celery | None 
     if task_ids:
         try:
             app.control.revoke(task_ids, terminate=terminate)
-        except BROKER_ERRORS as exc:
+        except registry.BROKER_ERRORS as exc:
             logger.warning("task_admin: revoking run %s failed: %s", run.pk, exc)
             raise BrokerUnavailable(exc) from exc
     stopped = [s for s in UNFINISHED_NODE if terminate or s != NodeState.STARTED]

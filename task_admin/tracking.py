@@ -154,7 +154,7 @@ def _fold(task_run: TaskRun, events: list[Event], attempts: dict[int, _Attempt])
     """
     changed = False
     for event in events:
-        current = task_run.attempts or 0
+        current = task_run.attempt_count or 0
         if task_run.state not in UNFINISHED_NODE:
             break  # finished nodes never move again
         if event.kind == RECEIVED:
@@ -172,7 +172,7 @@ def _fold(task_run: TaskRun, events: list[Event], attempts: dict[int, _Attempt])
             if event.attempt >= current:
                 task_run.state = S.STARTED
                 task_run.started_at = task_run.started_at or event.at
-                task_run.attempts = event.attempt
+                task_run.attempt_count = event.attempt
                 task_run.worker = event.worker or task_run.worker
                 changed = True
         elif event.kind == RETRIED:
@@ -182,7 +182,7 @@ def _fold(task_run: TaskRun, events: list[Event], attempts: dict[int, _Attempt])
             attempt.traceback = event.traceback
             if event.attempt >= current:  # an earlier attempt's retry never moves a later one
                 task_run.state = S.RETRY
-                task_run.attempts = event.attempt
+                task_run.attempt_count = event.attempt
                 task_run.exception, task_run.traceback = event.exception, event.traceback
                 changed = True
         else:
@@ -192,7 +192,7 @@ def _fold(task_run: TaskRun, events: list[Event], attempts: dict[int, _Attempt])
                 attempt.state, attempt.finished_at = state, event.at
                 if state == S.FAILURE:
                     attempt.reason, attempt.traceback = event.exception, event.traceback
-                task_run.attempts = max(current, event.attempt)
+                task_run.attempt_count = max(current, event.attempt)
             task_run.state = state
             task_run.finished_at = event.at
             if event.runtime is not None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from task_admin import canvas, registry
+from task_admin import arguments, canvas, registry
 from task_admin.canvas.text import Text
 from task_admin.canvas.validate import UNKNOWN_TASK
 from task_admin.canvas.validate import warnings as canvas_warnings
@@ -148,6 +150,58 @@ def validate_invocation(invocation) -> None:
     if problems:
         raise ValidationError(_by_field([problem.message for problem in problems]))
     _check_workflows_using(invocation, signatures)
+
+
+def receives_parent(signature, args, kwargs, immutable: bool) -> bool:
+    """Whether the arguments only fit with the previous result prepended (a chain step or
+    chord body), as ``validate_invocation`` reads them."""
+    if signature is None or immutable:
+        return False
+    try:
+        signature.bind(*args, **kwargs)
+        return False
+    except TypeError:
+        pass
+    try:
+        signature.bind(None, *args, **kwargs)
+        return True
+    except TypeError:
+        return False
+
+
+TYPE_WORDS = {
+    "int": gettext_lazy("an integer"), "float": gettext_lazy("a number"),
+    "bool": gettext_lazy("true or false"), "str": gettext_lazy("text"),
+    "date": gettext_lazy("a date (YYYY-MM-DD)"),
+    "datetime": gettext_lazy("a date and time (ISO 8601)"), "list": gettext_lazy("a list"),
+    "dict": gettext_lazy("an object"),
+}
+
+
+def argument_type_messages(task: str, args: list, kwargs: dict,
+                           immutable: bool) -> dict[str, list[str]]:
+    """``{"args" | "kwargs": [messages]}`` for values that do not fit their parameter's
+    annotated type (the invocation form and the composer's task nodes both say these)."""
+    try:
+        described = registry.parameters().get(task)
+    except registry.NoCeleryApp:
+        return {}
+    if not described or not described["known"]:
+        return {}
+    signature = registry.signatures().get(task)
+    out: dict[str, list[str]] = {}
+    parent = receives_parent(signature, args, kwargs, immutable)
+    for name, kind, value, choices in arguments.value_problems(described, args, kwargs, parent):
+        expected = (
+            _("one of %(choices)s") % {"choices": ", ".join(json.dumps(c) for c in choices)}
+            if kind == "choice" else str(TYPE_WORDS[kind])
+        )
+        field = "kwargs" if name in kwargs else "args"
+        out.setdefault(field, []).append(
+            _("“%(name)s” takes %(expected)s, not %(value)s")
+            % {"name": name, "expected": expected, "value": json.dumps(value)}
+        )
+    return out
 
 
 # Option problems start with the option's name: shown next to the field that holds it.

@@ -43,7 +43,7 @@ def test_every_kind_of_value_is_written_back_as_it_was(group_run):
         ]
     assert tracking.apply(events) == len(nodes)
     for node, result in zip(group_run.nodes.order_by("position"), RESULTS, strict=True):
-        assert node.state == S.SUCCESS and node.attempts == 1
+        assert node.state == S.SUCCESS and node.attempt_count == 1
         assert node.result == result and type(node.result) is type(result)
         assert node.received_at == at and node.started_at == at + timedelta(seconds=1)
         assert node.finished_at == at + timedelta(seconds=2) and node.runtime == 0.25

@@ -42,3 +42,15 @@ def test_an_empty_container_is_still_wide_enough_for_its_caption():
     frame = r'class="ta-frame ta-frame-chain" x="[\d.]+" y="[\d.]+" width="([\d.]+)"'
     width = float(re.search(frame, svg).group(1))
     assert width >= 140
+
+
+def test_a_long_label_is_cut_to_its_box_and_whole_on_hover():
+    from task_admin.graph import LEAF_W, _text_width
+
+    label = "exchange rate from the flaky rate service, retried until it answers"
+    svg = str(render_svg(canvas.Task("project.demo.tasks.fetch_exchange_rate", label=label),
+                         states=None))
+    shown = re.search(r'class="ta-label">([^<]*)</text>', svg).group(1)
+    assert shown.endswith("…") and len(shown) < 26  # 26 bold characters ran out of the box
+    assert _text_width(shown, 12, bold=True) <= LEAF_W - 20
+    assert f"<title>{label}\n" in svg

@@ -62,7 +62,7 @@ def test_the_nodes_are_written_whole(django_capture_on_commit_callbacks):
     assert [n.node_id for n in nodes] == list(
         wf.nodes.filter(parent__isnull=False).order_by("position").values_list("pk", flat=True))
     for node in nodes:  # every other column has the model's default
-        assert node.state == NodeState.PENDING and node.attempts == 0
+        assert node.state == NodeState.PENDING and node.attempt_count == 0
         assert node.result is None and node.result_complete is True
         assert node.worker == node.exception == node.traceback == ""
         assert node.received_at is node.started_at is node.finished_at is node.runtime is None

@@ -150,7 +150,9 @@ def test_tracked_events_are_buffered_then_written_in_one_batch(
     group_run.refresh_from_db()
     assert group_run.status == RunStatus.SUCCEEDED
     assert group_run.finished_nodes == group_run.total_nodes == 20
-    assert set(group_run.nodes.values_list("state", "result", "attempts")) == {(S.SUCCESS, 3, 1)}
+    assert set(group_run.nodes.values_list("state", "result", "attempt_count")) == {
+        (S.SUCCESS, 3, 1)
+    }
     assert group_run.nodes.filter(worker="celery@bench", started_at__isnull=False).count() == 20
     assert finished == [group_run.pk]  # once, after the commit
     # 80 state changes in a handful of statements: the nodes (read, write), the run (lock,
@@ -195,8 +197,8 @@ def test_retry_then_late_received_stays_retrying(app, buffered, group_run):
     receivers.on_received(sender=None, request=worker_request(app, node.task_id, retries=1))
     buffered.flush()
     node.refresh_from_db()
-    assert (node.state, node.attempts) == (S.RETRY, 1)
-    [attempt] = node.attempt_set.all()
+    assert (node.state, node.attempt_count) == (S.RETRY, 1)
+    [attempt] = node.attempts.all()
     assert attempt.state == S.RETRY and attempt.next_eta > attempt.started_at
 
 
@@ -206,8 +208,8 @@ def test_an_earlier_attempts_late_retry_does_not_move_a_later_attempt(group_run)
     tracking.started(node.task_id, "w", 2)  # attempt 2 written first (another process)
     tracking.retried(node.task_id, 1, "TransientError: once", 0, "")
     node.refresh_from_db()
-    assert (node.state, node.attempts) == (S.STARTED, 2)
-    assert [(a.number, a.state) for a in node.attempt_set.all()] == [(1, S.RETRY), (2, S.STARTED)]
+    assert (node.state, node.attempt_count) == (S.STARTED, 2)
+    assert [(a.number, a.state) for a in node.attempts.all()] == [(1, S.RETRY), (2, S.STARTED)]
 
 
 @pytest.mark.django_db

@@ -17,6 +17,7 @@ from task_admin.resources import TaskInvocationResource
 
 @admin.register(TaskInvocation)
 class TaskInvocationAdmin(FilesMixin, admin.ModelAdmin):
+    empty_value_display = "—"  # as everywhere else in the app, not Django's "-"
     resource_classes = [TaskInvocationResource]
     form = TaskInvocationForm
     list_display = ("name", "task", "immutable", "updated_at")

@@ -29,7 +29,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from task_admin import operations
 from task_admin.links import admin_url as _url
 from task_admin.models import CeleryTask, Queue, TaskRun, Worker, WorkflowNode, WorkflowRun
-from task_admin.permissions import has_model_perm
+from task_admin.permissions import has_app_perm, has_model_perm
 
 # A queue, task or worker name typed by a person: printable, no spaces.
 NAME_RE = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")
@@ -106,21 +106,20 @@ def warn_unconsumed_queues(model_admin, request, queues: set[str]) -> None:
         model_admin.message_user(request, message, messages.WARNING)
 
 
-def workflow_queues(workflow) -> set[str]:
-    """The queues a workflow's tasks name, reused workflows included (a draft's own nodes)."""
-    from task_admin.compile import InvalidWorkflow, workflow_to_spec
-
-    try:
-        return operations.spec_queues(workflow_to_spec(workflow))
-    except InvalidWorkflow:
-        return set(
-            WorkflowNode.objects.filter(workflow=workflow).exclude(invocation__queue="")
-            .exclude(invocation__isnull=True).values_list("invocation__queue", flat=True)
-        )
+def workflow_queues(workflow, spec=None) -> set[str]:
+    """The queues a workflow's tasks name: those of its spec (reused workflows included) when
+    it compiles, else its own nodes' (a draft)."""
+    if spec is not None:
+        return operations.spec_queues(spec)
+    return set(
+        WorkflowNode.objects.filter(workflow=workflow).exclude(invocation__queue="")
+        .exclude(invocation__isnull=True).values_list("invocation__queue", flat=True)
+    )
 
 
 class OperationsAdmin(admin.ModelAdmin):
     """A page, not a table: only its own URLs, nothing to add, change or delete."""
+    empty_value_display = "—"  # as everywhere else in the app, not Django's "-"
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -132,7 +131,7 @@ class OperationsAdmin(admin.ModelAdmin):
         return False
 
     def _perm(self, request, codename: str) -> bool:
-        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+        return has_app_perm(request.user, codename, self.opts.app_label)
 
     def _require(self, request, allowed: bool) -> None:
         if not allowed:

@@ -16,7 +16,6 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
@@ -30,7 +29,7 @@ from task_admin.links import admin_url
 from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, Workflow, WorkflowRun
 from task_admin.permissions import has_model_perm
 from task_admin.presenters import run_page
-from task_admin.presenters.formatting import duration, local_time, state_badge
+from task_admin.presenters.formatting import local_time, state_badge
 from task_admin.presenters.run_page import as_pk
 
 
@@ -124,11 +123,7 @@ class WorkflowRunAdmin(RunCodeMixin, ReadOnlyListMixin, admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("duration"))
     def duration_display(self, run: WorkflowRun) -> str:
-        if run.duration is not None:
-            return duration(run.duration)
-        if run.started_at and not run.is_finished:
-            return _("%(elapsed)s so far") % {"elapsed": duration(timezone.now() - run.started_at)}
-        return "—"
+        return run_page.run_duration(run)
 
     # Times with seconds: a run's steps are seconds apart, Django's default format hides them.
     @admin.display(description=gettext_lazy("created"), ordering="created_at")

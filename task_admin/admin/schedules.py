@@ -21,14 +21,13 @@ from task_admin import scheduling
 from task_admin.admin.alerts import ScheduleAlertRuleInline
 from task_admin.forms.schedules import WorkflowScheduleForm
 from task_admin.links import admin_url
-from task_admin.models import WorkflowSchedule
+from task_admin.models import Workflow, WorkflowSchedule
 from task_admin.permissions import has_model_perm
-
-SCHEDULE_PERMISSION = "task_admin.schedule_workflow"
 
 
 @admin.register(WorkflowSchedule)
 class WorkflowScheduleAdmin(admin.ModelAdmin):
+    empty_value_display = "—"  # as everywhere else in the app, not Django's "-"
     form = WorkflowScheduleForm
     list_display = (
         "name", "workflow", "timing", "is_enabled", "overlap", "next_run", "last_fired_at",
@@ -99,7 +98,7 @@ class WorkflowScheduleAdmin(admin.ModelAdmin):
     # -- permissions: the model's and schedule_workflow ------------------------------------
 
     def has_schedule_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(SCHEDULE_PERMISSION)
+        return has_model_perm(request.user, "schedule", Workflow)
 
     def has_add_permission(self, request):
         return super().has_add_permission(request) and self.has_schedule_permission(request)

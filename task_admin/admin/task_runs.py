@@ -56,7 +56,7 @@ class RunFilter(admin.SimpleListFilter):
 @admin.register(TaskRun)
 class TaskRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
     list_display = (
-        "run_link", "path", "task_display", "state_badge", "attempts", "worker",
+        "run_link", "path", "task_display", "state_badge", "attempt_count", "worker",
         "started_display", "runtime_display",
     )
     empty_value_display = "—"
@@ -70,13 +70,13 @@ class TaskRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
     search_help_text = gettext_lazy("The Celery task id.")
     ordering = ("-run_id", "position")
     readonly_fields = (
-        "run_link", "task_id", "path", "task_name", "label", "state_badge", "attempts",
+        "run_link", "task_id", "path", "task_name", "label", "state_badge", "attempt_count",
         "worker", "received_display", "started_display", "finished_display", "runtime_display",
         "reused_from_link", "result_display", "exception", "traceback_display", "attempts_table",
     )
     fieldsets = (
         (None, {"fields": (
-            "run_link", "task_name", "label", "path", "task_id", "state_badge", "attempts",
+            "run_link", "task_name", "label", "path", "task_id", "state_badge", "attempt_count",
             "worker", "reused_from_link",
         )}),
         (gettext_lazy("Times"), {"fields": (
@@ -179,7 +179,7 @@ class TaskRunAdmin(ReadOnlyListMixin, admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("attempts"))
     def attempts_table(self, task_run: TaskRun):
-        attempts = list(task_run.attempt_set.order_by("number"))
+        attempts = list(task_run.attempts.order_by("number"))
         if not attempts:
             return "—"
         rows = format_html_join(

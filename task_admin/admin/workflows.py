@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, Subquery
@@ -32,8 +32,8 @@ from task_admin.admin.alerts import WorkflowAlertRuleInline
 from task_admin.admin.code import WorkflowCodeMixin
 from task_admin.admin.files import FilesMixin
 from task_admin.admin.operations import warn_unconsumed_queues, workflow_queues
-from task_admin.admin.warnings import WorkflowWarningsMixin
 from task_admin.forms.runs import RunOverridesForm
+from task_admin.forms.task_picker import task_parameters
 from task_admin.forms.workflows import WorkflowForm
 from task_admin.links import admin_url
 from task_admin.models import (
@@ -44,11 +44,12 @@ from task_admin.models import (
     WorkflowRun,
     WorkflowSchedule,
 )
+from task_admin.permissions import has_model_perm
 from task_admin.presenters.preview import (
     composer_preview,
-    composition_problems,
     invocation_call,
     preview,
+    saved_tree,
 )
 from task_admin.resources import WorkflowResource
 
@@ -64,7 +65,8 @@ def run_change_url(run: WorkflowRun, current_app: str = "admin") -> str | None:
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.ModelAdmin):
+class WorkflowAdmin(WorkflowCodeMixin, FilesMixin, admin.ModelAdmin):
+    empty_value_display = "—"  # as everywhere else in the app, not Django's "-"
     resource_classes = [WorkflowResource]
     list_display = ("name", "enabled", "node_count", "last_run", "updated_at")
     list_filter = ("enabled",)
@@ -115,7 +117,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
     # -- permissions ------------------------------------------------------------------------
 
     def has_run_permission(self, request, obj=None):
-        return request.user.has_perm(f"{self.opts.app_label}.run_workflow")
+        return has_model_perm(request.user, "run", Workflow)
 
     def schedule_url(self, request, workflow: Workflow) -> str | None:
         """The add-schedule page with this workflow chosen, for those who may schedule."""
@@ -132,10 +134,13 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
         form = context["adminform"].form
         context["composer"] = self.composer_context(request, form, obj)
         context["media"] = context["media"] + forms.Media(
-            js=["task_admin/composer.js"], css={"all": ["task_admin/composer.css"]}
+            # arguments.js first: the composer's task nodes use its typed fields.
+            js=["task_admin/arguments.js", "task_admin/composer.js"],
+            css={"all": ["task_admin/arguments.css", "task_admin/composer.css"]},
         )
         if obj is not None and obj.pk is not None:
-            context["workflow_preview"] = preview(obj)
+            context["workflow_preview"] = shown = preview(obj)
+            context["workflow_warnings"] = shown.warnings
             context["has_run_permission"] = self.has_run_permission(request, obj)
             context["run_url"] = self.run_url(obj)
             context["schedule_url"] = self.schedule_url(request, obj)
@@ -148,8 +153,14 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
             self.has_change_permission(request, obj) if obj is not None
             else self.has_add_permission(request)
         )
+        plain = set(TaskInvocation.objects.filter(**composer.PLAIN_OPTIONS)
+                    .values_list("pk", flat=True))
+        # What a task node can open as fields again: each invocation's call (the options, if
+        # any, stay on the invocation's own form: "plain" says there are none).
         invocations = [
-            {"id": inv.pk, "name": inv.name, "call": invocation_call(inv)}
+            {"id": inv.pk, "name": inv.name, "call": invocation_call(inv), "task": inv.task,
+             "args": inv.args, "kwargs": inv.kwargs, "immutable": inv.immutable,
+             "plain": inv.pk in plain}
             for inv in TaskInvocation.objects.order_by("name")
         ]
         workflows = [
@@ -157,9 +168,11 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
             for pk, name in Workflow.objects.order_by("name").values_list("pk", "name")
             if obj is None or pk != obj.pk
         ]
+        tasks = task_parameters()
         return {
             "editable": editable,
             "invocations": invocations,
+            "tasks": [{"name": name, "call": info["call"]} for name, info in tasks.items()],
             "workflows": workflows,
             "data": {
                 "previewUrl": reverse("admin:task_admin_workflow_preview",
@@ -170,10 +183,23 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
                 "invocations": {str(i["id"]): i for i in invocations},
                 "workflows": {str(w["id"]): w["name"] for w in workflows},
                 "addInvocationUrl": self._add_url(request, TaskInvocation),
+                "canAddInvocations": self.can_add_invocations(request),
+                "tasks": tasks,
                 "errors": [{"path": p.path, "message": p.message, "level": "error"}
                            for p in getattr(form, "tree_errors", [])],
             },
         }
+
+    def can_add_invocations(self, request) -> bool:
+        """Whether a task node's inline call may create an invocation on save."""
+        invocation_admin = self.admin_site._registry.get(TaskInvocation)
+        return invocation_admin is not None and invocation_admin.has_add_permission(request)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {
+            "can_add_invocations": self.can_add_invocations(request),
+        })
 
     def _add_url(self, request, model) -> str | None:
         model_admin = self.admin_site._registry.get(model)
@@ -183,20 +209,27 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
                        current_app=self.admin_site.name)
 
     def save_related(self, request, form, formsets, change):
-        # The tree first: the mixins' save_related (warnings) read the saved tree.
         if form.composition is not None:
             composer.save(form.instance, form.composition)
+            made = form.composition.new_invocations
+            if made:
+                LogEntry.objects.log_actions(
+                    request.user.pk, made, ADDITION,
+                    change_message=gettext("Added by the composer for workflow “%(name)s”.")
+                    % {"name": form.instance.name},
+                    single_object=len(made) == 1,
+                )
         super().save_related(request, form, formsets, change)
-        self.report_problems(request, form.instance, form.composition)
-        warn_unconsumed_queues(self, request, workflow_queues(form.instance))
+        saved = saved_tree(form.instance, form.composition)  # compiled and checked once
+        for warning in saved.warnings:
+            self.message_user(
+                request, gettext("Warning: %(warning)s") % {"warning": str(warning)},
+                messages.WARNING,
+            )
+        self.report_problems(request, form.instance, saved.problems)
+        warn_unconsumed_queues(self, request, workflow_queues(form.instance, saved.spec))
 
-    def report_problems(self, request, workflow: Workflow,
-                        composition: composer.Composition | None = None) -> None:
-        if composition is not None:
-            # The rows just saved, already in memory: no reload of a big tree to judge it.
-            problems = composition_problems(workflow, composition)
-        else:
-            problems = preview(workflow).problems
+    def report_problems(self, request, workflow: Workflow, problems: list) -> None:
         if not problems:
             return
         count = len(problems)
@@ -318,7 +351,8 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
             raise PermissionDenied
         name = request.POST.get("name") or (workflow.name if workflow else "")
         try:
-            composition = composer.parse(request.POST.get("tree") or "", workflow)
+            composition = composer.parse(request.POST.get("tree") or "", workflow,
+                                         can_add_invocations=self.can_add_invocations(request))
         except composer.DocumentError as exc:
             return JsonResponse(composer_preview(None, name, exc.problems))
         return JsonResponse(composer_preview(composition, name))
@@ -348,7 +382,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
                                     spec=shown.spec)
         if posted:
             if form is not None and form.is_valid():
-                response = self._start(request, workflow, form.prepared)
+                response = self._run_prepared(request, workflow, form.prepared)
                 if response is not None:
                     return response
             shown = preview(workflow)
@@ -379,7 +413,7 @@ class WorkflowAdmin(WorkflowCodeMixin, WorkflowWarningsMixin, FilesMixin, admin.
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.run_template, context)
 
-    def _start(self, request, workflow: Workflow, prepared: services.PreparedRun):
+    def _run_prepared(self, request, workflow: Workflow, prepared: services.PreparedRun):
         try:
             run = services.run_prepared(prepared, user=request.user)
         except services.CannotRun as exc:

@@ -83,7 +83,10 @@ class Task:
 
 
 @dataclass(frozen=True)
-class Group:
+class _Members:
+    """What a group and a chain both are: their members in order (equal only to their own
+    kind: a dataclass compares classes too)."""
+
     tasks: tuple[Node, ...] = ()
     ref: str | None = None
     label: str = ""
@@ -93,13 +96,13 @@ class Group:
 
 
 @dataclass(frozen=True)
-class Chain:
-    tasks: tuple[Node, ...] = ()
-    ref: str | None = None
-    label: str = ""
+class Group(_Members):
+    """Members run in parallel."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "tasks", tuple(self.tasks))
+
+@dataclass(frozen=True)
+class Chain(_Members):
+    """Members run one after the other, each (unless immutable) given the previous result."""
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,14 @@
-"""The task picker: the tasks staff may pick (through ``registry``), their parameters for the
-typed argument fields, and the messages for values that do not fit a parameter's type."""
+"""The task picker: the tasks staff may pick (through ``registry``) and their parameters for
+the typed argument fields. Whether posted values fit a parameter's type is asked of
+``validation`` (``argument_type_messages``), which the composer shares."""
 
 from __future__ import annotations
-
-import json
 
 from django import forms
 from django.utils.text import Truncator
 from django.utils.translation import gettext
-from django.utils.translation import gettext_lazy as _
 
-from task_admin import arguments, registry
+from task_admin import registry
 
 
 def task_label(info: registry.TaskInfo) -> str:
@@ -61,48 +59,3 @@ class TaskPicker(forms.Select):
 class ArgumentsMedia:
     js = ["task_admin/arguments.js"]
     css = {"all": ["task_admin/arguments.css"]}
-
-
-def receives_parent(signature, args, kwargs, immutable: bool) -> bool:
-    """Whether the arguments only fit with the previous result prepended (a chain step or
-    chord body), as ``validation.validate_invocation`` reads them."""
-    if signature is None or immutable:
-        return False
-    try:
-        signature.bind(*args, **kwargs)
-        return False
-    except TypeError:
-        pass
-    try:
-        signature.bind(None, *args, **kwargs)
-        return True
-    except TypeError:
-        return False
-
-
-TYPE_WORDS = {
-    "int": _("an integer"), "float": _("a number"), "bool": _("true or false"),
-    "str": _("text"), "date": _("a date (YYYY-MM-DD)"),
-    "datetime": _("a date and time (ISO 8601)"), "list": _("a list"), "dict": _("an object"),
-}
-
-
-def type_messages(task: str, args: list, kwargs: dict, immutable: bool) -> dict[str, list[str]]:
-    """``{"args" | "kwargs": [messages]}`` for values that do not fit their parameter's type."""
-    described = task_parameters([task]).get(task)
-    if not described or not described["known"]:
-        return {}
-    signature = registry.signatures().get(task)
-    out: dict[str, list[str]] = {}
-    parent = receives_parent(signature, args, kwargs, immutable)
-    for name, kind, value, choices in arguments.value_problems(described, args, kwargs, parent):
-        expected = (
-            gettext("one of %(choices)s") % {"choices": ", ".join(json.dumps(c) for c in choices)}
-            if kind == "choice" else str(TYPE_WORDS[kind])
-        )
-        field = "kwargs" if name in kwargs else "args"
-        out.setdefault(field, []).append(
-            gettext("“%(name)s” takes %(expected)s, not %(value)s")
-            % {"name": name, "expected": expected, "value": json.dumps(value)}
-        )
-    return out

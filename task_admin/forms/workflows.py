@@ -21,6 +21,8 @@ class WorkflowForm(forms.ModelForm):
     """
 
     tree = forms.CharField(required=False, widget=forms.HiddenInput(attrs={"id": "id_tree"}))
+    # Set by the admin from the user's permissions: may an inline call create an invocation?
+    can_add_invocations = False
 
     class Meta:
         model = Workflow
@@ -39,7 +41,9 @@ class WorkflowForm(forms.ModelForm):
     def clean_tree(self):
         raw = self.cleaned_data.get("tree") or ""
         try:
-            self.composition = composer.parse(raw, self.instance)
+            self.composition = composer.parse(
+                raw, self.instance, can_add_invocations=self.can_add_invocations
+            )
         except composer.DocumentError as exc:
             self.tree_errors = exc.problems
             raise ValidationError(

@@ -31,7 +31,7 @@ from task_admin.models.runs import (
 
 # The TaskRun columns an event may change (what a batch writes back).
 NODE_FIELDS = (
-    "state", "attempts", "worker", "received_at", "started_at", "finished_at", "runtime",
+    "state", "attempt_count", "worker", "received_at", "started_at", "finished_at", "runtime",
     "result", "result_complete", "exception", "traceback",
 )
 _NODES = Rows.of(TaskRun, ["id", "run_id", "task_id", *NODE_FIELDS])

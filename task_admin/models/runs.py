@@ -200,7 +200,9 @@ class TaskRun(models.Model):
     state = models.CharField(
         _("state"), max_length=10, choices=NodeState.choices, default=NodeState.PENDING
     )
-    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # How many times the task has started (its retries included); each one is a TaskAttempt
+    # in ``attempts`` when the task was retried.
+    attempt_count = models.PositiveSmallIntegerField(_("attempts"), default=0)
     worker = models.CharField(_("worker"), max_length=255, blank=True)
     received_at = models.DateTimeField(_("received"), null=True, blank=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
@@ -236,7 +238,7 @@ class TaskAttempt(models.Model):
     """One execution of a task run: the first try and each retry."""
 
     task_run = models.ForeignKey(
-        TaskRun, on_delete=models.CASCADE, related_name="attempt_set", verbose_name=_("task run")
+        TaskRun, on_delete=models.CASCADE, related_name="attempts", verbose_name=_("task run")
     )
     number = models.PositiveSmallIntegerField(_("attempt"))
     state = models.CharField(_("state"), max_length=10, choices=NodeState.choices)

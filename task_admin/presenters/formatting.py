@@ -70,6 +70,14 @@ def time_until(value: datetime | None) -> str:
     return _("in %(delta)s") % {"delta": timeuntil(value)}
 
 
+def elapsed(value: datetime | None, now: datetime | None = None) -> str:
+    """How long ago ``value`` was at ``now``: ``4.20 s``, ``3 min 05 s``, ``2 h 03 min``
+    (Django's timesince says "0 minutes" for a task started seconds ago)."""
+    if not value:
+        return ""
+    return duration(max((now or timezone.now()) - value, timedelta(0)))
+
+
 def cut(text: str, limit: int | None = None) -> str:
     limit = get_config()["RESULT_PREVIEW_CHARS"] if limit is None else limit
     return text if len(text) <= limit else text[:limit] + "…"

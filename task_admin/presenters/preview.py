@@ -5,6 +5,7 @@ messages after a save."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.utils.translation import gettext
 
@@ -14,7 +15,7 @@ from task_admin.compile import InvalidWorkflow, load_nodes, node_pk, workflow_to
 from task_admin.graph import render_svg
 from task_admin.models import NodeKind, TaskInvocation, Workflow, WorkflowNode
 from task_admin.tree import Tree
-from task_admin.validation import check_spec
+from task_admin.validation import check_spec, spec_warnings
 
 
 def node_title(node: WorkflowNode) -> str:
@@ -90,6 +91,11 @@ class Preview:
     def can_run(self) -> bool:
         return self.spec is not None and not self.problems
 
+    @cached_property
+    def warnings(self) -> list[canvas.Problem]:
+        """Likely mistakes that do not keep it from running (the chord-body warning)."""
+        return spec_warnings(self.spec)
+
 
 def _task_detail(node: WorkflowNode) -> str:
     if node.kind == NodeKind.TASK and node.invocation_id:
@@ -146,17 +152,32 @@ def invocation_call(invocation: TaskInvocation) -> str:
     return call
 
 
-def composition_problems(workflow: Workflow, composition: composer.Composition
-                         ) -> list[ProblemRow]:
-    """The problems (not the warnings) of a tree as the composer saved it, titled by node."""
+@dataclass
+class SavedTree:
+    """A tree just saved, as the messages after the save report it."""
+
+    spec: canvas.Node | None
+    problems: list[ProblemRow]  # what keeps it from running, titled by node
+    warnings: list[canvas.Problem]  # likely mistakes that do not
+
+
+def saved_tree(workflow: Workflow, composition: composer.Composition | None = None
+               ) -> SavedTree:
+    """Compiled and checked once: from the rows the composer just saved, still in memory (no
+    reload of a big tree), else from the stored rows."""
+    if composition is None:
+        shown = preview(workflow)
+        return SavedTree(shown.spec, shown.problems, spec_warnings(shown.spec))
+    spec, found = composition.spec_and_problems(workflow.name)
     rows = {row.pk: row for row in composition.rows}
-    out = []
-    for problem in composition.spec_and_problems(workflow.name)[1]:
+    problems, warnings = [], []
+    for problem in found:
         if problem_level(problem) != "error":
+            warnings.append(problem)
             continue
         row = rows.get(node_pk(problem.ref)) if problem.ref else None
-        out.append(ProblemRow(problem.path, node_title(row) if row else "", problem.message))
-    return out
+        problems.append(ProblemRow(problem.path, node_title(row) if row else "", problem.message))
+    return SavedTree(spec, problems, warnings)
 
 
 # -- the composer's live preview ----------------------------------------------------------------

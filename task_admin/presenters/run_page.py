@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import Count, QuerySet, TextField
 from django.db.models.functions import Cast, Substr
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from task_admin import canvas, operations, services
@@ -255,7 +256,7 @@ def task_run_details(task_run: TaskRun) -> dict[str, Any]:
             "next_eta": local_time(a.next_eta),
             "traceback": a.traceback,
         }
-        for a in task_run.attempt_set.order_by("number")
+        for a in task_run.attempts.order_by("number")
     ]
     return {
         "path": task_run.path,
@@ -278,25 +279,44 @@ def task_run_details(task_run: TaskRun) -> dict[str, Any]:
     }
 
 
+def run_duration(run: WorkflowRun) -> str:
+    """How long the run took, or has taken so far ("—" before it started)."""
+    if run.duration is not None:
+        return duration(run.duration)
+    if run.started_at and not run.is_finished:
+        return _("%(elapsed)s so far") % {"elapsed": duration(timezone.now() - run.started_at)}
+    return "—"
+
+
+def run_times(run: WorkflowRun) -> dict[str, str]:
+    """The run's own times, by the name of the run page's field that shows each."""
+    return {
+        "dispatched_display": local_time(run.dispatched_at),
+        "started_display": local_time(run.started_at),
+        "finished_display": local_time(run.finished_at),
+        "duration_display": run_duration(run),
+    }
+
+
 def status(run: WorkflowRun, asked_page: str | None, *, with_states: bool) -> dict[str, Any]:
     """The run's status, its counts and one page of task runs (with every task run's state
     when ``with_states``, for the graph): what the run page's live refresh applies."""
     page, _pages = node_page(run, asked_page)
     rows = with_result_head(run.nodes.order_by("position")).values_list(
-        "path", "state", "attempts", "worker", "started_at", "runtime", "result_head"
+        "path", "state", "attempt_count", "worker", "started_at", "runtime", "result_head"
     )[(page - 1) * NODE_PAGE: page * NODE_PAGE]
     task_runs = [
         {
             "path": path,
             "state": state,
             "state_label": str(STATE_LABELS.get(state, state)),
-            "attempts": attempts,
+            "attempts": attempt_count,
             "worker": worker,
             "started": local_time(started_at),
             "runtime": duration(runtime) or "—",
             "result": preview_from_json_text(head),
         }
-        for path, state, attempts, worker, started_at, runtime, head in rows
+        for path, state, attempt_count, worker, started_at, runtime, head in rows
     ]
     data = {
         "id": run.pk,
@@ -306,6 +326,7 @@ def status(run: WorkflowRun, asked_page: str | None, *, with_states: bool) -> di
         "finished_nodes": run.finished_nodes,
         "total_nodes": run.total_nodes,
         "counts": node_counts(run),
+        "times": run_times(run),
         "nodes": task_runs,
     }
     if with_states:

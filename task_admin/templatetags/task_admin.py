@@ -13,6 +13,7 @@ from django import template
 from task_admin.presenters.dashboard import dashboard
 from task_admin.presenters.formatting import (
     duration,
+    elapsed,
     pretty_json,
     result_preview,
     state_badge,
@@ -23,7 +24,7 @@ from task_admin.presenters.formatting import (
 register = template.Library()
 
 register.simple_tag(state_badge)
-for _filter in (duration, time_ago, time_until, result_preview, pretty_json):
+for _filter in (duration, elapsed, time_ago, time_until, result_preview, pretty_json):
     register.filter(_filter)
 
 

@@ -170,3 +170,17 @@ def test_pages_without_a_celery_app_say_so(admin_client, monkeypatch):
                                      {"action": "grow", "n": "1"}, follow=True)
         assert "nowhere.celery.app" in response.content.decode()
     operations.forget_snapshot(workers=True)
+
+
+def test_seconds_ago_are_seconds_not_zero_minutes(admin_client, one_worker):
+    """Regression: a task started seconds ago, and a worker up for seconds, said "0 minutes"."""
+    from datetime import timedelta
+
+    snap, _sent = one_worker
+    worker = snap.workers[0]
+    worker.started_at = snap.taken_at - timedelta(seconds=42)
+    worker.active = [operations.TaskInfo(id="t-1", name="project.demo.tasks.slow", kind="active",
+                                         worker=HOST, started=snap.taken_at - timedelta(seconds=4))]
+    html = admin_client.get(reverse("admin:task_admin_worker_changelist")).content.decode()
+    assert "0 minutes" not in html and "0\xa0minutes" not in html
+    assert "42.0 s" in html and "4.00 s ago" in html

@@ -48,7 +48,7 @@ def finish(run: WorkflowRun, **states: tuple[str, object]) -> WorkflowRun:
         else:
             node.exception = f"ValueError: {result}"
             node.traceback = f"Traceback (most recent call last):\n  ...\nValueError: {result}"
-        node.attempts = 1
+        node.attempt_count = 1
         node.worker = "celery@test"
         node.save()
     counts = {s: run.nodes.filter(state=s).count() for s in NodeState}
@@ -441,7 +441,7 @@ def many_runs(db):
             TaskRun(
                 run_id=run_ids[i // 100], task_id=f"bulk-{i}", path=f"root.{i % 100}",
                 position=i % 100, task_name=SUMA, state=NodeState.SUCCESS, result=i,
-                attempts=1, worker="celery@bulk", runtime=0.01,
+                attempt_count=1, worker="celery@bulk", runtime=0.01,
             )
             for i in range(10_000)
         ],
@@ -555,9 +555,9 @@ def big_run(django_capture_on_commit_callbacks, settings):
         node.result = {"value": i, "text": "x" * 40} if i % 10 else None
         node.exception = "" if i % 10 else "ValueError: boom"
         node.traceback = "" if i % 10 else "Traceback (most recent call last):\n" + "  ...\n" * 30
-        node.attempts, node.worker, node.runtime, node.started_at = 1, "celery@w", 0.01, now
-    TaskRun.objects.bulk_update(nodes, ["state", "result", "exception", "traceback", "attempts",
-                                        "worker", "runtime", "started_at"])
+        node.attempt_count, node.worker, node.runtime, node.started_at = 1, "celery@w", 0.01, now
+    TaskRun.objects.bulk_update(nodes, ["state", "result", "exception", "traceback",
+                                        "attempt_count", "worker", "runtime", "started_at"])
     WorkflowRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
     run.refresh_from_db()
     return run
@@ -621,3 +621,17 @@ def test_times_show_seconds_and_missing_ones_a_dash(admin_client, run):
     assert local in html
     started = html.split("Started", 1)[1][:400]  # the run's "started" (not yet): a dash
     assert "—" in started and ">-<" not in html
+
+
+def test_status_carries_the_run_s_own_times_for_the_live_page(admin_client, run):
+    """Regression: a running run's page said "Started —" and "Duration —" until reloaded."""
+    data = admin_client.get(url("workflowrun_status", run.pk)).json()
+    assert data["times"]["started_display"] == "—"
+    WorkflowRun.objects.filter(pk=run.pk).update(
+        status="running", started_at=timezone.now() - timezone.timedelta(seconds=3))
+    times = admin_client.get(url("workflowrun_status", run.pk)).json()["times"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", times["started_display"])
+    assert times["duration_display"].endswith(" s so far") and times["finished_display"] == "—"
+    html = admin_client.get(url("workflowrun_change", run.pk)).content.decode()
+    # The names are the page's fields that run_refresh.js fills in.
+    assert all(f"field-{name}" in html for name in times)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -312,3 +313,17 @@ def test_enable_and_disable_need_the_change_permission(client, adds):
     assert "enable_schedules" not in page.content.decode()
     client.post(url, {"action": "enable_schedules", "_selected_action": [sched.pk]})
     assert not PeriodicTask.objects.get(pk=sched.periodic_task_id).enabled
+
+
+def test_a_missing_value_is_a_long_dash_on_every_page_of_the_app(admin_client):
+    """Regression: the run page said "—" where Django's other pages said "-" (never fired)."""
+    from django.contrib import admin
+
+    wf = workflow("dash", ("chain", [invocation(SUMA, [1, 1])]))
+    schedule(wf)
+    html = admin_client.get(reverse("admin:task_admin_workflowschedule_changelist")).content
+    cell = re.search(r'<td class="field-last_fired_at[^"]*">(.*?)</td>', html.decode()).group(1)
+    assert cell == "—"
+    ours = [model_admin for model, model_admin in admin.site._registry.items()
+            if model._meta.app_label == "task_admin"]
+    assert ours and {model_admin.empty_value_display for model_admin in ours} == {"—"}

@@ -710,3 +710,19 @@ def test_run_now_fields_know_each_task_s_parameters(admin_client, kw_chain):
     script = '<script id="ta-task-parameters" type="application/json">'
     assert f'{script}{{"project.demo.tasks.suma"' in html
     assert "task_admin/arguments.js" in html
+
+
+@pytest.mark.parametrize("broken", ["no body", "bad arguments"])
+def test_run_now_refuses_a_draft_with_its_problems(admin_client, broken):
+    # The POST compiles once and leaves the check to services.prepare_run; refused, the page
+    # says so and lists every problem again, and nothing starts.
+    if broken == "no body":
+        wf = workflow("draft", ("chord", [invocation(SUMA, [1, 1])]))  # a chord without body
+    else:
+        wf = workflow("draft", ("group", [invocation(SUMA, [1, 1], clean=False, name="x",
+                                                     kwargs={"zzz": 1})]))
+    response = admin_client.post(run_url(wf), {"root.0": "{}"})
+    assert response.status_code == 200
+    assert any("cannot run until its problems are fixed" in m for m in texts(response))
+    assert response.context["workflow_preview"].problems
+    assert not WorkflowRun.objects.exists()

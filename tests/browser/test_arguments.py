@@ -69,6 +69,11 @@ def test_an_invocation_from_typed_fields_and_a_typed_override(browser, live_serv
     assert override.get_attribute("type") == "number"
     assert "given positionally" in browser.find_element(By.ID, "workflow_run_form").text
     override.send_keys("2.5")
+    # Cancel stands beside "Run now": same top and height (it used to sit lower and shorter).
+    run, cancel = (browser.find_element(By.CSS_SELECTOR, f"#workflow_run_form .submit-row {css}")
+                   for css in ("input[type=submit]", "a.cancel-link"))
+    assert abs(run.rect["y"] - cancel.rect["y"]) <= 1
+    assert abs(run.rect["height"] - cancel.rect["height"]) <= 1
     shoot("run_now_overrides", height=1000)
     submit(browser, (By.CSS_SELECTOR, "#workflow_run_form input[type=submit]"))
     assert WorkflowRun.objects.get().overrides == {"root.0": {"min_amount": 2.5}}

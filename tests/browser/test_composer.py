@@ -1,15 +1,29 @@
 """The composer in headless Chromium: whole trees built from an empty Add page, saved once."""
 
+import inspect
+
 import pytest
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from project.demo.tasks import sales_report
 from task_admin.canvas.build import to_python
 from task_admin.compile import workflow_to_spec
-from task_admin.models import Workflow, WorkflowRun
-from tests.support.browser import add, at, choose, login, save, start, submit, wait_preview
+from task_admin.models import TaskInvocation, Workflow, WorkflowRun
+from tests.support.browser import (
+    add,
+    argument,
+    at,
+    call,
+    choose,
+    login,
+    save,
+    start,
+    submit,
+    wait_preview,
+)
 from tests.support.factories import SUMA, invocation
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -36,17 +50,19 @@ def run_and_wait(browser, base, workflow):
 
 
 @pytest.mark.integration
-def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, worker):
+def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, worker, shoot):
+    """From an empty Add page and an empty database: each task picked in its node, its
+    arguments typed in the signature's fields, each workflow saved once."""
     base = live_server.url
     login(browser, base)
-    tutorial_invocations()
+    assert not TaskInvocation.objects.exists()
 
     start(browser, base, "tutorial group")
     add(browser, "group", where=None)
     add(browser, "task")
-    choose(browser, "root.0", "2+2")
+    call(browser, "root.0", "suma", a=2, b=2)
     add(browser, "task")
-    choose(browser, "root.1", "4+4")
+    call(browser, "root.1", "suma", a=4, b=4)
     wait_preview(browser, "group([suma.s(2, 2), suma.s(4, 4)])")
     save(browser)
     group = Workflow.objects.get(name="tutorial group")
@@ -55,10 +71,14 @@ def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, w
     start(browser, base, "tutorial chain")
     add(browser, "chain", where=None)
     add(browser, "task")
-    choose(browser, "root.0", "2+2")
+    call(browser, "root.0", "suma", a=2, b=2)
     add(browser, "task")
-    choose(browser, "root.1", "+4")
-    wait_preview(browser, "ready to run")
+    # The second step receives the first one's result: its "a" is that, only "b" is asked.
+    call(browser, "root.1", "suma", b=4)
+    assert "the previous result" in at(browser, "root.1").find_element(
+        By.XPATH, "..").find_element(By.CSS_SELECTOR, ".ta-call-fields").text
+    wait_preview(browser, "chain(suma.s(2, 2), suma.s(4))")
+    assert "ready to run" in browser.find_element(By.ID, "ta-preview-state").text
     save(browser)
     chain = Workflow.objects.get(name="tutorial chain")
     assert to_python(workflow_to_spec(chain)) == "chain(suma.s(2, 2), suma.s(4))"
@@ -66,18 +86,24 @@ def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, w
     start(browser, base, "tutorial chord")
     add(browser, "chord", where=None)
     add(browser, "task", where="root", slot="header")
-    choose(browser, "root.header.0", "2+2")
+    call(browser, "root.header.0", "suma", a=2, b=2)
     add(browser, "task", where="root", slot="header")
-    choose(browser, "root.header.1", "4+4")
+    call(browser, "root.header.1", "suma", a=4, b=4)
     add(browser, "task", where="root", slot="body")
-    choose(browser, "root.body", "+10")
+    call(browser, "root.body", "suma", b=10)
     wait_preview(browser, "suma.s(10)")
     # Before running: the body receives the header's list, shown next to the body's node.
-    body_warning = at(browser, "root.body").find_element(By.CSS_SELECTOR, "li.ta-level-warning")
+    body_warning = WebDriverWait(browser, 10).until(
+        lambda b: at(b, "root.body").find_element(By.CSS_SELECTOR, "li.ta-level-warning"))
     assert "receives the list of header results first" in body_warning.text
+    browser.execute_script("document.getElementById('workflow-preview').scrollIntoView()")
+    wait_preview(browser, "ready to run")
+    shoot("composer_chord_warning")
     save(browser)
     chord = Workflow.objects.get(name="tutorial chord")
     assert "suma.s(10)" in to_python(workflow_to_spec(chord))
+    # One invocation per distinct call, made by the saves.
+    assert TaskInvocation.objects.count() == 4  # 2+2, 4+4, then 4 and 10
 
     assert run_and_wait(browser, base, group).nodes.count() == 2
     group_run = WorkflowRun.objects.get(workflow=group)
@@ -86,6 +112,52 @@ def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, w
     chain_run = run_and_wait(browser, base, chain)
     assert chain_run.status == "succeeded"
     assert [n.result for n in chain_run.nodes.order_by("position")][-1] == 8
+
+
+def test_typed_fields_in_a_task_node(browser, live_server, shoot):
+    """A task's annotated parameters as typed fields in its node; a call that does not fit
+    its place is said next to the node by the server, then fixed."""
+    base = live_server.url
+    login(browser, base)
+    start(browser, base, "monday report")
+    add(browser, "group", where=None)
+    add(browser, "task")
+    call(browser, "root.0", "sales_report", region="US", top=5, include_refunds="true")
+    assert argument(browser, "root.0", "day").get_attribute("type") == "date"
+    assert argument(browser, "root.0", "top").get_attribute("type") == "number"
+    assert argument(browser, "root.0", "region").tag_name == "select"
+    assert "count refunded sales too." in at(browser, "root.0").find_element(
+        By.XPATH, "..").text
+    browser.execute_script(
+        "arguments[0].value = '2026-11-02';"
+        "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));",
+        argument(browser, "root.0", "day"))
+    add(browser, "task")
+    call(browser, "root.1", "suma", b=2)  # "a" left out: a group member receives nothing
+    problem = WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,)
+                            ).until(lambda b: at(b, "root.1").find_element(
+                                By.CSS_SELECTOR, ".ta-node-problems li"))
+    assert "missing a required argument: 'a'" in problem.text
+    argument(browser, "root.1", "a").send_keys("2")
+    # Raw JSON stays one click away, and back.
+    node = at(browser, "root.1").find_element(By.XPATH, "..")
+    node.find_element(By.CSS_SELECTOR, "button[data-action=as-json]").click()
+    area = WebDriverWait(browser, 5, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda b: at(b, "root.1").find_element(By.XPATH, "..").find_element(
+            By.CSS_SELECTOR, "textarea[data-json=args]"))
+    assert area.get_attribute("value") == "[2,2]"
+    at(browser, "root.1").find_element(By.XPATH, "..").find_element(
+        By.CSS_SELECTOR, "button[data-action=as-fields]").click()
+    WebDriverWait(browser, 5, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda b: argument(b, "root.1", "a").get_attribute("value") == "2")
+    wait_preview(browser, "ready to run")
+    wait_preview(browser, "suma.s(2, 2)")
+    shoot("composer")
+    save(browser)
+    wf = Workflow.objects.get(name="monday report")
+    report = wf.nodes.get(position=0, parent__isnull=False).invocation
+    bound = inspect.signature(sales_report.run).bind(*report.args, **report.kwargs).arguments
+    assert bound == {"day": "2026-11-02", "region": "US", "top": 5, "include_refunds": True}
 
 
 def test_a_nested_chord_in_one_save(browser, live_server, shoot):
@@ -112,7 +184,7 @@ def test_a_nested_chord_in_one_save(browser, live_server, shoot):
     assert browser.execute_script(
         "return document.documentElement.scrollWidth <= window.innerWidth"
     )
-    shoot("composer")
+    shoot("composer_nested")
     save(browser)
     wf = Workflow.objects.get(name="nested chord")
     assert wf.nodes.count() == 9
@@ -157,8 +229,18 @@ def test_a_workflow_built_with_the_keyboard_only(browser, live_server):
 
     tab_to(browser, is_button("chain")).send_keys(Keys.ENTER)
     tab_to(browser, is_button("task", "root")).send_keys(Keys.ENTER)
-    focused(browser).send_keys("+4", Keys.TAB)  # focus went to the new node's invocation field
+    # Focus went to the new node's task field; its typed fields appear under it.
+    focused(browser).send_keys("suma", Keys.TAB)
+    tab_to(browser, lambda e: (e.get_attribute("id") or "").endswith("-a")).send_keys("4")
     tab_to(browser, is_button("task", "root")).send_keys(Keys.ENTER)
+    # This one runs a saved invocation: "s" picks "saved invocation" in the node's select.
+    focused(browser).send_keys(Keys.SHIFT, Keys.TAB)
+    assert focused(browser).get_attribute("data-field") == "source"
+    focused(browser).send_keys("s")
+    WebDriverWait(browser, 5).until(
+        lambda b: focused(b).get_attribute("data-field") == "source"
+        and at(b, "root.1").find_elements(By.CSS_SELECTOR, "input[data-field=target]"))
+    focused(browser).send_keys(Keys.TAB)
     focused(browser).send_keys("2+2", Keys.TAB)
     # Wrong order: move the second step up with Alt+↑ from its row.
     WebDriverWait(browser, 5).until(lambda b: at(b, "root.1"))

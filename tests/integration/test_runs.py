@@ -103,9 +103,9 @@ def test_retries_are_recorded_attempt_by_attempt(worker):
     flaky = invocation(task, kwargs={"fail_times": 2, "countdown": 1}, immutable=True)
     run = finished(services.run_workflow(workflow("flaky", ("chain", [flaky]))))
     [node] = nodes(run)
-    assert node.state == NodeState.SUCCESS and node.attempts == 3
+    assert node.state == NodeState.SUCCESS and node.attempt_count == 3
     assert node.result == {"currency": "EUR", "rate": 1.08, "attempts": 3}
-    attempts = list(node.attempt_set.all())
+    attempts = list(node.attempts.all())
     assert [(a.number, a.state) for a in attempts] == [(1, "RETRY"), (2, "RETRY"), (3, "SUCCESS")]
     assert attempts[0].reason == "TransientError: rate service unavailable (attempt 1)"
     assert attempts[0].next_eta is not None and attempts[0].next_eta > attempts[0].started_at
@@ -117,7 +117,7 @@ def test_retries_end_in_final_failure(worker):
     run = finished(services.run_workflow(workflow("hopeless", ("group", [hopeless]))))
     [node] = nodes(run)
     assert node.state == NodeState.FAILURE and run.status == RunStatus.FAILED
-    assert [a.state for a in node.attempt_set.all()] == ["RETRY"] * 3 + ["FAILURE"]
+    assert [a.state for a in node.attempts.all()] == ["RETRY"] * 3 + ["FAILURE"]
     assert node.exception == "TransientError: rate service unavailable (attempt 4)"
 
 

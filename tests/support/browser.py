@@ -5,7 +5,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 
 def fill(browser, name, value):
@@ -52,9 +52,36 @@ def add(browser, kind, where="root", slot=None):
 
 
 def choose(browser, path, name):
-    """Type an invocation's name into the node's field (the shared datalist offers it)."""
-    field = at(browser, path).find_element(By.CSS_SELECTOR, "input[data-field=target]")
+    """Run a saved invocation at this task node: pick "saved invocation", then type the
+    invocation's name into the node's field (the shared datalist offers it)."""
+    source = at(browser, path).find_element(By.CSS_SELECTOR, "select[data-field=source]")
+    if source.get_attribute("value") != "invocation":
+        Select(source).select_by_value("invocation")
+    field = WebDriverWait(browser, 5, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda b: at(b, path).find_element(By.CSS_SELECTOR, "input[data-field=target]")
+    )
     field.send_keys(name, Keys.TAB)
+
+
+def argument(browser, path, name):
+    """The typed field of parameter ``name`` in the call of the task node at ``path``."""
+    return browser.find_element(
+        By.CSS_SELECTOR, f'li[data-path="{path}"] > .ta-call-fields [id$="-{name}"]'
+    )
+
+
+def call(browser, path, task, **values):
+    """Type a task's name into a new task node, then fill its typed fields: text for inputs,
+    the option's text for selects."""
+    field = at(browser, path).find_element(By.CSS_SELECTOR, "input[data-field=task]")
+    field.send_keys(task, Keys.TAB)
+    for name, value in values.items():
+        box = WebDriverWait(browser, 5, ignored_exceptions=(StaleElementReferenceException,)
+                            ).until(lambda b, n=name: argument(b, path, n))
+        if box.tag_name == "select":
+            Select(box).select_by_visible_text(str(value))
+        else:
+            box.send_keys(str(value))
 
 
 def wait_preview(browser, text, timeout=15):

@@ -5,8 +5,9 @@
  * the "ta-task-parameters" json_script) and writes the JSON back on every change. "Edit as
  * JSON" shows the textareas again, for tasks whose arguments fields cannot express.
  *
- * Two uses: the invocation form (#id_task, #id_args, #id_kwargs) and the run-now overrides
- * (textareas marked data-ta-override, one JSON object of extra keyword arguments per task).
+ * Three uses: the invocation form (#id_task, #id_args, #id_kwargs), the run-now overrides
+ * (textareas marked data-ta-override, one JSON object of extra keyword arguments per task), and
+ * the composer's task nodes (composer.js renders window.taArguments.Fields in each node).
  */
 (function () {
   "use strict";
@@ -151,113 +152,82 @@
     }
   };
 
-  InvocationArguments.prototype.build = function (taskChanged, keepParent) {
-    var info = this.data[this.task.value];
-    if (!this.task.value) { this.box.textContent = ""; this.setRaw(false); this.rawRows.forEach(function (r) { r.hidden = true; }); return; }
-    if (!info || !info.known) {
-      this.setRaw(true, gettext("This task's parameters cannot be read: give its arguments as JSON."));
-      return;
-    }
-    var args, kwargs;
-    try {
-      args = taskChanged ? [] : JSON.parse(this.args.value || "[]");
-      kwargs = taskChanged ? {} : JSON.parse(this.kwargs.value || "{}");
-      if (!Array.isArray(args) || kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) { throw new Error(); }
-    } catch (e) {
-      this.setRaw(true, gettext("The arguments are not valid JSON: fix them here."));
-      return;
-    }
+  // -- one call's fields, shared by the invocation form and the composer's task nodes ------
+
+  /* How a call's stored args and kwargs sit on the parameters: {values, byKeyword, extraArgs,
+     extraKwargs}, or {reason} when fields cannot show them (the caller falls back to JSON).
+     With `parent`, the first positional parameter is the previous result: args start after it. */
+  function spread(info, args, kwargs, parent) {
     var params = info.params, positional = params.filter(function (p) { return p.positional; });
-    var toggle = this.box.querySelector(".ta-parent-toggle");
-    var parent;
-    if (keepParent && toggle) { parent = toggle.checked; }
-    else {
-      // A chain step or chord body gets the previous result first: its own arguments then
-      // leave the first parameter out (the same reading as the server's check).
-      var missing = positional.filter(function (p, i) { return p.required && i >= args.length && !(p.name in kwargs); });
-      parent = !taskChanged && !this.immutable.checked && missing.length === 1 &&
-               missing[0] === positional[args.length];
-    }
     var offset = parent ? 1 : 0;
-    var values = {}, byKeyword = {};
-    var extraArgs = [], extraKwargs = {};
-    if (keepParent && this.inputs) {
-      // The toggle changed: keep what was typed, by parameter name.
-      var inputs = this.inputs;
-      Object.keys(inputs).forEach(function (name) {
-        var read = inputs[name].readValue();
-        if (read.set) { values[name] = read.value; }
-      });
-      if (parent) { delete values[positional[0].name]; }
-      byKeyword = this.byKeyword || {};
-    } else {
-      args.forEach(function (value, i) {
-        var param = positional[i + offset];
-        if (param) { values[param.name] = value; } else { extraArgs.push(value); }
-      });
-      Object.keys(kwargs).forEach(function (name) {
-        var param = params.filter(function (p) { return p.name === name && p.keyword; })[0];
-        if (param && !(name in values)) { values[name] = kwargs[name]; byKeyword[name] = true; }
-        else { extraKwargs[name] = kwargs[name]; }
-      });
-    }
-    if ((extraArgs.length && !info.extra_args) || (Object.keys(extraKwargs).length && !info.extra_kwargs)) {
-      var unknown = Object.keys(extraKwargs);
-      this.setRaw(true, unknown.length
+    var out = { values: {}, byKeyword: {}, extraArgs: [], extraKwargs: {} };
+    args.forEach(function (value, i) {
+      var param = positional[i + offset];
+      if (param) { out.values[param.name] = value; } else { out.extraArgs.push(value); }
+    });
+    Object.keys(kwargs).forEach(function (name) {
+      var param = params.filter(function (p) { return p.name === name && p.keyword; })[0];
+      if (param && !(name in out.values)) { out.values[name] = kwargs[name]; out.byKeyword[name] = true; }
+      else { out.extraKwargs[name] = kwargs[name]; }
+    });
+    if ((out.extraArgs.length && !info.extra_args) || (Object.keys(out.extraKwargs).length && !info.extra_kwargs)) {
+      var unknown = Object.keys(out.extraKwargs);
+      return { reason: unknown.length
         ? interpolate(gettext("Unknown keyword argument(s) for this task: %(names)s. Fix them as JSON."), { names: unknown.join(", ") }, true)
-        : gettext("More positional arguments than this task takes: fix them as JSON."));
-      return;
+        : gettext("More positional arguments than this task takes: fix them as JSON.") };
     }
-    this.raw = false;
-    this.rawRows.forEach(function (row) { row.hidden = true; });
-    this.byKeyword = byKeyword;
-    this.parent = parent;
-    this.params = params;
-    this.info = info;
-    this.box.textContent = "";
-    var self = this;
-    var head = el("div", { "class": "ta-arg-head" }, [
-      el("strong", { text: gettext("Arguments") }),
-      el("code", { "class": "ta-arg-call", text: info.call })
-    ]);
-    var rawButton = el("button", { type: "button", "class": "button ta-arg-mode", text: gettext("Edit as JSON") });
-    rawButton.addEventListener("click", function () { self.write(); self.setRaw(true); });
-    head.appendChild(rawButton);
-    this.box.appendChild(head);
-    if (info.doc) { this.box.appendChild(el("div", { "class": "help", text: info.doc })); }
-    if (positional.length) {
-      var label = el("label", { "class": "ta-parent-label" }, [
-        el("input", { type: "checkbox", "class": "ta-parent-toggle", checked: parent }),
-        document.createTextNode(" " + interpolate(gettext("“%(name)s” receives the previous task's result (a chain step or chord body)"), { name: positional[0].name }, true))
-      ]);
-      this.box.appendChild(label);
-    }
+    return out;
+  }
+
+  /* Whether stored arguments only fit with the previous result first (a chain step or chord
+     body): the same reading as the server's check, for a call whose place is not known. */
+  function guessParent(info, args, kwargs) {
+    var positional = info.params.filter(function (p) { return p.positional; });
+    var missing = positional.filter(function (p, i) { return p.required && i >= args.length && !(p.name in kwargs); });
+    return missing.length === 1 && missing[0] === positional[args.length];
+  }
+
+  /* The typed rows of one call, appended to `box`: one per parameter (the first one a note
+     when `state.parent`), then *args / **kwargs when the task takes them. `prefix` makes the
+     inputs' ids unique on a page with several calls. collect() reads them back. */
+  function Fields(box, info, state, prefix) {
+    this.info = info; this.params = info.params; this.parent = !!state.parent;
+    this.byKeyword = state.byKeyword || {};
     this.inputs = {};
-    params.forEach(function (param, i) {
-      var id = "ta-arg-" + param.name;
-      if (parent && param === positional[0]) {
-        self.box.appendChild(fieldRow(param, el("span", { id: id }), gettext("← the previous result")));
+    var self = this, positional = this.params.filter(function (p) { return p.positional; });
+    this.params.forEach(function (param) {
+      var id = prefix + param.name;
+      if (self.parent && param === positional[0]) {
+        box.appendChild(fieldRow(param, el("span", { id: id }), gettext("← the previous result")));
         return;
       }
-      var input = makeInput(param, id, values[param.name], param.name in values);
+      var input = makeInput(param, id, state.values[param.name], param.name in state.values);
       self.inputs[param.name] = input;
-      self.box.appendChild(fieldRow(param, input));
+      box.appendChild(fieldRow(param, input));
     });
-    if (info.extra_args || info.extra_kwargs) {
-      if (info.extra_args) {
-        this.extraArgs = makeInput({ name: "*args", type: "list", has_default: false }, "ta-arg-extra-args", extraArgs, extraArgs.length > 0);
-        this.box.appendChild(fieldRow({ name: gettext("more positional arguments"), type: "list", doc: "" }, this.extraArgs));
-      }
-      if (info.extra_kwargs) {
-        this.extraKwargs = makeInput({ name: "**kwargs", type: "dict", has_default: false }, "ta-arg-extra-kwargs", extraKwargs, Object.keys(extraKwargs).length > 0);
-        this.box.appendChild(fieldRow({ name: gettext("more keyword arguments"), type: "dict", doc: "" }, this.extraKwargs));
-      }
+    var extraArgs = state.extraArgs || [], extraKwargs = state.extraKwargs || {};
+    if (info.extra_args) {
+      this.extraArgs = makeInput({ name: "*args", type: "list", has_default: false }, prefix + "extra-args", extraArgs, extraArgs.length > 0);
+      box.appendChild(fieldRow({ name: gettext("more positional arguments"), type: "list", doc: "" }, this.extraArgs));
     }
-    this.write();
+    if (info.extra_kwargs) {
+      this.extraKwargs = makeInput({ name: "**kwargs", type: "dict", has_default: false }, prefix + "extra-kwargs", extraKwargs, Object.keys(extraKwargs).length > 0);
+      box.appendChild(fieldRow({ name: gettext("more keyword arguments"), type: "dict", doc: "" }, this.extraKwargs));
+    }
+  }
+
+  /* What is typed, by parameter name (to rebuild the rows with another first parameter). */
+  Fields.prototype.typed = function () {
+    var inputs = this.inputs, values = {};
+    Object.keys(inputs).forEach(function (name) {
+      var read = inputs[name].readValue();
+      if (read.set) { values[name] = read.value; }
+    });
+    return values;
   };
 
-  InvocationArguments.prototype.collect = function () {
-    if (!this.inputs) { return null; }
+  /* {args, kwargs, errors}: each input's problem is written next to it. */
+  Fields.prototype.collect = function () {
     var self = this, args = [], kwargs = {}, errors = false, gap = false;
     var positional = this.params.filter(function (p) { return p.positional; });
     if (this.parent) { positional = positional.slice(1); }
@@ -286,10 +256,68 @@
     return { args: args, kwargs: kwargs, errors: errors };
   };
 
+  InvocationArguments.prototype.build = function (taskChanged, keepParent) {
+    var info = this.data[this.task.value];
+    if (!this.task.value) { this.box.textContent = ""; this.setRaw(false); this.rawRows.forEach(function (r) { r.hidden = true; }); return; }
+    if (!info || !info.known) {
+      this.setRaw(true, gettext("This task's parameters cannot be read: give its arguments as JSON."));
+      return;
+    }
+    var args, kwargs;
+    try {
+      args = taskChanged ? [] : JSON.parse(this.args.value || "[]");
+      kwargs = taskChanged ? {} : JSON.parse(this.kwargs.value || "{}");
+      if (!Array.isArray(args) || kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) { throw new Error(); }
+    } catch (e) {
+      this.setRaw(true, gettext("The arguments are not valid JSON: fix them here."));
+      return;
+    }
+    var positional = info.params.filter(function (p) { return p.positional; });
+    var toggle = this.box.querySelector(".ta-parent-toggle");
+    var parent, state;
+    if (keepParent && toggle) { parent = toggle.checked; }
+    else {
+      // A chain step or chord body gets the previous result first: its own arguments then
+      // leave the first parameter out (the same reading as the server's check).
+      parent = !taskChanged && !this.immutable.checked && guessParent(info, args, kwargs);
+    }
+    if (keepParent && this.fields) {
+      // The toggle changed: keep what was typed, by parameter name.
+      state = { values: this.fields.typed(), byKeyword: this.fields.byKeyword };
+      if (parent) { delete state.values[positional[0].name]; }
+    } else {
+      state = spread(info, args, kwargs, parent);
+      if (state.reason) { this.setRaw(true, state.reason); return; }
+    }
+    state.parent = parent;
+    this.raw = false;
+    this.rawRows.forEach(function (row) { row.hidden = true; });
+    this.box.textContent = "";
+    var self = this;
+    var head = el("div", { "class": "ta-arg-head" }, [
+      el("strong", { text: gettext("Arguments") }),
+      el("code", { "class": "ta-arg-call", text: info.call })
+    ]);
+    var rawButton = el("button", { type: "button", "class": "button ta-arg-mode", text: gettext("Edit as JSON") });
+    rawButton.addEventListener("click", function () { self.write(); self.setRaw(true); });
+    head.appendChild(rawButton);
+    this.box.appendChild(head);
+    if (info.doc) { this.box.appendChild(el("div", { "class": "help", text: info.doc })); }
+    if (positional.length) {
+      var label = el("label", { "class": "ta-parent-label" }, [
+        el("input", { type: "checkbox", "class": "ta-parent-toggle", checked: parent }),
+        document.createTextNode(" " + interpolate(gettext("“%(name)s” receives the previous task's result (a chain step or chord body)"), { name: positional[0].name }, true))
+      ]);
+      this.box.appendChild(label);
+    }
+    this.fields = new Fields(this.box, info, state, "ta-arg-");
+    this.write();
+  };
+
   InvocationArguments.prototype.write = function () {
-    if (this.raw) { return; }
-    var result = this.collect();
-    if (!result || result.errors) { return; }
+    if (this.raw || !this.fields) { return; }
+    var result = this.fields.collect();
+    if (result.errors) { return; }
     this.args.value = JSON.stringify(result.args);
     this.kwargs.value = JSON.stringify(result.kwargs);
   };
@@ -342,6 +370,9 @@
     box.addEventListener("input", write);
     box.addEventListener("change", write);
   }
+
+  // For the composer's task nodes (static/task_admin/composer.js): the same fields.
+  window.taArguments = { spread: spread, Fields: Fields, el: el };
 
   document.addEventListener("DOMContentLoaded", function () {
     var data = parameterData();

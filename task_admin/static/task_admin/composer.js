@@ -5,6 +5,10 @@
  * tree, writes the document and asks the server for a preview (problems by node path, graph,
  * canvas); the server stays the judge, this script only composes.
  *
+ * A task node runs either a saved invocation (picked by name) or a call typed here: a task and
+ * one field per parameter, the fields of the invocation form (window.taArguments, from
+ * arguments.js); the server stores such a call as an invocation when the workflow is saved.
+ *
  * No library: a tree with a chord's header and body slots, moved by keyboard as well as by
  * buttons, is a few hundred lines of plain DOM code, while drag-and-drop libraries
  * (SortableJS and the like) bring neither typed slots nor keyboard moves.
@@ -39,9 +43,15 @@
 
   var uid = 0;
 
+  function setTask(node) {
+    // A new task node is a call to fill in here; "saved invocation" is one choice away.
+    node.source = "call"; node.task = null; node.args = []; node.kwargs = {}; node.immutable = false;
+    node.invocation = null;
+  }
+
   function makeNode(kind) {
     var node = { uid: ++uid, kind: kind, key: "", label: "" };
-    if (kind === "task") { node.invocation = null; }
+    if (kind === "task") { setTask(node); }
     if (kind === "workflow") { node.reuse = null; }
     if (kind === "group" || kind === "chain") { node.children = []; }
     if (kind === "chord") { node.header = []; node.body = null; }
@@ -53,7 +63,13 @@
     var node = makeNode(item.kind);
     node.key = item.key || "";
     node.label = item.label || "";
-    if (item.kind === "task") { node.invocation = item.invocation == null ? null : item.invocation; }
+    if (item.kind === "task" && item.task != null) {
+      node.task = item.task; node.args = item.args || []; node.kwargs = item.kwargs || {};
+      node.immutable = !!item.immutable;
+    } else if (item.kind === "task") {
+      node.source = "invocation";
+      node.invocation = item.invocation == null ? null : item.invocation;
+    }
     if (item.kind === "workflow") { node.reuse = item.reuse == null ? null : item.reuse; }
     if (node.children) { node.children = (item.children || []).map(fromDocument); }
     if (item.kind === "chord") {
@@ -66,7 +82,9 @@
   function toDocument(node) {
     if (!node) { return null; }
     var out = { kind: node.kind, key: node.key, label: node.label };
-    if (node.kind === "task") { out.invocation = node.invocation; }
+    if (node.kind === "task" && node.source === "call") {
+      out.task = node.task; out.args = node.args; out.kwargs = node.kwargs; out.immutable = node.immutable;
+    } else if (node.kind === "task") { out.invocation = node.invocation; }
     if (node.kind === "workflow") { out.reuse = node.reuse; }
     if (node.children) { out.children = node.children.map(toDocument); }
     if (node.kind === "chord") {
@@ -81,10 +99,10 @@
     var kids = [];
     if (node.children) { kids = node.children; }
     if (node.kind === "chord") { kids = node.header.concat(node.body ? [node.body] : []); }
-    delete node.children; delete node.header; delete node.body;
-    delete node.invocation; delete node.reuse;
+    ["children", "header", "body", "invocation", "reuse", "source", "task", "args", "kwargs",
+     "immutable", "fields", "rawArgs"].forEach(function (key) { delete node[key]; });
     node.kind = kind;
-    if (kind === "task") { node.invocation = null; }
+    if (kind === "task") { setTask(node); }
     if (kind === "workflow") { node.reuse = null; }
     if (kind === "group" || kind === "chain") { node.children = kids; }
     if (kind === "chord") { node.header = kids; node.body = null; }
@@ -109,6 +127,13 @@
     Object.keys(data.invocations).forEach(function (id) {
       self.invocationByName[data.invocations[id].name] = Number(id);
     });
+    this.tasks = data.tasks || {};
+    this.taskByShortName = {};
+    Object.keys(this.tasks).forEach(function (name) {
+      var short = name.split(".").pop();
+      // A short name picks its task only when no other task has it.
+      self.taskByShortName[short] = short in self.taskByShortName ? null : name;
+    });
     this.workflowByName = {};
     Object.keys(data.workflows).forEach(function (id) {
       self.workflowByName[data.workflows[id]] = Number(id);
@@ -119,6 +144,7 @@
     root.addEventListener("click", this.onClick.bind(this));
     root.addEventListener("change", this.onChange.bind(this));
     root.addEventListener("keydown", this.onKey.bind(this));
+    root.addEventListener("input", this.onArguments.bind(this));
     if ((data.errors && data.errors.length) || data.bound) { this.schedulePreview(0); }
   }
 
@@ -189,7 +215,7 @@
       else if (slot === "header") { parent.header.push(node); }
       else { parent.children.push(node); }
     }
-    this.changed({ uid: node.uid, control: node.kind === "task" || node.kind === "workflow" ? "target" : "label" });
+    this.changed({ uid: node.uid, control: node.kind === "task" ? "task" : (node.kind === "workflow" ? "target" : "label") });
   };
 
   Composer.prototype.move = function (node, how) {
@@ -251,6 +277,11 @@
     var node = this.find(Number(button.closest("[data-uid]").getAttribute("data-uid")));
     if (!node) { return; }
     if (action === "delete") { this.remove(node); return; }
+    if (action === "as-json" || action === "as-fields") {
+      node.rawArgs = action === "as-json";
+      this.changed({ uid: node.uid, control: action === "as-json" ? "as-fields" : "as-json" });
+      return;
+    }
     if (this.move(node, action)) { this.changed({ uid: node.uid, control: action }); }
   };
 
@@ -260,7 +291,24 @@
     var node = this.find(Number(row.getAttribute("data-uid")));
     if (!node) { return; }
     var name = input.getAttribute("data-field");
+    if (!name) { this.onArguments(event); return; }
     if (name === "label") { node.label = input.value; }
+    else if (name === "source") {
+      var picked = node.invocation != null ? this.data.invocations[String(node.invocation)] : null;
+      setTask(node);
+      if (input.value === "invocation") { node.source = "invocation"; }
+      else if (picked) {
+        // The saved invocation's call, to change here (its options stay on the invocation).
+        node.task = picked.task; node.args = picked.args; node.kwargs = picked.kwargs;
+        node.immutable = picked.immutable;
+      }
+    } else if (name === "task") {
+      var typed = input.value.trim();
+      var full = typed in this.tasks ? typed : (this.taskByShortName[typed] || null);
+      if (full !== node.task) { node.args = []; node.kwargs = {}; }
+      node.task = full || (typed ? typed : null);  // an unknown name: the server says so here
+      if (full && full !== typed) { input.value = full; }
+    } else if (name === "immutable") { node.immutable = input.checked; }
     else if (name === "kind") {
       var dropped = changeKind(node, input.value);
       if (dropped.length) {
@@ -278,6 +326,40 @@
       node.pendingName = id === null ? value : "";
     } else { return; }
     this.changed({ uid: node.uid, control: name });
+  };
+
+  /* A typed argument changed: the call's args and kwargs follow, without redrawing the tree
+     (focus and caret stay in the field). */
+  Composer.prototype.onArguments = function (event) {
+    var input = event.target, panel = input.closest(".ta-call-fields");
+    if (!panel || input.getAttribute("data-field")) { return; }
+    var node = this.find(Number(input.closest("[data-uid]").getAttribute("data-uid")));
+    if (!node) { return; }
+    var json = input.getAttribute("data-json");
+    if (json) {
+      var value;
+      try { value = JSON.parse(input.value || (json === "args" ? "[]" : "{}")); } catch (e) { return; }
+      var fits = json === "args" ? Array.isArray(value) : (value !== null && typeof value === "object" && !Array.isArray(value));
+      if (!fits) { return; }
+      node[json] = value;
+    } else if (node.fields) {
+      var result = node.fields.collect();
+      if (result.errors) { return; }
+      node.args = result.args; node.kwargs = result.kwargs;
+    } else { return; }
+    this.write();
+    this.schedulePreview(350);
+  };
+
+  /* Whether Celery hands this node a result (Celery's rule, as the server's check reads it):
+     a chain step after the first gets the previous result, a chord body the header's list, and
+     a container hands what it gets to its first step, its members or its header nodes. */
+  Composer.prototype.receives = function (node) {
+    var place = this.places[node.uid];
+    if (!place || place.slot === "root") { return false; }
+    if (place.slot === "body") { return true; }
+    if (place.parent.kind === "chain" && place.index > 0) { return true; }
+    return this.receives(place.parent);
   };
 
   Composer.prototype.onKey = function (event) {
@@ -351,7 +433,20 @@
       kind.appendChild(el("option", { value: k, selected: k === node.kind, text: KIND_LABELS[k] }));
     });
     row.appendChild(kind);
-    if (node.kind === "task" || node.kind === "workflow") {
+    if (node.kind === "task") {
+      var source = el("select", { "data-field": "source", "class": "ta-source-select", disabled: !editable,
+                                  "aria-label": gettext("What this task node runs") });
+      source.appendChild(el("option", { value: "call", selected: node.source === "call", text: gettext("task and arguments") }));
+      source.appendChild(el("option", { value: "invocation", selected: node.source === "invocation", text: gettext("saved invocation") }));
+      row.appendChild(source);
+    }
+    if (node.kind === "task" && node.source === "call") {
+      row.appendChild(el("input", {
+        type: "text", "data-field": "task", value: node.task || "", "class": "ta-target ta-task-name",
+        list: "ta-tasks", placeholder: gettext("task…"), "aria-label": gettext("Task"),
+        disabled: !editable, autocomplete: "off"
+      }));
+    } else if (node.kind === "task" || node.kind === "workflow") {
       var name = node.pendingName || "";
       if (node.kind === "task" && node.invocation != null) {
         var inv = this.data.invocations[String(node.invocation)];
@@ -406,6 +501,9 @@
       row.appendChild(list);
     }
     item.appendChild(row);
+    if (node.kind === "task" && node.source === "call" && node.task) {
+      item.appendChild(this.renderCall(node));
+    }
     if (node.kind === "group" || node.kind === "chain") {
       item.appendChild(this.renderList(node.children, depth + 1));
       if (editable) {
@@ -429,6 +527,46 @@
       item.appendChild(body);
     }
     return item;
+  };
+
+  /* The call's fields under its row: arguments.js's typed fields, or JSON when they cannot
+     show the arguments (or staff chose JSON). */
+  Composer.prototype.renderCall = function (node) {
+    var A = window.taArguments, info = this.tasks[node.task], editable = this.editable;
+    var panel = el("div", { "class": "ta-call-fields ta-arguments" });
+    var receives = this.receives(node);
+    var head = el("div", { "class": "ta-arg-head" });
+    if (info) { head.appendChild(el("code", { "class": "ta-arg-call", text: info.call })); }
+    panel.appendChild(head);
+    if (receives || node.immutable) {
+      panel.appendChild(el("label", { "class": "ta-parent-label" }, [
+        el("input", { type: "checkbox", "data-field": "immutable", checked: node.immutable, disabled: !editable }),
+        document.createTextNode(" " + gettext("ignore the previous result (immutable, .si())"))
+      ]));
+    }
+    if (!info) { node.fields = null; return panel; }  // not a task that may run: said by the server
+    if (info.doc) { panel.appendChild(el("div", { "class": "help", text: info.doc })); }
+    var parent = receives && !node.immutable;
+    var state = info.known && A && !node.rawArgs ? A.spread(info, node.args, node.kwargs, parent) : null;
+    if (state && !state.reason) {
+      state.parent = parent;
+      if (editable) { head.appendChild(button("as-json", gettext("Edit as JSON"), gettext("Edit this call's arguments as JSON"))); }
+      node.fields = new A.Fields(panel, info, state, "ta-n" + node.uid + "-");
+      if (!editable) { panel.querySelectorAll(".ta-arg-input").forEach(function (i) { i.disabled = true; }); }
+      return panel;
+    }
+    node.fields = null;
+    var reason = !info.known ? gettext("This task's parameters cannot be read: give its arguments as JSON.")
+      : (state && state.reason) || "";
+    if (reason) { panel.appendChild(el("div", { "class": "help", text: reason })); }
+    if (info.known && editable) { head.appendChild(button("as-fields", gettext("Edit as fields"), gettext("Edit this call's arguments as fields"))); }
+    [["args", gettext("Positional arguments (JSON list)")], ["kwargs", gettext("Keyword arguments (JSON object)")]].forEach(function (pair) {
+      var id = "ta-n" + node.uid + "-json-" + pair[0];
+      var area = el("textarea", { id: id, rows: "1", "class": "ta-arg-input ta-json", "data-json": pair[0], disabled: !editable });
+      area.value = JSON.stringify(node[pair[0]]);
+      panel.appendChild(el("div", { "class": "ta-arg-row" }, [el("label", { "for": id, text: pair[1] }), area]));
+    });
+    return panel;
   };
 
   Composer.prototype.renderList = function (nodes, depth) {
@@ -463,14 +601,16 @@
     if (focus.control === "start") {
       target = this.root.querySelector("button[data-action=add]");
     } else if (focus.uid) {
-      var row = this.root.querySelector('[data-uid="' + focus.uid + '"] > .ta-crow');
-      if (!row) { return; }
+      var item = this.root.querySelector('[data-uid="' + focus.uid + '"]');
+      if (!item) { return; }
+      var row = item.querySelector(":scope > .ta-crow"), panel = item.querySelector(":scope > .ta-call-fields");
       var selectors = {
         label: "[data-field=label]", kind: "[data-field=kind]", target: "[data-field=target]",
+        task: "[data-field=task]", source: "[data-field=source]", immutable: "[data-field=immutable]",
         handle: ".ta-handle"
       };
       var sel = selectors[focus.control] || "button[data-action=" + focus.control + "]";
-      target = row.querySelector(sel) || row.querySelector(".ta-handle");
+      target = row.querySelector(sel) || (panel && panel.querySelector(sel)) || row.querySelector(".ta-handle");
     }
     if (target) { target.focus(); }
   };

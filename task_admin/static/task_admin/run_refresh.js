@@ -1,6 +1,6 @@
 /* task_admin run page: while the run is unfinished, poll its status endpoint and update the
- * badges, each shown node's attempts, worker, started time, runtime and result, the graph and
- * the progress bar; reload the page once the run has finished.
+ * badges, each shown node's attempts, worker, started time, runtime and result, the run's own
+ * times, the graph and the progress bar; reload the page once the run has finished.
  * Configuration comes from the page through json_script (#ta-run-config). No dependencies. */
 (function () {
   "use strict";
@@ -92,6 +92,10 @@
   function apply(data) {
     setBadge(document.getElementById("ta-run-status"), data.status, data.status_label);
     updateProgress(data);
+    // The run's own times (started, duration so far...) in the admin's read-only fields.
+    Object.keys(data.times || {}).forEach(function (name) {
+      setText(document.querySelector(".field-" + name), ".readonly", data.times[name]);
+    });
     (data.nodes || []).forEach(function (node) {
       byPath("tr", node.path).forEach(function (row) {
         setBadge(row.querySelector('[data-field="state"]'), node.state, node.state_label);
