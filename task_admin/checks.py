@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextvars import ContextVar
 
 from django.apps import apps
@@ -123,6 +124,62 @@ def check_webhook_destinations(app_configs=None, **kwargs):
     return errors
 
 
+# What makes SQLite's writers wait for each other instead of failing at once: shown in W004's
+# hint, and what the demo project sets.
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL;",
+}
+
+
+def check_sqlite_with_workers(app_configs=None, **kwargs):
+    """W004: SQLite, a worker of several processes (as the Celery app is configured), and not
+    the options that make concurrent writers wait for each other."""
+    from django.conf import settings
+
+    from task_admin.registry import NoCeleryApp, get_app
+
+    database = settings.DATABASES.get("default", {})
+    if not str(database.get("ENGINE", "")).endswith("sqlite3"):
+        return []
+    try:
+        processes = worker_processes(get_app())
+    except NoCeleryApp:
+        return []  # E002 says so
+    options = database.get("OPTIONS", {})
+    missing = []
+    if str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
+        missing.append("transaction_mode")
+    try:
+        if float(options.get("timeout", 5)) < SQLITE_OPTIONS["timeout"]:
+            missing.append("timeout")
+    except (TypeError, ValueError):
+        missing.append("timeout")
+    if "journal_mode=wal" not in str(options.get("init_command", "")).lower().replace(" ", ""):
+        missing.append("init_command")
+    if processes <= 1 or not missing:
+        return []
+    return [checks.Warning(
+        f"The database is SQLite and Celery workers run {processes} processes "
+        "(worker_concurrency): their tracking writes, beat's and the web process's wait for one "
+        f"another only with the OPTIONS {', '.join(missing)}; without them a write can fail "
+        "with \"database is locked\".",
+        hint="Use PostgreSQL in production. On SQLite set DATABASES['default']['OPTIONS'] = "
+        f"{SQLITE_OPTIONS!r}, or run the worker with one process (--concurrency 1).",
+        obj="task_admin",
+        id="task_admin.W004",
+    )]
+
+
+def worker_processes(app) -> int:
+    """How many processes a worker of ``app`` runs, as configured (``--concurrency`` on the
+    command line can say otherwise: the worker warns again when it starts)."""
+    if str(app.conf.worker_pool or "prefork") in ("solo", "celery.concurrency.solo:TaskPool"):
+        return 1
+    return int(app.conf.worker_concurrency or os.cpu_count() or 1)
+
+
 # Loading the task modules runs Celery's Django fixup, which runs the system checks again.
 _loading_tasks = ContextVar("task_admin_loading_tasks", default=False)
 
@@ -184,3 +241,4 @@ def register() -> None:
     checks.register(check_settings)
     checks.register(check_allowed_tasks)
     checks.register(check_webhook_destinations)
+    checks.register(check_sqlite_with_workers)

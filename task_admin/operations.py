@@ -26,15 +26,12 @@ from typing import Any
 
 from celery import Celery
 from django.core.cache import cache
-from kombu.exceptions import ChannelError, KombuError
+from kombu.exceptions import ChannelError
 
 from task_admin.conf import get_config
-from task_admin.registry import NoCeleryApp, get_app
+from task_admin.registry import BROKER_ERRORS, NoCeleryApp, get_app
 
 logger = logging.getLogger(__name__)
-
-# What can go wrong when talking to the broker (or finding the Celery app at all).
-BROKER_ERRORS = (KombuError, OSError, NoCeleryApp)
 
 COMMANDS = ("stats", "active_queues", "active", "reserved", "scheduled")
 SNAPSHOT_KEY = "task_admin:operations:snapshot"

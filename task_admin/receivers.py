@@ -141,7 +141,8 @@ def warn_about_sqlite(processes) -> None:
     if connection.vendor == "sqlite" and (processes or 1) > 1:
         logger.warning(
             "task_admin: this worker runs %s processes on SQLite, which lets one writer in at a "
-            "time: runs are recorded in batches with retries, but use PostgreSQL in production.",
+            "time: runs are recorded in batches that take the write lock first and retry, but "
+            "use PostgreSQL in production (and on SQLite the OPTIONS of check task_admin.W004).",
             processes,
         )
 

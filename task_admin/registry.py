@@ -16,12 +16,17 @@ from celery import Celery, Task
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
+from kombu.exceptions import KombuError
 
 from task_admin.conf import get_config
 
 
 class NoCeleryApp(LookupError):
     """Raised when neither ``TASK_ADMIN["CELERY_APP"]`` nor a current Celery app is set up."""
+
+
+# What can go wrong when talking to the broker, or finding the Celery app at all.
+BROKER_ERRORS = (KombuError, OSError, NoCeleryApp)
 
 
 @dataclass(frozen=True)

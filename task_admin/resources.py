@@ -36,8 +36,7 @@ from task_admin.models import NodeKind, NodeRole, TaskInvocation, Workflow, Work
 from task_admin.tree import Tree
 from task_admin.validation import brought_problems, workflow_problems
 
-CONTAINERS = (NodeKind.GROUP, NodeKind.CHAIN, NodeKind.CHORD)
-NODE_KEYS = ("invocation", "workflow", *CONTAINERS)
+NODE_KEYS = ("invocation", "workflow", NodeKind.GROUP, NodeKind.CHAIN, NodeKind.CHORD)
 
 
 class StrictJSONWidget(widgets.JSONWidget):

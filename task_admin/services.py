@@ -25,7 +25,6 @@ from django.utils import timezone
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from kombu.exceptions import KombuError
 
 from task_admin import canvas, registry, tracking
 from task_admin.canvas.build import to_signature
@@ -51,8 +50,6 @@ logger = logging.getLogger(__name__)
 REPLAY_TASK = "task_admin.replay"
 
 
-# What can go wrong when talking to the broker (or finding the Celery app at all).
-BROKER_ERRORS = (KombuError, OSError, registry.NoCeleryApp)
 
 
 class CannotRun(Exception):
@@ -360,7 +357,7 @@ def revoke_run(run: WorkflowRun, *, terminate: bool = False, app: Celery | None 
     if task_ids:
         try:
             app.control.revoke(task_ids, terminate=terminate)
-        except BROKER_ERRORS as exc:
+        except registry.BROKER_ERRORS as exc:
             logger.warning("task_admin: revoking run %s failed: %s", run.pk, exc)
             raise BrokerUnavailable(exc) from exc
     stopped = [s for s in UNFINISHED_NODE if terminate or s != NodeState.STARTED]

@@ -32,7 +32,7 @@ from django.utils import timezone
 from task_admin import canvas
 from task_admin.canvas.progress import FAILED, PARTIAL, REVOKED, SUCCEEDED, blocked_leaves, outcome
 from task_admin.conf import get_config
-from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, WorkflowRun
+from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, WorkflowRun, batches
 from task_admin.models.runs import FAILED_NODE, FINISHED_NODE, FINISHED_RUN, UNFINISHED_NODE
 from task_admin.signals import run_finished
 
@@ -43,13 +43,6 @@ RECEIVED, STARTED, RETRIED, SUCCEEDED_EVENT, FAILED_EVENT, REVOKED_EVENT = (
     "received", "started", "retried", "succeeded", "failed", "revoked",
 )
 FINAL_EVENTS = {SUCCEEDED_EVENT: S.SUCCESS, FAILED_EVENT: S.FAILURE, REVOKED_EVENT: S.REVOKED}
-
-# The TaskRun columns an event may change (what the batched UPDATE writes).
-NODE_FIELDS = (
-    "state", "attempt_count", "worker", "received_at", "started_at", "finished_at", "runtime",
-    "result", "result_complete", "exception", "traceback",
-)
-
 
 def _now() -> datetime:
     return timezone.now()
@@ -270,14 +263,9 @@ def apply(events: Iterable[Event]) -> int:
     with transaction.atomic():
         # Runs first, in id order: every writer of a run's nodes takes its run's lock before
         # the nodes', so two batches never deadlock and a recount sees every committed node.
-        run_ids = _lock_runs(TaskRun.objects.filter(task_id__in=task_ids).values("run_id"))
-        if not run_ids:
+        if not batches.lock_runs_of(task_ids):
             return 0
-        nodes = list(
-            TaskRun.objects.filter(task_id__in=task_ids)
-            .only("pk", "run_id", "task_id", *NODE_FIELDS)
-            .order_by("pk")
-        )
+        nodes = batches.read_nodes(task_ids)
         changed, attempts, started_runs, failed_runs = [], {}, set(), set()
         for task_run in nodes:
             seen: dict[int, _Attempt] = {}
@@ -290,7 +278,7 @@ def apply(events: Iterable[Event]) -> int:
                     failed_runs.add(task_run.run_id)
             if seen:
                 attempts[task_run.pk] = seen
-        _write_nodes(changed)
+        batches.write_nodes(changed)
         _write_attempts({n.pk: n for n in nodes}, attempts)
         runs = {task_run.run_id for task_run in changed}
         if runs:
@@ -304,52 +292,6 @@ def _lock_runs(run_ids) -> list[int]:
         WorkflowRun.objects.select_for_update().filter(pk__in=run_ids).order_by("pk")
         .values_list("pk", flat=True)
     )
-
-
-def _write_nodes(nodes: list[TaskRun]) -> None:
-    """Write the changed nodes in one round trip.
-
-    PostgreSQL: one ``UPDATE ... FROM UNNEST(<one array per column>)``, planned once for the
-    whole batch. Elsewhere (SQLite runs in process): one UPDATE per node through
-    ``executemany``. No per-row CASE expressions to build or evaluate either way.
-    """
-    if not nodes:
-        return
-    from django.db import DEFAULT_DB_ALIAS, connections
-
-    connection = connections[DEFAULT_DB_ALIAS]
-    meta, quote = TaskRun._meta, connection.ops.quote_name
-    fields = [meta.get_field(name) for name in NODE_FIELDS]
-    # Only these need converting for the driver; the others go as they are.
-    converted = {"JSONField", "DateTimeField"}
-
-    def column(field):
-        if field.get_internal_type() in converted:
-            return [field.get_db_prep_save(getattr(n, field.attname), connection) for n in nodes]
-        return [getattr(n, field.attname) for n in nodes]
-
-    table, pk = quote(meta.db_table), quote(meta.pk.column)
-    if connection.vendor == "postgresql":
-        names = [pk, *(quote(f.column) for f in fields)]
-        types = ["bigint", *(f.cast_db_type(connection) for f in fields)]
-        sql = (
-            f"UPDATE {table} AS t SET "
-            + ", ".join(f"{name} = v.{name}" for name in names[1:])
-            + " FROM UNNEST(" + ", ".join(f"%s::{t}[]" for t in types) + ")"
-            + f" AS v({', '.join(names)}) WHERE t.{pk} = v.{pk}"
-        )
-        params = [[n.pk for n in nodes], *(column(f) for f in fields)]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-        return
-    sql = (
-        f"UPDATE {table} SET " + ", ".join(f"{quote(f.column)} = %s" for f in fields)
-        + f" WHERE {pk} = %s"
-    )
-    columns = [column(f) for f in fields]
-    rows = [[*(values[i] for values in columns), task_run.pk] for i, task_run in enumerate(nodes)]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
 
 
 def refresh_runs(
@@ -372,64 +314,27 @@ def refresh_runs(
             _lock_runs(run_ids)
         for run_id in sorted(set(failed)):
             skip_blocked(run_id)
-        done = _recount(run_ids, started, now)
-        return _finish_done(done, now) if done else []
-
-
-def _recount(run_ids: list[int], started: set[int], now: datetime) -> list[int]:
-    """One statement: set each run's ``finished_nodes`` from its nodes, mark the runs that
-    have just started as running, and return the runs whose every node has finished.
-
-    Written as SQL (PostgreSQL and SQLite both take ``UPDATE ... RETURNING``): it runs once per
-    batch in every worker process, and building it with the ORM's expressions cost more than
-    the statement itself.
-    """
-    from django.db import DEFAULT_DB_ALIAS, connections
-
-    connection = connections[DEFAULT_DB_ALIAS]
-    quote = connection.ops.quote_name
-    runs, nodes = quote(WorkflowRun._meta.db_table), quote(TaskRun._meta.db_table)
-
-    def marks(values) -> str:
-        return ", ".join(["%s"] * len(values))
-
-    finished_states = sorted(FINISHED_NODE)
-    sets = [
-        f"finished_nodes = (SELECT COUNT(*) FROM {nodes} n WHERE n.run_id = {runs}.id"
-        f" AND n.state IN ({marks(finished_states)}))"
-    ]
-    params: list[Any] = [*finished_states]
-    started = sorted(set(started) & set(run_ids))
-    if started:
-        just = f"{runs}.id IN ({marks(started)}) AND {runs}.status = %s"
-        now_value = WorkflowRun._meta.get_field("started_at").get_db_prep_value(
-            now, connection
-        )
-        sets += [
-            f"status = CASE WHEN {just} THEN %s ELSE {runs}.status END",
-            f"started_at = CASE WHEN {just} THEN COALESCE({runs}.started_at, %s)"
-            f" ELSE {runs}.started_at END",
-        ]
-        params += [*started, RunStatus.PENDING, RunStatus.RUNNING,
-                   *started, RunStatus.PENDING, now_value]
-    sql = (
-        f"UPDATE {runs} SET {', '.join(sets)} WHERE {runs}.id IN ({marks(run_ids)})"
-        " RETURNING id, total_nodes, finished_nodes, status"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *run_ids])
-        rows = cursor.fetchall()
-    return sorted(
-        pk for pk, total, done, status in rows if done >= total and status not in FINISHED_RUN
-    )
+        done = batches.recount(run_ids, started, now)
+        if not done:
+            return []
+        # Most runs end with every node succeeded: finished in one statement, no canvas read.
+        succeeded = batches.finish_succeeded(done, now)
+        if succeeded:
+            transaction.on_commit(lambda: send_finished([], runs=succeeded))
+        ended = {run.pk for run in succeeded}
+        return sorted(ended | set(_finish_done([pk for pk in done if pk not in ended], now)))
 
 
 def _finish_done(run_ids: list[int], now: datetime) -> list[int]:
+    """Finish the runs whose nodes have all finished, not all succeeded: their status is read
+    from their canvas (``final_status``)."""
+    if not run_ids:
+        return []
     done = list(
         WorkflowRun.objects.filter(pk__in=run_ids, total_nodes__lte=F("finished_nodes"))
         .unfinished()
         .values_list("pk", "spec")
-    )  # the runs are locked: still as ``_recount`` left them
+    )  # the runs are locked: still as ``batches.recount`` left them
     if not done:
         return []
     states: dict[int, dict[str, str]] = defaultdict(dict)
@@ -456,12 +361,15 @@ def _finish_done(run_ids: list[int], now: datetime) -> list[int]:
     return finished
 
 
-def send_finished(run_ids: list[int]) -> None:
+def send_finished(run_ids: list[int], *, runs: list[WorkflowRun] = ()) -> None:
     """Send ``signals.run_finished`` for runs that have just reached a final status (call
-    after the commit that finished them, exactly once per run)."""
-    if not run_ids or not run_finished.has_listeners(WorkflowRun):
+    after the commit that finished them, exactly once per run): ``runs`` as they are, the
+    runs of ``run_ids`` read first (without their canvas and overrides)."""
+    if not (run_ids or runs) or not run_finished.has_listeners(WorkflowRun):
         return
-    for run in WorkflowRun.objects.filter(pk__in=run_ids).defer("spec", "overrides"):
+    if run_ids:
+        runs = [*runs, *WorkflowRun.objects.filter(pk__in=run_ids).defer("spec", "overrides")]
+    for run in runs:
         # A listener's error must not undo or stop the recording: logged, not raised.
         for receiver, error in run_finished.send_robust(sender=WorkflowRun, run=run):
             if isinstance(error, Exception):

@@ -1,11 +1,13 @@
 """The system checks (``task_admin.checks``): silent on a sound project, an error or a warning
 naming the setting for each way a project can be set up wrong."""
 
+import warnings
+
 import pytest
 from django.core.checks import run_checks
 from django.test import override_settings
 
-from task_admin import registry
+from task_admin import checks, registry
 
 TEST_APP = "tests.testapp.celery.app"
 
@@ -108,3 +110,38 @@ def test_webhook_destinations_that_parse_pass():
         "hooks.example.com", "hooks.example.com:8443", "http://10.0.0.5:8080/in/",
     ]}):
         assert "task_admin.E005" not in check_ids()
+
+
+def _sqlite_warnings(settings, options, concurrency=2, pool="prefork"):
+    from project.celery import app
+
+    database = {**settings.DATABASES["default"]}
+    database["OPTIONS"] = options
+    old = app.conf.worker_concurrency, app.conf.worker_pool
+    app.conf.worker_concurrency, app.conf.worker_pool = concurrency, pool
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Overriding setting DATABASES can lead to ..."
+            with override_settings(DATABASES={**settings.DATABASES, "default": database}):
+                return [m for m in run_checks() if m.id.startswith("task_admin.")]
+    finally:
+        app.conf.worker_concurrency, app.conf.worker_pool = old
+
+
+def test_sqlite_as_startproject_leaves_it_with_a_multi_process_worker_is_a_warning(settings):
+    [message] = _sqlite_warnings(settings, {})
+    assert message.id == "task_admin.W004"
+    assert "Celery workers run 2 processes" in message.msg
+    assert "transaction_mode, timeout, init_command" in message.msg
+    assert "'transaction_mode': 'IMMEDIATE'" in message.hint and "PostgreSQL" in message.hint
+    [message] = _sqlite_warnings(settings, {"transaction_mode": "IMMEDIATE", "timeout": 20})
+    assert "only with the OPTIONS init_command;" in message.msg
+
+
+@pytest.mark.parametrize(("options", "concurrency", "pool"), [
+    (checks.SQLITE_OPTIONS, 4, "prefork"),  # writers wait for each other: as the demo sets it
+    ({}, 1, "prefork"),  # one process
+    ({}, 8, "solo"),  # the solo pool runs one task at a time in one process
+])
+def test_sqlite_is_fine_with_the_options_or_one_process(settings, options, concurrency, pool):
+    assert _sqlite_warnings(settings, options, concurrency, pool) == []

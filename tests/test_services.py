@@ -270,3 +270,19 @@ def test_insert_tree_refuses_a_parent_cycle():
     first.parent = second
     with pytest.raises(ValueError, match="cycle"):
         WorkflowNode.objects.insert_tree([first, second])
+
+
+def test_a_broker_error_is_wrapped_once_as_a_cannot_run(adds, django_capture_on_commit_callbacks):
+    from kombu.exceptions import OperationalError
+
+    with django_capture_on_commit_callbacks(execute=False):
+        run = services.run_workflow(adds)
+    with (
+        mock.patch.object(registry.get_app().control, "revoke",
+                          side_effect=OperationalError("Connection refused")),
+        pytest.raises(services.CannotRun) as refused,
+    ):
+        services.revoke_run(run)
+    assert isinstance(refused.value, services.BrokerUnavailable)
+    assert "Connection refused" in str(refused.value)
+    assert not run.nodes.filter(state=NodeState.REVOKED).exists()  # nothing marked revoked

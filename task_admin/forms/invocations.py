@@ -7,8 +7,9 @@ from django.core.exceptions import ValidationError
 from django.forms.models import construct_instance
 from django.utils.translation import gettext_lazy as _
 
+from task_admin import validation
 from task_admin.forms.json_fields import JSONListField, JSONObjectField
-from task_admin.forms.task_picker import ArgumentsMedia, TaskPicker, task_choices, type_messages
+from task_admin.forms.task_picker import ArgumentsMedia, TaskPicker, task_choices
 from task_admin.models import TaskInvocation
 
 
@@ -62,8 +63,10 @@ class TaskInvocationForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         if not any(name in self._errors for name in ("task", "args", "kwargs")):
-            messages = type_messages(data.get("task") or "", data.get("args") or [],
-                                     data.get("kwargs") or {}, bool(data.get("immutable")))
+            messages = validation.argument_type_messages(
+                data.get("task") or "", data.get("args") or [], data.get("kwargs") or {},
+                bool(data.get("immutable")),
+            )
             for field, found in messages.items():
                 self.add_error(field, found)
         return data

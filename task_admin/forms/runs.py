@@ -11,10 +11,10 @@ import json
 from django import forms
 from django.utils.translation import gettext
 
-from task_admin import canvas, registry, services
+from task_admin import canvas, registry, services, validation
 from task_admin.canvas.build import to_python
 from task_admin.forms.json_fields import JSONObjectField
-from task_admin.forms.task_picker import ArgumentsMedia, receives_parent, task_parameters
+from task_admin.forms.task_picker import ArgumentsMedia, task_parameters
 from task_admin.models import Workflow
 
 
@@ -73,7 +73,8 @@ def _given_positionally(signature, task: canvas.Task) -> list[str]:
     """The parameters a leaf's own positional arguments fill (an override cannot set them)."""
     if signature is None:
         return []
-    offset = 1 if receives_parent(signature, list(task.args), task.kwargs, task.immutable) else 0
+    parent = validation.receives_parent(signature, list(task.args), task.kwargs, task.immutable)
+    offset = 1 if parent else 0
     names = [
         p.name for p in signature.parameters.values()
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)

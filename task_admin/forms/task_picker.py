@@ -1,6 +1,6 @@
-"""The task picker: the tasks staff may pick (through ``registry``), their parameters for the
-typed argument fields, and (from ``validation``) the messages for values that do not fit a
-parameter's type."""
+"""The task picker: the tasks staff may pick (through ``registry``) and their parameters for
+the typed argument fields. Whether posted values fit a parameter's type is asked of
+``validation`` (``argument_type_messages``), which the composer shares."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from django import forms
 from django.utils.text import Truncator
 from django.utils.translation import gettext
 
-from task_admin import registry, validation
+from task_admin import registry
 
 
 def task_label(info: registry.TaskInfo) -> str:
@@ -59,9 +59,3 @@ class TaskPicker(forms.Select):
 class ArgumentsMedia:
     js = ["task_admin/arguments.js"]
     css = {"all": ["task_admin/arguments.css"]}
-
-
-# One copy of the typed-argument checks, shared with the composer's task nodes (which sit
-# beside the forms and cannot import them): ``validation``.
-receives_parent = validation.receives_parent
-type_messages = validation.argument_type_messages

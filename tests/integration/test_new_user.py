@@ -133,6 +133,10 @@ class Project:
             CELERY_RESULT_BACKEND = {backend!r}
             CELERY_ACCEPT_CONTENT = ["json"]
             CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
+            DATABASES["default"]["OPTIONS"] = {{
+                "transaction_mode": "IMMEDIATE", "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL;",
+            }}
         """))
 
     def manage(self, *args: str) -> str:
