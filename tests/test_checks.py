@@ -113,7 +113,7 @@ def test_webhook_destinations_that_parse_pass():
 
 
 def _sqlite_warnings(settings, options, concurrency=2, pool="prefork"):
-    from project.celery import app
+    from tests.testapp.celery import app
 
     database = {**settings.DATABASES["default"]}
     database["OPTIONS"] = options
