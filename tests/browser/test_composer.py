@@ -8,7 +8,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from project.demo.tasks import sales_report
 from task_admin.canvas.build import to_python
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow, WorkflowRun
@@ -25,6 +24,7 @@ from tests.support.browser import (
     wait_preview,
 )
 from tests.support.factories import SUMA, invocation
+from tests.testapp.tasks import sales_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -35,7 +35,7 @@ def tutorial_invocations():
         "4+4": invocation(SUMA, [4, 4], name="4+4"),
         "+4": invocation(SUMA, [4], name="+4"),
         "+10": invocation(SUMA, [10], name="+10"),
-        "total": invocation("project.demo.tasks.sum_list", [], name="total"),
+        "total": invocation("tests.testapp.tasks.sum_list", [], name="total"),
     }
 
 
