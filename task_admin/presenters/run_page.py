@@ -161,12 +161,9 @@ def graph(run: WorkflowRun, spec: canvas.Node, access: Access) -> str:
         return ""
 
 
-def run_page(run: WorkflowRun, asked_page: str | None, access: Access) -> dict[str, Any]:
-    """The run page's context: its nodes (one page), progress, graph, canvas and refresh."""
-    reconcile(run)
+def _link(run: WorkflowRun, task_runs: list[TaskRun], access: Access) -> None:
+    """Give each shown task run its result preview and the links its row offers."""
     site = access.site
-    page, pages = node_page(run, asked_page)
-    task_runs = _page_task_runs(run, page)
     results = task_result_ids(t.task_id for t in task_runs) if access.can_view_results else {}
     for task_run in task_runs:
         task_run.preview = preview_from_json_text(task_run.result_head)
@@ -183,28 +180,53 @@ def run_page(run: WorkflowRun, asked_page: str | None, access: Access) -> dict[s
             "admin:task_admin_workflowrun_node", args=[run.pk, task_run.pk], current_app=site
         )
 
-    counts = node_counts(run)
+
+def _read_spec(run: WorkflowRun) -> tuple[canvas.Node | None, str, str]:
+    """The run's snapshot: its spec, its canvas as code, and why it cannot be read (if so)."""
     try:
         spec = canvas.from_dict(run.spec)
     except canvas.SpecError as exc:
-        spec, canvas_text = None, ""
-        spec_error = f"{exc.path}: {translated(exc.message)}"
-    else:
-        canvas_text, spec_error = to_python(spec), ""
-    total = run.total_nodes or sum(counts.values())
-    drawn = ""
-    graph_inline = spec is not None and total <= GRAPH_INLINE_MAX
-    if graph_inline:
-        drawn = graph(run, spec, access)
-    refresh = {
+        return None, "", f"{exc.path}: {translated(exc.message)}"
+    return spec, to_python(spec), ""
+
+
+def _refresh_config(run: WorkflowRun, page: int, with_states: bool, site: str) -> dict:
+    """What ``run_refresh.js`` needs: where to poll, how often, the state labels."""
+    return {
         "statusUrl": reverse(
             "admin:task_admin_workflowrun_status", args=[run.pk], current_app=site
-        ) + f"?nodes={page}" + ("&states=1" if graph_inline else ""),
+        ) + f"?nodes={page}" + ("&states=1" if with_states else ""),
         "interval": int(get_config()["REFRESH_INTERVAL"]),
         "finished": run.is_finished,
         "labels": {str(k): str(v) for k, v in STATE_LABELS.items()},
         "progressStates": list(PROGRESS_STATES),
     }
+
+
+def _details_labels() -> dict[str, str]:
+    """The words ``run_details.js`` writes into a task run's details, in the page's language."""
+    return {
+        "exception": _("Exception"), "traceback": _("Traceback"), "result": _("Result"),
+        "attempts": _("Attempts"), "state": _("state"), "worker": _("worker"),
+        "started": _("started"), "finished": _("finished"), "reason": _("reason"),
+        "next_eta": _("next attempt at"), "runtime": _("runtime"),
+        "received": _("received"), "task_id": _("task id"),
+        "loading": _("Loading…"), "failed": _("The details could not be loaded."),
+        "graph_failed": _("The graph could not be drawn."),
+    }
+
+
+def run_page(run: WorkflowRun, asked_page: str | None, access: Access) -> dict[str, Any]:
+    """The run page's context: its nodes (one page), progress, graph, canvas and refresh."""
+    reconcile(run)
+    site = access.site
+    page, pages = node_page(run, asked_page)
+    task_runs = _page_task_runs(run, page)
+    _link(run, task_runs, access)
+    counts = node_counts(run)
+    spec, canvas_text, spec_error = _read_spec(run)
+    total = run.total_nodes or sum(counts.values())
+    graph_inline = spec is not None and total <= GRAPH_INLINE_MAX
     return {
         "queue_hints": operations.pending_queue_hints(run, task_runs, spec),
         "run": run,
@@ -215,7 +237,7 @@ def run_page(run: WorkflowRun, asked_page: str | None, access: Access) -> dict[s
         "node_page_links": page_links(page, pages),
         "node_first": (page - 1) * NODE_PAGE + 1 if task_runs else 0,
         "node_last": (page - 1) * NODE_PAGE + len(task_runs),
-        "graph": drawn,
+        "graph": graph(run, spec, access) if graph_inline else "",
         "graph_url": (
             reverse("admin:task_admin_workflowrun_graph", args=[run.pk], current_app=site)
             if spec is not None and not graph_inline else ""
@@ -225,16 +247,8 @@ def run_page(run: WorkflowRun, asked_page: str | None, access: Access) -> dict[s
         "progress_segments": progress_segments(counts, total),
         "progress_total": total,
         "progress_finished": run.finished_nodes,
-        "refresh_config": refresh,
-        "details_labels": {
-            "exception": _("Exception"), "traceback": _("Traceback"), "result": _("Result"),
-            "attempts": _("Attempts"), "state": _("state"), "worker": _("worker"),
-            "started": _("started"), "finished": _("finished"), "reason": _("reason"),
-            "next_eta": _("next attempt at"), "runtime": _("runtime"),
-            "received": _("received"), "task_id": _("task id"),
-            "loading": _("Loading…"), "failed": _("The details could not be loaded."),
-            "graph_failed": _("The graph could not be drawn."),
-        },
+        "refresh_config": _refresh_config(run, page, graph_inline, site),
+        "details_labels": _details_labels(),
         "nodes_url": (
             admin_url("task_admin_taskrun_changelist", current_app=site) + f"?run={run.pk}"
             if access.can_view_nodes else None

@@ -17,8 +17,8 @@ from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, reverse
 
 from task_admin.models import NodeState, TaskInvocation, TaskRun, Workflow, WorkflowRun
-from tests.admin.test_runs_admin import finish, start_run
 from tests.support.factories import SUMA, invocation, schedule, workflow
+from tests.support.runs import finish, start_run
 
 pytestmark = pytest.mark.django_db
 

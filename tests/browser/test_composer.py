@@ -8,7 +8,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from project.demo.tasks import sales_report
 from task_admin.canvas.build import to_python
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow, WorkflowRun
@@ -25,6 +24,7 @@ from tests.support.browser import (
     wait_preview,
 )
 from tests.support.factories import SUMA, invocation
+from tests.testapp.tasks import sales_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -35,7 +35,7 @@ def tutorial_invocations():
         "4+4": invocation(SUMA, [4, 4], name="4+4"),
         "+4": invocation(SUMA, [4], name="+4"),
         "+10": invocation(SUMA, [10], name="+10"),
-        "total": invocation("project.demo.tasks.sum_list", [], name="total"),
+        "total": invocation("tests.testapp.tasks.sum_list", [], name="total"),
     }
 
 
@@ -259,3 +259,55 @@ def test_a_workflow_built_with_the_keyboard_only(browser, live_server):
     WebDriverWait(browser, 20).until(lambda b: old.id != b.find_element(By.TAG_NAME, "html").id)
     wf = Workflow.objects.get(name="by keyboard")
     assert to_python(workflow_to_spec(wf)) == "chain(suma.s(2, 2), suma.s(4))"
+
+
+DRAG = """
+var source = arguments[0], target = arguments[1], where = arguments[2];
+var data = new DataTransfer(), box = target.getBoundingClientRect();
+var at = {bubbles: true, cancelable: true, dataTransfer: data, clientX: box.left + 4,
+          clientY: where === "before" ? box.top + 2 : box.bottom - 2};
+source.dispatchEvent(new DragEvent("dragstart", {bubbles: true, dataTransfer: data}));
+target.dispatchEvent(new DragEvent("dragover", at));
+var marked = target.className;
+target.dispatchEvent(new DragEvent("drop", at));
+return marked;
+"""
+
+
+def drag(browser, path, target, where="after"):
+    """Drag the node at ``path`` by its path button onto ``target`` (a row or an add bar), as
+    the browser's drag and drop fires it; returns the class the target showed while over it."""
+    handle = at(browser, path).find_element(By.CSS_SELECTOR, ".ta-handle")
+    assert handle.get_attribute("draggable") == "true"
+    return browser.execute_script(DRAG, handle, target, where)
+
+
+def test_nodes_move_by_drag_and_drop(browser, live_server):
+    base = live_server.url
+    login(browser, base)
+    start(browser, base, "dragged")
+    add(browser, "group", where=None)
+    add(browser, "task")
+    call(browser, "root.0", "suma", a=1, b=1)
+    add(browser, "chain")
+    # The task onto the chain's add bar: it goes into the chain.
+    bar = browser.find_element(By.CSS_SELECTOR, 'li[data-path="root.1"] > .ta-add')
+    assert "ta-drop-into" in drag(browser, "root.0", bar)
+    WebDriverWait(browser, 5, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda b: argument(b, "root.0.0", "a").get_attribute("value") == "1")
+    add(browser, "task")
+    call(browser, "root.1", "suma", a=2, b=2)
+    # The new task onto the top half of the chain's row: it goes before the chain.
+    assert "ta-drop-before" in drag(browser, "root.1", at(browser, "root.0"), "before")
+    WebDriverWait(browser, 5, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda b: argument(b, "root.0", "a").get_attribute("value") == "2")
+    # A container cannot go into itself.
+    inner_bar = browser.find_element(By.CSS_SELECTOR, 'li[data-path="root.1"] > .ta-add')
+    assert "ta-drop" not in drag(browser, "root.1", inner_bar)
+    wait_preview(browser, "suma.s(1, 1)")
+    save(browser)
+    wf = Workflow.objects.get(name="dragged")
+    assert " ".join(to_python(workflow_to_spec(wf)).split()) in (
+        "group([suma.s(2, 2), chain(suma.s(1, 1))])", "group([suma.s(2, 2), suma.s(1, 1)])",
+    )
+    assert wf.nodes.filter(kind="chain").get().children.count() == 1

@@ -11,7 +11,9 @@
  *
  * No library: a tree with a chord's header and body slots, moved by keyboard as well as by
  * buttons, is a few hundred lines of plain DOM code, while drag-and-drop libraries
- * (SortableJS and the like) bring neither typed slots nor keyboard moves.
+ * (SortableJS and the like) bring neither typed slots nor keyboard moves. A node can also be
+ * dragged by its path button (HTML5 drag and drop): dropped on a row it goes before or after
+ * that node, dropped on an add bar it goes into that container, header or body.
  */
 (function () {
   "use strict";
@@ -145,6 +147,11 @@
     root.addEventListener("change", this.onChange.bind(this));
     root.addEventListener("keydown", this.onKey.bind(this));
     root.addEventListener("input", this.onArguments.bind(this));
+    root.addEventListener("dragstart", this.onDragStart.bind(this));
+    root.addEventListener("dragover", this.onDragOver.bind(this));
+    root.addEventListener("dragleave", this.clearDrop.bind(this));
+    root.addEventListener("drop", this.onDrop.bind(this));
+    root.addEventListener("dragend", this.endDrag.bind(this));
     if ((data.errors && data.errors.length) || data.bound) { this.schedulePreview(0); }
   }
 
@@ -351,6 +358,95 @@
     this.schedulePreview(350);
   };
 
+  // -- drag and drop: the same moves as the buttons, by pointer -------------------------------
+
+  function inside(node, uidWanted) {
+    // Whether uidWanted is node itself or somewhere under it.
+    if (!node) { return false; }
+    if (node.uid === uidWanted) { return true; }
+    var kids = (node.children || []).concat(node.kind === "chord" ? node.header.concat(node.body ? [node.body] : []) : []);
+    return kids.some(function (kid) { return inside(kid, uidWanted); });
+  }
+
+  Composer.prototype.onDragStart = function (event) {
+    var handle = event.target.closest && event.target.closest(".ta-handle");
+    if (!handle || !this.editable) { return; }
+    this.dragged = this.find(Number(handle.closest("[data-uid]").getAttribute("data-uid")));
+    if (!this.dragged) { return; }
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", this.dragged.path);
+    handle.closest("[data-uid]").classList.add("ta-dragging");
+  };
+
+  /* Where a drop at this event would put the dragged node: {before|after: node} or
+     {into: parent node or null for the top, slot}; null where it cannot go. */
+  Composer.prototype.dropTarget = function (event) {
+    var dragged = this.dragged;
+    if (!dragged || !event.target.closest) { return null; }
+    var bar = event.target.closest(".ta-add");
+    if (bar && this.root.contains(bar)) {
+      var first = bar.querySelector("button[data-action=add]");
+      var parentId = first.getAttribute("data-parent"), slot = first.getAttribute("data-slot");
+      var parent = parentId === "" ? null : this.find(Number(parentId));
+      if (parent && inside(dragged, parent.uid)) { return null; }  // not into itself
+      return { into: parent, slot: slot, element: bar };
+    }
+    var row = event.target.closest(".ta-crow");
+    if (!row || !this.root.contains(row)) { return null; }
+    var target = this.find(Number(row.closest("[data-uid]").getAttribute("data-uid")));
+    this.index();
+    var place = target && this.places[target.uid];
+    if (!target || !place.list || inside(dragged, target.uid)) { return null; }
+    var box = row.getBoundingClientRect();
+    var after = event.clientY > box.top + box.height / 2;
+    return after ? { after: target, element: row } : { before: target, element: row };
+  };
+
+  Composer.prototype.clearDrop = function () {
+    this.root.querySelectorAll(".ta-drop-before, .ta-drop-after, .ta-drop-into").forEach(function (e) {
+      e.classList.remove("ta-drop-before", "ta-drop-after", "ta-drop-into");
+    });
+  };
+
+  Composer.prototype.onDragOver = function (event) {
+    var where = this.dropTarget(event);
+    this.clearDrop();
+    if (!where) { return; }
+    event.preventDefault();  // a drop is allowed here
+    event.dataTransfer.dropEffect = "move";
+    where.element.classList.add(where.before ? "ta-drop-before" : (where.after ? "ta-drop-after" : "ta-drop-into"));
+  };
+
+  Composer.prototype.onDrop = function (event) {
+    var where = this.dropTarget(event), node = this.dragged;
+    this.endDrag();
+    if (!where || !node) { return; }
+    event.preventDefault();
+    this.index();
+    this.detach(node);
+    if (where.before || where.after) {
+      var target = where.before || where.after;
+      this.index();
+      var list = this.places[target.uid].list;
+      list.splice(list.indexOf(target) + (where.after ? 1 : 0), 0, node);
+    } else if (!where.into) {
+      this.tree = node;
+    } else if (where.slot === "body") {
+      where.into.body = node;
+    } else if (where.slot === "header") {
+      where.into.header.push(node);
+    } else {
+      where.into.children.push(node);
+    }
+    this.changed({ uid: node.uid, control: "handle" });
+  };
+
+  Composer.prototype.endDrag = function () {
+    this.clearDrop();
+    this.root.querySelectorAll(".ta-dragging").forEach(function (e) { e.classList.remove("ta-dragging"); });
+    this.dragged = null;
+  };
+
   /* Whether Celery hands this node a result (Celery's rule, as the server's check reads it):
      a chain step after the first gets the previous result, a chord body the header's list, and
      a container hands what it gets to its first step, its members or its header nodes. */
@@ -421,7 +517,7 @@
     var row = el("div", { "class": "ta-crow" });
     var slotName = { header: gettext("header"), body: gettext("body") }[place.slot];
     row.appendChild(el("button", {
-      type: "button", "class": "ta-handle", "data-action": "focus",
+      type: "button", "class": "ta-handle", "data-action": "focus", draggable: editable ? "true" : null,
       "aria-label": interpolate(gettext("%(path)s, %(kind)s %(label)s"),
                                 { path: node.path, kind: KIND_LABELS[node.kind], label: node.label || "" }, true),
       text: node.path
