@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.demo import demo_project, demo_worker  # noqa: F401  (fixtures)
 from tests.support.workers import CeleryProcess, start_celery
 
 
 @pytest.fixture(scope="session")
 def celery_app():
-    from project.celery import app
+    from tests.testapp.celery import app
 
     return app
 

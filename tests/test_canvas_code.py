@@ -12,9 +12,9 @@ from django.core.management.base import CommandError
 from task_admin import canvas, canvas_code
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow, WorkflowNode, WorkflowRun
+from tests.support.demo import FIXTURE
 
 pytestmark = pytest.mark.django_db
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_workflows.json"
 
 # The tutorial's three canvases as the demo fixtures build them by hand.
 TUTORIAL = {
@@ -48,7 +48,8 @@ def counts() -> tuple[int, int, int]:
 
 
 @pytest.fixture
-def demo():
+def demo(demo_project):
+    """The demo project, with its workflows loaded (the tutorial's canvases built by hand)."""
     call_command("loaddata", FIXTURE, verbosity=0)
 
 
@@ -96,7 +97,7 @@ def test_new_invocations_are_created_once_and_named_by_their_code():
         ("signature('celery.backend_cleanup')",
          "line 1, column 11: “celery.backend_cleanup” is not a task that may be run from the "
          "admin: TASK_ADMIN[\"DENIED_TASKS\"] refuses it"),
-        ("project.demo.tasks.nosuch.s()", "it is not registered with the Celery app"),
+        ("tests.testapp.tasks.nosuch.s()", "it is not registered with the Celery app"),
         ("chord([suma.s(1, 1)], suma.s(1, 2))", "line 1, column 23: root.body: "),
         ("__import__('os').system('true')", "__import__() is not allowed"),
         ("suma.s(lambda: 1, 2)", "lambdas are not allowed"),

@@ -9,14 +9,14 @@ from django.test import override_settings
 
 from task_admin import checks, registry
 
-DEMO_APP = "project.celery.app"
+TEST_APP = "tests.testapp.celery.app"
 
 
 def check_ids():
     return [message.id for message in run_checks() if message.id.startswith("task_admin.")]
 
 
-def test_demo_project_passes_all_checks():
+def test_the_test_project_passes_all_checks():
     assert check_ids() == []
 
 
@@ -39,7 +39,7 @@ def test_django_celery_results_is_optional_unless_its_backend_is_used(settings):
 
 def test_checks_are_silent_at_the_apps_defaults():
     # A fresh install: no TASK_ADMIN beyond the Celery app, Django's default upload limit.
-    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP},
+    with override_settings(TASK_ADMIN={"CELERY_APP": TEST_APP},
                            DATA_UPLOAD_MAX_NUMBER_FIELDS=1000):
         assert check_ids() == []
     with override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=1000, TASK_ADMIN={}):
@@ -57,7 +57,7 @@ def test_pickle_is_refused():
 
 
 def test_unknown_setting_is_a_warning():
-    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP, "MAX_DEPHT": 3}):
+    with override_settings(TASK_ADMIN={"CELERY_APP": TEST_APP, "MAX_DEPHT": 3}):
         assert check_ids() == ["task_admin.W001"]
 
 
@@ -65,25 +65,25 @@ def test_no_check_asks_for_a_higher_upload_field_limit():
     """The composer posts a tree as one field: W002 (raise DATA_UPLOAD_MAX_NUMBER_FIELDS) is
     gone, whatever MAX_NODES is."""
     with override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=1000,
-                           TASK_ADMIN={"CELERY_APP": DEMO_APP, "MAX_NODES": 5000}):
+                           TASK_ADMIN={"CELERY_APP": TEST_APP, "MAX_NODES": 5000}):
         assert check_ids() == []
 
 
 def test_allowed_tasks_matching_no_task_is_a_warning():
-    config = {"CELERY_APP": DEMO_APP, "ALLOWED_TASKS": ["mysite.*"]}
+    config = {"CELERY_APP": TEST_APP, "ALLOWED_TASKS": ["mysite.*"]}
     with override_settings(TASK_ADMIN=config):
         [message] = [m for m in run_checks() if m.id.startswith("task_admin.")]
     assert message.id == "task_admin.W003"
     assert "matches none of the tasks" in message.msg
-    assert "Registered tasks: " in message.hint and "project.demo.tasks." in message.hint
-    config["ALLOWED_TASKS"] = ["mysite.*", "project.demo.*"]
+    assert "Registered tasks: " in message.hint and "tests.testapp.tasks." in message.hint
+    config["ALLOWED_TASKS"] = ["mysite.*", "tests.testapp.*"]
     with override_settings(TASK_ADMIN=config):
         assert check_ids() == []
 
 
 def test_allowed_tasks_matching_only_the_celery_apps_own_task_is_a_warning():
     """The issue's trap: "mysite.*" matches mysite.celery.debug_task, none of the app's tasks."""
-    import project.demo.tasks  # noqa: F401  (shared tasks: every app gets them)
+    import tests.testapp.tasks  # noqa: F401  (shared tasks: every app gets them)
 
     config = {"CELERY_APP": "tests.support.celery_apps.mysite_app", "ALLOWED_TASKS": ["mysite.*"]}
     with override_settings(TASK_ADMIN=config):
@@ -91,7 +91,7 @@ def test_allowed_tasks_matching_only_the_celery_apps_own_task_is_a_warning():
         [message] = [m for m in run_checks() if m.id.startswith("task_admin.")]
     assert message.id == "task_admin.W003"
     assert "none of the tasks of your installed apps, only mysite.celery.debug_task" in message.msg
-    assert "Registered tasks: " in message.hint and "project.demo.tasks." in message.hint
+    assert "Registered tasks: " in message.hint and "tests.testapp.tasks." in message.hint
 
 
 @pytest.mark.parametrize("allowed", [
@@ -101,19 +101,19 @@ def test_allowed_tasks_matching_only_the_celery_apps_own_task_is_a_warning():
     [42],
 ])
 def test_unusable_webhook_destinations_are_an_error(allowed):
-    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP, "ALERT_WEBHOOK_ALLOWED": allowed}):
+    with override_settings(TASK_ADMIN={"CELERY_APP": TEST_APP, "ALERT_WEBHOOK_ALLOWED": allowed}):
         assert "task_admin.E005" in check_ids()
 
 
 def test_webhook_destinations_that_parse_pass():
-    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP, "ALERT_WEBHOOK_ALLOWED": [
+    with override_settings(TASK_ADMIN={"CELERY_APP": TEST_APP, "ALERT_WEBHOOK_ALLOWED": [
         "hooks.example.com", "hooks.example.com:8443", "http://10.0.0.5:8080/in/",
     ]}):
         assert "task_admin.E005" not in check_ids()
 
 
 def _sqlite_warnings(settings, options, concurrency=2, pool="prefork"):
-    from project.celery import app
+    from tests.testapp.celery import app
 
     database = {**settings.DATABASES["default"]}
     database["OPTIONS"] = options

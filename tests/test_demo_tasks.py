@@ -3,6 +3,9 @@ from django.core import mail
 
 from project.demo import tasks
 
+# About the demo's own tasks: the demo project installed.
+pytestmark = pytest.mark.usefixtures("demo_project")
+
 
 @pytest.fixture
 def sales_csv(settings, tmp_path):

@@ -1,7 +1,6 @@
 """Demo workflows ship as a fixture with natural keys: it loads, validates and round-trips."""
 
 import io
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -10,10 +9,11 @@ from task_admin import canvas
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow, WorkflowNode
 from task_admin.validation import workflow_problems
+from tests.support.demo import FIXTURE
 from tests.support.factories import without_refs
 
-pytestmark = pytest.mark.django_db
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_workflows.json"
+# About the demo: its fixtures, its commands and its tasks, with the demo project installed.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("demo_project")]
 MODELS = ["task_admin.taskinvocation", "task_admin.workflow", "task_admin.workflownode"]
 
 

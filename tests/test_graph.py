@@ -6,7 +6,7 @@ from xml.etree import ElementTree
 from task_admin import canvas
 from task_admin.graph import render_svg
 
-SUMA = "project.demo.tasks.suma"
+SUMA = "tests.testapp.tasks.suma"
 
 
 def nested():
@@ -15,7 +15,7 @@ def nested():
             canvas.Chain(tasks=(canvas.Task(SUMA, (1, 1)), canvas.Task(SUMA, (5,)))),
             canvas.Group(tasks=(canvas.Task(SUMA, (2, 2)), canvas.Task(SUMA, (3, 3)))),
         ),
-        body=canvas.Task("project.demo.tasks.sum_list", label="<b>total</b>"),
+        body=canvas.Task("tests.testapp.tasks.sum_list", label="<b>total</b>"),
     )
 
 
@@ -48,7 +48,7 @@ def test_a_long_label_is_cut_to_its_box_and_whole_on_hover():
     from task_admin.graph import LEAF_W, _text_width
 
     label = "exchange rate from the flaky rate service, retried until it answers"
-    svg = str(render_svg(canvas.Task("project.demo.tasks.fetch_exchange_rate", label=label),
+    svg = str(render_svg(canvas.Task("tests.testapp.tasks.fetch_exchange_rate", label=label),
                          states=None))
     shown = re.search(r'class="ta-label">([^<]*)</text>', svg).group(1)
     assert shown.endswith("…") and len(shown) < 26  # 26 bold characters ran out of the box

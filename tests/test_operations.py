@@ -75,8 +75,8 @@ def test_a_name_that_is_no_queue_is_a_row_error_not_a_server_error(admin_client,
 # Celery's Redis result backend still calls redis-py's deprecated setex.
 @pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")
 def test_any_result_backend_through_asyncresult(celery_app):
-    """The lookup reads the result backend the app has, here Redis rather than the demo's
-    django-db."""
+    """The lookup reads the result backend the app has, here Redis rather than the test
+    settings' django-db."""
     import redis
 
     app = Celery("ops-redis-results", broker=celery_app.conf.broker_url,
@@ -221,7 +221,7 @@ def test_run_pages_ask_the_workers_only_for_pending_nodes(
     from django.urls import reverse
 
     from task_admin.models import NodeState
-    from tests.admin.test_runs_admin import finish, start_run
+    from tests.support.runs import finish, start_run
 
     calls = []
     monkeypatch.setattr(operations, "_inspect",

@@ -14,7 +14,7 @@ django.setup()
 from django.core.checks import run_checks
 import task_admin.admin, task_admin.services, task_admin.scheduling, task_admin.resources
 from django.urls import reverse
-import project.urls
+import tests.urls
 from task_admin import services
 assert "django_celery_results" not in sys.modules, "imported django_celery_results"
 print([m.id for m in run_checks() if m.id.startswith("task_admin.")])
@@ -39,7 +39,7 @@ def test_a_task_run_page_says_what_needs_django_celery_results(
     from django.apps import apps
     from django.urls import reverse
 
-    from tests.admin.test_runs_admin import start_run
+    from tests.support.runs import start_run
 
     run = start_run(django_capture_on_commit_callbacks, "results-note")
     url = reverse("admin:task_admin_taskrun_change", args=[run.nodes.first().pk])

@@ -85,7 +85,7 @@ def test_task_ids_we_send_carry_the_prefix_chord_bodies_too(app):
     spec = canvas.Chain(tasks=(
         canvas.Task(SUMA, (1, 1)),
         canvas.Chord(header=(canvas.Task(SUMA, (1, 2)), canvas.Task(SUMA, (3, 4))),
-                     body=canvas.Task("project.demo.tasks.sum_list")),
+                     body=canvas.Task("tests.testapp.tasks.sum_list")),
     ))
     signature, ids = to_signature(spec, app=app)
     assert len(ids) == 4 and all(i.startswith(TASK_ID_PREFIX) for i in ids.values())

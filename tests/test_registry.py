@@ -4,18 +4,18 @@ from django.test import override_settings
 
 from task_admin import registry
 
-DEMO_APP = "project.celery.app"
+TEST_APP = "tests.testapp.celery.app"
 
 
 def test_registry_lists_the_projects_tasks_only():
     tasks = registry.allowed_tasks()
-    assert "project.demo.tasks.suma" in tasks
+    assert "tests.testapp.tasks.suma" in tasks
     assert not [name for name in tasks if name.startswith(("celery.", "task_admin."))]
-    suma = tasks["project.demo.tasks.suma"]
+    suma = tasks["tests.testapp.tasks.suma"]
     assert suma.signature_text == "suma(a, b)"
     assert suma.doc == "Add two numbers (the tutorial's first task)."
     # bind=True: the task's own ``self`` is not an argument staff give.
-    retrying = tasks["project.demo.tasks.fetch_exchange_rate"]
+    retrying = tasks["tests.testapp.tasks.fetch_exchange_rate"]
     assert list(retrying.signature.parameters) == ["currency", "fail_times", "countdown"]
 
 
@@ -28,26 +28,26 @@ def test_registry_leaves_out_installed_libraries_tasks():
 
 
 def test_registry_allow_and_deny_patterns():
-    config = {"CELERY_APP": DEMO_APP, "ALLOWED_TASKS": ["project.demo.tasks.s*", "celery.*"]}
+    config = {"CELERY_APP": TEST_APP, "ALLOWED_TASKS": ["tests.testapp.tasks.s*", "celery.*"]}
     with override_settings(TASK_ADMIN=config):
         names = set(registry.allowed_tasks())
     # celery.* stays denied by DENIED_TASKS even when an allow pattern matches it.
     assert names == {
-        "project.demo.tasks.suma",
-        "project.demo.tasks.sum_list",
-        "project.demo.tasks.slow",
-        "project.demo.tasks.send_report_email",
-        "project.demo.tasks.sales_report",
+        "tests.testapp.tasks.suma",
+        "tests.testapp.tasks.sum_list",
+        "tests.testapp.tasks.slow",
+        "tests.testapp.tasks.send_report_email",
+        "tests.testapp.tasks.sales_report",
     }
     config["DENIED_TASKS"] = ["*.slow"]
     with override_settings(TASK_ADMIN=config):
         names = set(registry.allowed_tasks())
-    assert "project.demo.tasks.slow" not in names
+    assert "tests.testapp.tasks.slow" not in names
     # Celery's and task_admin's own tasks are refused even when DENIED_TASKS no longer lists them.
-    config = {"CELERY_APP": DEMO_APP, "ALLOWED_TASKS": ["*"], "DENIED_TASKS": []}
+    config = {"CELERY_APP": TEST_APP, "ALLOWED_TASKS": ["*"], "DENIED_TASKS": []}
     with override_settings(TASK_ADMIN=config):
         names = set(registry.allowed_tasks())
-    assert "project.demo.tasks.suma" in names
+    assert "tests.testapp.tasks.suma" in names
     assert not [name for name in names if name.startswith(("celery.", "task_admin."))]
 
 
@@ -59,32 +59,32 @@ def test_default_allows_a_pip_installed_projects_tasks(monkeypatch):
     from celery import Celery
 
     app = Celery("mysite", set_as_current=False)
-    module = types.ModuleType("project.demo.installed_tasks")
-    module.__file__ = "/srv/venv/lib/python3.12/site-packages/project/demo/installed_tasks.py"
+    module = types.ModuleType("tests.testapp.installed_tasks")
+    module.__file__ = "/srv/venv/lib/python3.12/site-packages/tests/testapp/installed_tasks.py"
     monkeypatch.setitem(sys.modules, module.__name__, module)
 
     def export(day):
         """Export one day."""
 
     export.__module__ = module.__name__
-    app.task(name="project.demo.installed_tasks.export")(export)
+    app.task(name="tests.testapp.installed_tasks.export")(export)
     app.task(name="library.ping")(__import__("redis").from_url)  # a library, not an app
     monkeypatch.setattr("tests.support.celery_apps.installed_app", app, raising=False)
     with override_settings(TASK_ADMIN={"CELERY_APP": "tests.support.celery_apps.installed_app"}):
         names = set(registry.allowed_tasks())
-    assert "project.demo.installed_tasks.export" in names
+    assert "tests.testapp.installed_tasks.export" in names
     assert "library.ping" not in names
 
 
 def test_a_refused_task_names_the_setting_and_the_restart():
-    with override_settings(TASK_ADMIN={"CELERY_APP": DEMO_APP}):
+    with override_settings(TASK_ADMIN={"CELERY_APP": TEST_APP}):
         default = registry.refusal("celery.backend_cleanup")
         unknown = registry.refusal("shop.tasks.nope")
     assert 'TASK_ADMIN["DENIED_TASKS"]' in default
     assert "not registered with the Celery app" in unknown and "restart" in unknown
-    config = {"CELERY_APP": DEMO_APP, "ALLOWED_TASKS": ["project.demo.tasks.s*"]}
+    config = {"CELERY_APP": TEST_APP, "ALLOWED_TASKS": ["tests.testapp.tasks.s*"]}
     with override_settings(TASK_ADMIN=config):
-        refused = registry.refusal("project.demo.tasks.fetch_exchange_rate")
+        refused = registry.refusal("tests.testapp.tasks.fetch_exchange_rate")
     assert 'TASK_ADMIN["ALLOWED_TASKS"]' in refused
     assert "restart the web server and the workers" in refused
 
@@ -106,6 +106,6 @@ def test_allowed_tasks_are_computed_once_per_process(monkeypatch, settings):
         registry.allowed_tasks()
     assert (len(imports), len(computed)) == (1, 1)
     # A settings change is seen at once.
-    settings.TASK_ADMIN = {**settings.TASK_ADMIN, "ALLOWED_TASKS": ["project.demo.tasks.suma"]}
-    assert list(registry.signatures()) == ["project.demo.tasks.suma"]
+    settings.TASK_ADMIN = {**settings.TASK_ADMIN, "ALLOWED_TASKS": ["tests.testapp.tasks.suma"]}
+    assert list(registry.signatures()) == ["tests.testapp.tasks.suma"]
     assert len(computed) == 2

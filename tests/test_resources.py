@@ -14,10 +14,10 @@ from task_admin import canvas
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow, WorkflowNode
 from task_admin.resources import TaskInvocationResource, WorkflowResource
+from tests.support.demo import FIXTURE
 from tests.support.factories import SUMA, invocation, without_refs, workflow
 
 pytestmark = pytest.mark.django_db
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_workflows.json"
 
 
 
@@ -45,7 +45,7 @@ def invalid(result) -> dict[int, str]:
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
-def test_demo_workflows_round_trip_through_a_file(fmt):
+def test_demo_workflows_round_trip_through_a_file(fmt, demo_project):
     call_command("loaddata", FIXTURE, verbosity=0)
     before = specs()
     invocations = getattr(TaskInvocationResource().export(), fmt)
@@ -183,7 +183,7 @@ def test_admin_import_shows_the_report_then_imports_on_confirm(admin_client):
 
 def test_importing_a_workflow_may_not_break_one_that_reuses_it():
     a = invocation(SUMA, [2, 2], name="a")
-    email = invocation("project.demo.tasks.send_report_email", ["ops@example.com"],
+    email = invocation("tests.testapp.tasks.send_report_email", ["ops@example.com"],
                        name="email", immutable=True)
     leaf = workflow("Leaf", ("chain", [email]))
     workflow("C", ("chain", [a, ("workflow", leaf)]))

@@ -248,7 +248,7 @@ def test_copy_workflow_writes_one_insert_per_level(django_assert_max_num_queries
     wf = workflow("deep", ("chain", [
         invocation(SUMA, [1, 1]),
         ("group", [invocation(SUMA, [2, 2]), ("chain", [invocation(SUMA, [3, 3])])]),
-        ("chord", [invocation(SUMA, [4, 4])], invocation("project.demo.tasks.sum_list")),
+        ("chord", [invocation(SUMA, [4, 4])], invocation("tests.testapp.tasks.sum_list")),
     ]))
     # A transaction, the name, the workflow, the rows, then one INSERT per level (4 levels).
     with django_assert_max_num_queries(10):

@@ -36,7 +36,7 @@ def test_missing_argument_is_refused_unless_a_parent_result_can_supply_it():
 
 def test_unknown_and_disallowed_tasks_are_refused():
     with pytest.raises(ValidationError) as info:
-        invocation("project.demo.tasks.nope", [])
+        invocation("tests.testapp.tasks.nope", [])
     assert "task" in info.value.message_dict
     with pytest.raises(ValidationError, match="not a task that may be run"):
         invocation("celery.backend_cleanup", [])
@@ -52,7 +52,7 @@ def test_unknown_and_disallowed_tasks_are_refused():
 )
 def test_non_json_and_oversized_values_are_refused(args, kwargs, expected):
     with pytest.raises(ValidationError, match=expected):
-        invocation("project.demo.tasks.process_file", args[:0], kwargs or {"name": args[0]})
+        invocation("tests.testapp.tasks.process_file", args[:0], kwargs or {"name": args[0]})
 
 
 def test_args_must_be_a_list_and_kwargs_an_object():
@@ -133,7 +133,7 @@ def test_editing_an_invocation_may_not_break_a_workflow_using_it():
 
 
 def test_an_edit_may_not_break_a_workflow_that_reuses_its_workflow():
-    slow = invocation("project.demo.tasks.slow", [], name="slow-step")
+    slow = invocation("tests.testapp.tasks.slow", [], name="slow-step")
     inner = workflow("inner", ("chain", [slow]))
     middle = workflow("middle", ("group", [("workflow", inner)]))
     workflow("outer", ("chain", [invocation(SUMA, [1, 1]), ("workflow", middle)]))

@@ -68,7 +68,7 @@ def test_save_creates_the_workflow_in_one_go_logged_with_the_warning(admin_clien
     ("code", "message"),
     [
         ("chain(suma.s(1, 2), nosuch.s())", "line 1, column 21: unknown or disallowed task"),
-        ("suma.s(1, 2, 3)", "line 1, column 1: root: project.demo.tasks.suma(a, b) cannot"),
+        ("suma.s(1, 2, 3)", "line 1, column 1: root: tests.testapp.tasks.suma(a, b) cannot"),
         ("__import__('os').system('true')", "__import__() is not allowed"),
         ("suma.s(lambda: 1, 2)", "lambdas are not allowed"),
     ],
@@ -115,7 +115,7 @@ def test_copy_as_code_on_workflow_and_run_pages(admin_client):
     assert code_url in admin_client.get(
         reverse("admin:task_admin_workflow_change", args=[wf.pk])).content.decode()
     page = admin_client.get(code_url).content.decode()
-    assert "from project.demo.tasks import suma" in page and 'data-copy-target="ta-code"' in page
+    assert "from tests.testapp.tasks import suma" in page and 'data-copy-target="ta-code"' in page
     text = admin_client.get(code_url + "?format=text")
     assert text["Content-Disposition"] == 'attachment; filename="w.py"'
     assert canvas_code.read(text.content.decode()).spec == canvas.Chain(

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.django_db
 
 ADD_URL = reverse("admin:task_admin_workflow_add")
 PREVIEW_URL = reverse("admin:task_admin_workflow_preview")
-REPORT = "project.demo.tasks.sales_report"
-SUM_LIST = "project.demo.tasks.sum_list"
+REPORT = "tests.testapp.tasks.sales_report"
+SUM_LIST = "tests.testapp.tasks.sum_list"
 
 
 def doc(root):

@@ -17,7 +17,7 @@ from task_admin.models import RunStatus, Trigger, WorkflowRun
 
 pytestmark = pytest.mark.django_db
 
-SPEC = {"version": 1, "root": {"type": "task", "task": "project.demo.tasks.suma", "args": [1, 2]}}
+SPEC = {"version": 1, "root": {"type": "task", "task": "tests.testapp.tasks.suma", "args": [1, 2]}}
 
 
 def make_run(name: str, status: str, finished_ago: timedelta | None = None) -> WorkflowRun:
@@ -51,7 +51,7 @@ def schedule():
     PeriodicTask.objects.create(
         name="Disabled one", task="task_admin.run_workflow", interval=every, enabled=False
     )
-    PeriodicTask.objects.create(name="Not ours", task="project.demo.tasks.suma", interval=every)
+    PeriodicTask.objects.create(name="Not ours", task="tests.testapp.tasks.suma", interval=every)
 
 
 def dashboard_of(html: str) -> str:

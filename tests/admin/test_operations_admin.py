@@ -14,7 +14,7 @@ from kombu.exceptions import OperationalError
 
 from task_admin import operations
 from task_admin.models import NodeState
-from tests.admin.test_runs_admin import start_run
+from tests.support.runs import start_run
 
 pytestmark = pytest.mark.django_db
 
@@ -66,8 +66,8 @@ def test_each_control_needs_its_own_permission(client, django_user_model, one_wo
     ("pool", {"action": "grow", "n": "0"}, "greater than or equal to 1"),
     ("pool", {"action": "explode", "n": "1"}, "Select a valid choice"),
     ("consumers", {"action": "add", "queue": ""}, "This field is required"),
-    ("ratelimit", {"task": "project.demo.tasks.suma", "rate": "ten per minute"}, "no spaces"),
-    ("ratelimit", {"task": "project.demo.tasks.suma", "rate": "10/d"}, "no spaces"),
+    ("ratelimit", {"task": "tests.testapp.tasks.suma", "rate": "ten per minute"}, "no spaces"),
+    ("ratelimit", {"task": "tests.testapp.tasks.suma", "rate": "10/d"}, "no spaces"),
 ])
 def test_bad_input_is_shown_on_the_form_and_nothing_is_sent(
     admin_client, one_worker, verb, data, error
@@ -96,7 +96,7 @@ def test_a_worker_that_does_not_confirm_or_a_broker_down_is_an_error_message(
     for fake, text in ((no_reply, "did not confirm"), (refused, "refused: unknown task"),
                        (down, "broker could not be reached")):
         monkeypatch.setattr(operations, "rate_limit", fake)
-        response = admin_client.post(url, {"task": "project.demo.tasks.suma", "rate": "5/s"},
+        response = admin_client.post(url, {"task": "tests.testapp.tasks.suma", "rate": "5/s"},
                                      follow=True)
         assert response.status_code == 200 and text in response.content.decode()
     assert not LogEntry.objects.exists()
@@ -105,7 +105,7 @@ def test_a_worker_that_does_not_confirm_or_a_broker_down_is_an_error_message(
 def test_the_rate_limit_page_offers_the_project_tasks(admin_client):
     html = admin_client.get(
         reverse("admin:task_admin_worker_ratelimit", args=[quote(HOST)])).content.decode()
-    assert '<option value="project.demo.tasks.suma">' in html
+    assert '<option value="tests.testapp.tasks.suma">' in html
     assert 'list="ta-task-names"' in html and "celery.backend_cleanup" not in html
 
 
@@ -179,7 +179,7 @@ def test_seconds_ago_are_seconds_not_zero_minutes(admin_client, one_worker):
     snap, _sent = one_worker
     worker = snap.workers[0]
     worker.started_at = snap.taken_at - timedelta(seconds=42)
-    worker.active = [operations.TaskInfo(id="t-1", name="project.demo.tasks.slow", kind="active",
+    worker.active = [operations.TaskInfo(id="t-1", name="tests.testapp.tasks.slow", kind="active",
                                          worker=HOST, started=snap.taken_at - timedelta(seconds=4))]
     html = admin_client.get(reverse("admin:task_admin_worker_changelist")).content.decode()
     assert "0 minutes" not in html and "0\xa0minutes" not in html

@@ -91,7 +91,7 @@ def test_clocked_schedule_is_made_one_off(admin_client, adds):
 
 
 def test_name_is_unique_among_beat_entries(admin_client, adds, every_minute):
-    PeriodicTask.objects.create(name="taken", task="project.demo.tasks.suma",
+    PeriodicTask.objects.create(name="taken", task="tests.testapp.tasks.suma",
                                 interval=every_minute)
     errors = errors_of(admin_client.post(
         reverse(ADD_URL), form_data(adds, name="taken", interval=every_minute.pk)

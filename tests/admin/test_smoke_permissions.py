@@ -17,14 +17,15 @@ from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, reverse
 
 from task_admin.models import NodeState, TaskInvocation, TaskRun, Workflow, WorkflowRun
-from tests.admin.test_runs_admin import finish, start_run
 from tests.support.factories import SUMA, invocation, schedule, workflow
+from tests.support.runs import finish, start_run
 
 pytestmark = pytest.mark.django_db
 
 # Views that only read. Everything else an admin serves must refuse a view-only user.
 READ_ONLY_SUFFIXES = (
-    "_changelist", "_change", "_history", "_status", "_export", "_as_code", "_node", "_graph"
+    "_changelist", "_change", "_history", "_status", "_export", "_as_code", "_node", "_graph",
+    "_jsi18n",  # the app's JavaScript catalogue
 )
 # Actions that only read (django-import-export's "Export selected").
 READ_ONLY_ACTIONS = {"export_admin_action"}

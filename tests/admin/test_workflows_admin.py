@@ -180,7 +180,7 @@ def test_reorder_swaps_positions_without_colliding(admin_client):
     assert to_python(workflow_to_spec(wf)) == "chain(suma.s(4), suma.s(2, 2))"
     assert set(wf.nodes.values_list("pk", flat=True)) == pks  # the same nodes, moved
     # suma(4) cannot start a chain: saved anyway, with the problem named.
-    expected = "root.0 “+4”: project.demo.tasks.suma(a, b) cannot take these arguments"
+    expected = "root.0 “+4”: tests.testapp.tasks.suma(a, b) cannot take these arguments"
     assert any(m.startswith(expected) for m in texts(response))
 
 
@@ -201,7 +201,7 @@ def test_nest_a_task_in_a_new_group_then_reuse_another_workflow(admin_client):
 
 
 def test_chord_header_and_body_through_the_editor(admin_client):
-    one, total = invocation(SUMA, [1, 1]), invocation("project.demo.tasks.sum_list", [])
+    one, total = invocation(SUMA, [1, 1]), invocation("tests.testapp.tasks.sum_list", [])
     tree = doc(chord([task(one), task(one)], task(total)))
     response = admin_client.post(ADD_URL, form_data(tree, name="chord"))
     assert response.status_code == 302
@@ -218,7 +218,7 @@ def test_a_nested_chord_is_built_in_one_save(admin_client):
     """A header holding a chain and a group, a chain as the body: one POST from the Add page."""
     two, four = invocation(SUMA, [2, 2]), invocation(SUMA, [4])
     one = invocation(SUMA, [1, 1])
-    total = invocation("project.demo.tasks.sum_list", [])
+    total = invocation("tests.testapp.tasks.sum_list", [])
     tree = doc(chord(
         [node(NodeKind.CHAIN, task(two), task(four)), node(NodeKind.GROUP, task(one), task(one))],
         node(NodeKind.CHAIN, task(total)),
@@ -369,7 +369,7 @@ PREVIEW_URL = reverse("admin:task_admin_workflow_preview")
 
 
 def test_preview_checks_the_posted_tree_without_saving(admin_client):
-    one, total = invocation(SUMA, [1, 1]), invocation("project.demo.tasks.sum_list", [])
+    one, total = invocation(SUMA, [1, 1]), invocation("tests.testapp.tasks.sum_list", [])
     tree = doc(chord([task(one)], None))
     response = admin_client.post(PREVIEW_URL, {"tree": json.dumps(tree), "name": "x"})
     assert response.status_code == 200
@@ -415,7 +415,7 @@ def action(client, name, *workflows):
 def test_duplicate_copies_the_tree_with_new_keys(admin_client):
     wf = workflow("tutorial", ("chain", [invocation(SUMA, [2, 2]),
                                          ("chord", [invocation(SUMA, [1, 1])],
-                                          invocation("project.demo.tasks.sum_list"))]))
+                                          invocation("tests.testapp.tasks.sum_list"))]))
     response = action(admin_client, "duplicate_workflows", wf)
     assert response.status_code == 302
     copy = Workflow.objects.get(name="Copy of tutorial")
@@ -646,7 +646,7 @@ def test_json_script_data_is_valid(admin_client, tutorial):
 def test_add_node_factory_still_matches_editor_paths(admin_client):
     # The preview names nodes exactly as compile does, including a chord's header and body.
     wf = workflow("c", ("chord", [invocation(SUMA, [1, 1])], invocation(
-        "project.demo.tasks.sum_list")))
+        "tests.testapp.tasks.sum_list")))
     add_node(wf, invocation(SUMA, [2, 2]), wf.nodes.get(parent=None), NodeRole.HEADER, 5)
     response = admin_client.get(change_url(wf))
     rows = response.context["workflow_preview"].rows
@@ -708,7 +708,7 @@ def test_run_now_fields_know_each_task_s_parameters(admin_client, kw_chain):
     assert 'data-ta-given="[&quot;a&quot;, &quot;b&quot;]"' in html
     assert 'data-ta-stored="{&quot;b&quot;: 2}"' in html
     script = '<script id="ta-task-parameters" type="application/json">'
-    assert f'{script}{{"project.demo.tasks.suma"' in html
+    assert f'{script}{{"tests.testapp.tasks.suma"' in html
     assert "task_admin/arguments.js" in html
 
 

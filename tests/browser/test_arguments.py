@@ -6,14 +6,14 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from project.demo.tasks import sales_report
 from task_admin.models import TaskInvocation, WorkflowRun
 from tests.support.browser import fill, login, submit
 from tests.support.factories import workflow
+from tests.testapp.tasks import sales_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-REPORT = "project.demo.tasks.sales_report"
+REPORT = "tests.testapp.tasks.sales_report"
 
 
 def arg(browser, name):

@@ -8,11 +8,11 @@ from django.contrib.auth import get_user_model
 from django.test import override_settings
 from selenium.webdriver.common.by import By
 
-from project.demo.tasks import suma
 from task_admin import operations, services
-from tests.browser.test_run_chain import fill, submit
+from tests.support.browser import fill, submit
 from tests.support.factories import invocation, workflow
 from tests.support.workers import wait_for
+from tests.testapp.tasks import suma
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -22,14 +22,14 @@ def test_workers_queues_and_a_task_by_id(browser, live_server, worker, shoot, ce
     base = f"{live_server.url}/admin/task_admin"
     orphan = f"reports-{uuid.uuid4().hex[:4]}"
     slow_run = services.run_workflow(workflow("Nightly export", invocation(
-        "project.demo.tasks.slow", kwargs={"seconds": 25}, name="export (slow)")))
+        "tests.testapp.tasks.slow", kwargs={"seconds": 25}, name="export (slow)")))
     later = suma.apply_async(args=[2, 3], countdown=300)
     invocation(name="monthly report", args=[1, 2], queue=orphan)
     for _ in range(3):
         suma.apply_async(args=[1, 1], queue=orphan)
     node = slow_run.nodes.get()
     try:
-        with override_settings(TASK_ADMIN={"CELERY_APP": "project.celery.app",
+        with override_settings(TASK_ADMIN={"CELERY_APP": "tests.testapp.celery.app",
                                            "INSPECT_TIMEOUT": 1.0, "INSPECT_CACHE": 1}):
             browser.get(f"{live_server.url}/admin/login/")
             fill(browser, "username", "ops")

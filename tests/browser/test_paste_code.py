@@ -1,7 +1,6 @@
 """Canvas as code in a browser: the tutorial's three canvases pasted into the Add page give the
 trees the demo fixtures build by hand (the chord with its warning), and run on a real worker."""
 
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -11,12 +10,12 @@ from selenium.webdriver.common.by import By
 from task_admin import canvas
 from task_admin.compile import workflow_to_spec
 from task_admin.models import RunStatus, TaskInvocation, Workflow, WorkflowRun
-from tests.browser.test_run_chain import fill, submit
+from tests.support.browser import fill, submit
+from tests.support.demo import FIXTURE
 from tests.support.workers import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "demo_workflows.json"
 # As the fixtures' descriptions write them (the tutorial's canvases).
 TUTORIAL = {
     "Tutorial: group": "group([suma.s(2, 2), suma.s(4, 4)])",
@@ -61,7 +60,8 @@ def run(browser, base, workflow):
     return done
 
 
-def test_paste_the_tutorial_into_the_admin_and_run_it(browser, live_server, worker, artifacts):
+def test_paste_the_tutorial_into_the_admin_and_run_it(browser, live_server, demo_worker,
+                                                      artifacts):
     call_command("loaddata", FIXTURE, verbosity=0)
     invocations = TaskInvocation.objects.count()
     get_user_model().objects.create_superuser("staff", "staff@example.com", "pw-for-browser")

@@ -16,7 +16,7 @@ def add_invocation(browser, base, name, args):
     """suma's arguments typed into its parameter fields (``a``, ``b``), as staff would."""
     browser.get(f"{base}/admin/task_admin/taskinvocation/add/")
     fill(browser, "name", name)
-    Select(browser.find_element(By.NAME, "task")).select_by_value("project.demo.tasks.suma")
+    Select(browser.find_element(By.NAME, "task")).select_by_value("tests.testapp.tasks.suma")
     for param, value in zip("ab", args, strict=False):
         browser.find_element(By.ID, f"ta-arg-{param}").send_keys(str(value))
     submit(browser, (By.NAME, "_save"))

@@ -16,7 +16,7 @@ from tests.support.factories import invocation, workflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-TASKS = "project.demo.tasks."
+TASKS = "tests.testapp.tasks."
 LONG_LABEL = "exchange rate from the flaky rate service, retried until it answers"
 STALE = (StaleElementReferenceException, NoSuchElementException)
 

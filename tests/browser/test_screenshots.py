@@ -22,8 +22,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 from task_admin import services
 from task_admin.models import Workflow, WorkflowRun
 from tests.admin.test_smoke_permissions import task_admin_urls
-from tests.integration.test_runs import finished
+from tests.support.demo import FIXTURE
 from tests.support.factories import schedule
+from tests.support.runs import finished
 
 pytestmark = [
     pytest.mark.browser,
@@ -70,8 +71,8 @@ def _objects():
     }
 
 
-def test_screenshot_every_admin_page(browser, live_server, worker):
-    call_command("loaddata", str(ROOT / "fixtures" / "demo_workflows.json"), verbosity=0)
+def test_screenshot_every_admin_page(browser, live_server, demo_worker):
+    call_command("loaddata", str(FIXTURE), verbosity=0)
     for name in ("Tutorial: chain", "Partial failure", "Nested report"):
         finished(services.run_workflow(Workflow.objects.get(name=name)), timeout=120)
     schedule(Workflow.objects.get(name="Tutorial: chain"), name="Tutorial chain, every 2 min",

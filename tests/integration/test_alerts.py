@@ -34,8 +34,8 @@ from tests.support.mailbox import clear_mail, mail_dir, read_mail
 from tests.support.workers import start_celery, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-FAILS = "project.demo.tasks.always_fails"
-SLOW = "project.demo.tasks.slow"
+FAILS = "tests.testapp.tasks.always_fails"
+SLOW = "tests.testapp.tasks.slow"
 
 
 @pytest.fixture

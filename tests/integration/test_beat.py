@@ -13,7 +13,7 @@ from tests.support.factories import SUMA, invocation, schedule, workflow
 from tests.support.workers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-SLOW = "project.demo.tasks.slow"
+SLOW = "tests.testapp.tasks.slow"
 
 
 def finished_runs(sched) -> list[WorkflowRun]:

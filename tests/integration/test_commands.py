@@ -21,7 +21,7 @@ from tests.support.factories import SUMA, invocation, workflow
 from tests.support.workers import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-FAILS = "project.demo.tasks.always_fails"
+FAILS = "tests.testapp.tasks.always_fails"
 
 
 def run_command(*args) -> str:

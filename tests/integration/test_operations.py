@@ -14,15 +14,15 @@ from django.contrib.admin.utils import quote
 from django.test import override_settings
 from django.urls import reverse
 
-from project.demo.tasks import slow, suma
 from task_admin import operations
 from task_admin.models import TaskInvocation
 from tests.support.workers import start_celery, wait_for
+from tests.testapp.tasks import slow, suma
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 # Generous on a loaded CI machine; the page-speed test below proves the short default.
-OPS = {"CELERY_APP": "project.celery.app", "INSPECT_TIMEOUT": 1.0, "INSPECT_CACHE": 5}
+OPS = {"CELERY_APP": "tests.testapp.celery.app", "INSPECT_TIMEOUT": 1.0, "INSPECT_CACHE": 5}
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,7 @@ def test_revoke_by_id_a_task_not_started_from_a_workflow(admin_client, two_worke
 
 
 def test_lookup_shows_result_and_traceback(admin_client, two_workers, fresh):
-    from project.demo.tasks import always_fails
+    from tests.testapp.tasks import always_fails
 
     ok = suma.apply_async(args=[20, 22])
     assert ok.get(timeout=30) == 42
@@ -212,7 +212,7 @@ def test_a_hanging_worker_costs_one_short_timeout_then_the_cache(
     operations.forget_snapshot()
     os.killpg(beta.process.pid, signal.SIGSTOP)
     try:
-        with override_settings(TASK_ADMIN={"CELERY_APP": "project.celery.app",
+        with override_settings(TASK_ADMIN={"CELERY_APP": "tests.testapp.celery.app",
                                            "INSPECT_TIMEOUT": 0.2, "INSPECT_CACHE": 60}):
             page = admin_client.get(reverse("admin:task_admin_worker_changelist"))
             assert page.status_code == 200

@@ -7,8 +7,8 @@ import pytest
 
 from task_admin import services
 from task_admin.models import RunStatus
-from tests.integration.test_runs import finished
 from tests.support.factories import SUMA, invocation, workflow
+from tests.support.runs import finished
 
 pytestmark = [
     pytest.mark.integration,

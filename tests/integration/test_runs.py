@@ -11,19 +11,11 @@ from django.conf import settings
 from task_admin import services
 from task_admin.models import NodeState, RunStatus, TaskRun, Trigger, WorkflowRun
 from tests.support.factories import SUMA, invocation, workflow
+from tests.support.runs import finished
 from tests.support.workers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-DEMO = "project.demo.tasks."
-
-
-def finished(run: WorkflowRun, timeout: float = 60) -> WorkflowRun:
-    def done():
-        run.refresh_from_db()
-        return run.is_finished
-
-    wait_for(done, timeout=timeout, what=f"run #{run.pk} to finish")
-    return run
+TASKS = "tests.testapp.tasks."
 
 
 def nodes(run) -> list[TaskRun]:
@@ -82,7 +74,7 @@ def test_nested_chord_of_chain_and_group_with_chain_body(worker, celery_app):
         ("chain", [invocation(SUMA, [1, 1]), invocation(SUMA, [5])]),
         ("group", [invocation(SUMA, [2, 2]), invocation(SUMA, [3, 3])]),
     ]
-    body = ("chain", [invocation(DEMO + "sum_list"), invocation(SUMA, [100])])
+    body = ("chain", [invocation(TASKS + "sum_list"), invocation(SUMA, [100])])
     wf = workflow("nested", ("chord", header, body))
     run = finished(services.run_workflow(wf))
     assert run.status == RunStatus.SUCCEEDED, [(n.path, n.state, n.exception) for n in nodes(run)]
@@ -99,7 +91,7 @@ def test_nested_chord_of_chain_and_group_with_chain_body(worker, celery_app):
 
 
 def test_retries_are_recorded_attempt_by_attempt(worker):
-    task = DEMO + "fetch_exchange_rate"
+    task = TASKS + "fetch_exchange_rate"
     flaky = invocation(task, kwargs={"fail_times": 2, "countdown": 1}, immutable=True)
     run = finished(services.run_workflow(workflow("flaky", ("chain", [flaky]))))
     [node] = nodes(run)
@@ -112,7 +104,7 @@ def test_retries_are_recorded_attempt_by_attempt(worker):
 
 
 def test_retries_end_in_final_failure(worker):
-    task = DEMO + "fetch_exchange_rate"
+    task = TASKS + "fetch_exchange_rate"
     hopeless = invocation(task, kwargs={"fail_times": 9, "countdown": 0.1}, immutable=True)
     run = finished(services.run_workflow(workflow("hopeless", ("group", [hopeless]))))
     [node] = nodes(run)
@@ -126,7 +118,7 @@ def test_failure_stops_the_chain_and_the_rest_is_skipped(worker, celery_app):
         "stops",
         ("chain", [
             invocation(SUMA, [1, 1]),
-            invocation(DEMO + "always_fails", immutable=True),
+            invocation(TASKS + "always_fails", immutable=True),
             invocation(SUMA, [1]),
         ]),
     )
@@ -156,7 +148,7 @@ def test_unreachable_broker_fails_the_dispatch(settings):
 
 def test_revoke_a_running_run(worker, celery_app):
     wf = workflow("slow", ("chain", [
-        invocation(DEMO + "slow", kwargs={"seconds": 30}, immutable=True),
+        invocation(TASKS + "slow", kwargs={"seconds": 30}, immutable=True),
         invocation(SUMA, [1]),
     ]))
     run = services.run_workflow(wf)
@@ -172,7 +164,7 @@ def test_revoke_a_running_run(worker, celery_app):
 def test_revoke_without_terminate_lets_the_running_task_finish(worker, celery_app):
     """Regression: the running task was marked revoked while the worker went on to succeed."""
     wf = workflow("slow-then-sum", ("chain", [
-        invocation(DEMO + "slow", kwargs={"seconds": 2}, immutable=True),
+        invocation(TASKS + "slow", kwargs={"seconds": 2}, immutable=True),
         invocation(SUMA, [1]),
     ]))
     run = services.run_workflow(wf)
@@ -189,12 +181,12 @@ def test_revoke_without_terminate_lets_the_running_task_finish(worker, celery_ap
 
 
 def test_rerun_from_failure_keeps_what_succeeded(worker, celery_app):
-    data = Path(settings.DEMO_DATA_DIR)
+    data = Path(settings.TESTAPP_DATA_DIR)
     (data / "late.csv").unlink(missing_ok=True)
     wf = workflow("late-file", ("chord", [
         invocation(SUMA, [2, 2]),
-        invocation(DEMO + "file_total", kwargs={"name": "late.csv"}, immutable=True),
-    ], invocation(DEMO + "sum_list")))
+        invocation(TASKS + "file_total", kwargs={"name": "late.csv"}, immutable=True),
+    ], invocation(TASKS + "sum_list")))
     first = finished(services.run_workflow(wf))
     assert [n.state for n in nodes(first)] == ["SUCCESS", "FAILURE", "SKIPPED"]
     assert "FileNotFoundError" in nodes(first)[1].exception
@@ -210,7 +202,7 @@ def test_rerun_from_failure_keeps_what_succeeded(worker, celery_app):
 
 def test_killed_pool_process_ends_in_failure(worker, celery_app):
     wf = workflow("killed", ("group", [
-        invocation(DEMO + "slow", kwargs={"seconds": 60}, immutable=True)
+        invocation(TASKS + "slow", kwargs={"seconds": 60}, immutable=True)
     ]))
     run = services.run_workflow(wf)
     [node] = nodes(run)

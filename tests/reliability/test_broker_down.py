@@ -16,7 +16,7 @@ from tests.support.celery_apps import closed_broker_app
 from tests.support.factories import SUMA, invocation, schedule, workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
-DEMO = "project.demo.tasks."
+TASKS = "tests.testapp.tasks."
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def broker_down(settings):
 def failed_run(django_capture_on_commit_callbacks) -> WorkflowRun:
     """A finished run with one failed node, recorded without sending anything."""
     wf = workflow("half", ("group", [invocation(SUMA, [2, 2]),
-                                     invocation(DEMO + "always_fails", immutable=True)]))
+                                     invocation(TASKS + "always_fails", immutable=True)]))
     with django_capture_on_commit_callbacks(execute=False):
         run = services.run_workflow(wf)
     now = timezone.now()

@@ -24,7 +24,7 @@ from tests.support.factories import SUMA, invocation, workflow
 from tests.support.workers import start_celery, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-DEMO = "project.demo.tasks."
+TASKS = "tests.testapp.tasks."
 
 
 class RedisServer:
@@ -82,9 +82,9 @@ def test_redis_restarted_under_a_chord_in_flight(tmp_path, settings):
         worker = start_celery("worker", log_dir=tmp_path, app=app,
                               env={"REDIS_URL": redis.url})
         wf = workflow("chord across a restart", ("chord", [
-            invocation(DEMO + "slow", kwargs={"seconds": 2}, immutable=True),
-            invocation(DEMO + "slow", kwargs={"seconds": 2}, immutable=True),
-        ], invocation(DEMO + "sum_list")))
+            invocation(TASKS + "slow", kwargs={"seconds": 2}, immutable=True),
+            invocation(TASKS + "slow", kwargs={"seconds": 2}, immutable=True),
+        ], invocation(TASKS + "sum_list")))
         run = services.run_workflow(wf, app=app)
         header = list(run.nodes.filter(path__contains="header"))
         wait_for(lambda: TaskRun.objects.filter(

@@ -18,7 +18,7 @@ from tests.support.factories import SUMA, invocation, schedule, workflow
 from tests.support.workers import start_celery, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-DEMO = "project.demo.tasks."
+TASKS = "tests.testapp.tasks."
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_two_queues_one_worker_killed_its_node_is_lost_the_run_ends(
     doomed = queue_worker()
     wf = workflow("two queues", ("group", [
         invocation(SUMA, [2, 2]),
-        invocation(DEMO + "slow", kwargs={"seconds": 60}, immutable=True,
+        invocation(TASKS + "slow", kwargs={"seconds": 60}, immutable=True,
                    queue=queue_worker.queue),
     ]))
     run = services.run_workflow(wf)
@@ -95,7 +95,7 @@ def test_worker_restarted_under_its_name_the_reconciler_task_settles_it(
     name = f"doomed-{uuid.uuid4().hex[:6]}@%h"
     doomed = queue_worker(nodename=name)
     wf = workflow("slow then add", ("chain", [
-        invocation(DEMO + "slow", kwargs={"seconds": 60}, immutable=True,
+        invocation(TASKS + "slow", kwargs={"seconds": 60}, immutable=True,
                    queue=queue_worker.queue),
         invocation(SUMA, [1]),
     ]))
@@ -130,7 +130,7 @@ def test_worker_restarted_under_its_name_the_reconciler_task_settles_it(
 def test_a_task_safe_to_repeat_goes_back_to_the_broker(worker, queue_worker, celery_app):
     doomed = queue_worker()
     wf = workflow("repeatable", ("group", [
-        invocation(DEMO + "repeatable_sleep", kwargs={"seconds": 60}, immutable=True,
+        invocation(TASKS + "repeatable_sleep", kwargs={"seconds": 60}, immutable=True,
                    queue=queue_worker.queue),
     ]))
     run = services.run_workflow(wf)

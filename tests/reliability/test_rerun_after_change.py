@@ -15,7 +15,7 @@ from tests.support.factories import SUMA, invocation, workflow
 from tests.support.workers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-FAILS = "project.demo.tasks.always_fails"
+FAILS = "tests.testapp.tasks.always_fails"
 
 
 def finished(run: WorkflowRun) -> WorkflowRun:

@@ -32,7 +32,7 @@ def firings(sched: WorkflowSchedule) -> int:
 def test_two_beats_start_each_due_time_once(worker, celery_app, tmp_path):
     adds = workflow("adds", ("group", [invocation(SUMA, [2, 2])]))
     slow = workflow("slow", ("chain", [
-        invocation("project.demo.tasks.slow", kwargs={"seconds": 3}, immutable=True),
+        invocation("tests.testapp.tasks.slow", kwargs={"seconds": 3}, immutable=True),
     ]))
     allow = schedule(adds, name="adds", every=EVERY, overlap=Overlap.ALLOW)
     skip = schedule(slow, name="slow", every=EVERY, overlap=Overlap.SKIP)

@@ -7,4 +7,5 @@
 - ``celery_apps``: odd Celery apps that ``TASK_ADMIN["CELERY_APP"]`` is pointed at.
 - ``mailbox``: the email backend that records what worker processes send.
 - ``browser``: Selenium helpers of the browser tests.
+- ``demo``: the demo project, installed for the tests about it, and its own worker.
 """

@@ -23,7 +23,7 @@ from task_admin.models import (
     WorkflowSchedule,
 )
 
-SUMA = "project.demo.tasks.suma"
+SUMA = "tests.testapp.tasks.suma"
 _names = itertools.count()
 
 

@@ -80,21 +80,26 @@ class CeleryProcess:
 
 
 def start_celery(kind: str, *, log_dir: Path, app, extra: tuple[str, ...] = (),
-                 nodename: str | None = None, env: dict[str, str] | None = None) -> CeleryProcess:
+                 nodename: str | None = None, env: dict[str, str] | None = None,
+                 app_module: str = "tests.testapp",
+                 settings: str = "tests.settings") -> CeleryProcess:
     """Start ``celery worker`` or ``celery beat`` against the test database and wait for it.
 
-    ``nodename`` (``name@%h``) starts a worker under a name used before, as a restart does.
+    The process loads the test app (``-A tests.testapp``) on the test settings unless
+    ``app_module`` and ``settings`` say otherwise (the demo worker: ``project``,
+    ``tests.settings_demo``). ``nodename`` (``name@%h``) starts a worker under a name used
+    before, as a restart does.
     """
     nodename = nodename or f"test-{uuid.uuid4().hex[:8]}@%h"
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DJANGO_SETTINGS_MODULE": settings,
         # pytest-django has renamed the database in place: hand the test database to the child.
         "TASK_ADMIN_WORKER_DB": str(connection.settings_dict["NAME"]),
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
-    argv = [sys.executable, "-m", "celery", "-A", "project", kind, "--loglevel", "INFO"]
+    argv = [sys.executable, "-m", "celery", "-A", app_module, kind, "--loglevel", "INFO"]
     if kind == "worker":
         argv += ["--pool", "prefork", "--concurrency", "2", "--hostname", nodename,
                  "--without-gossip", "--without-mingle"]
