@@ -38,9 +38,12 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/lint-imports --no-cache
 
 # Update the catalogues from the code (then translate what is new or fuzzy in
-# task_admin/locale/es/LC_MESSAGES/django.po) and compile them; the .mo files are committed.
+# task_admin/locale/es/LC_MESSAGES/django.po and djangojs.po) and compile them; the .mo files
+# are committed. djangojs holds the strings of the app's scripts (static/task_admin/*.js),
+# served by its JavaScript catalogue (task_admin/admin/catalogue.py).
 messages: $(VENV)/.installed
 	cd task_admin && ../$(VENV)/bin/django-admin makemessages -l es -l en --no-obsolete --no-location
+	cd task_admin && ../$(VENV)/bin/django-admin makemessages -d djangojs -l es -l en --no-obsolete --no-location
 	cd task_admin && ../$(VENV)/bin/django-admin compilemessages
 
 bench: $(VENV)/.installed

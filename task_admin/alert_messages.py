@@ -14,6 +14,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from task_admin.conf import get_config
 from task_admin.links import admin_url
@@ -58,9 +59,12 @@ def subject(kind: str, run: WorkflowRun, minutes: int | None = None) -> str:
         return _("Workflow “%(workflow)s” partially failed (run #%(run)s)") % names
     if kind == AlertKind.RECOVERY:
         return _("Workflow “%(workflow)s” succeeded again (run #%(run)s)") % names
-    return _(
+    return ngettext(
         "Workflow “%(workflow)s” is late: run #%(run)s has not finished after %(minutes)s "
-        "minutes"
+        "minute",
+        "Workflow “%(workflow)s” is late: run #%(run)s has not finished after %(minutes)s "
+        "minutes",
+        minutes or 0,
     ) % {**names, "minutes": minutes}
 
 

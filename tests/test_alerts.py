@@ -276,6 +276,23 @@ def test_late_runs_get_one_sla_alert(wf, rule, queued, monkeypatch):
     assert not on_time.alerts.exists()
     assert alerting.deliver(alert.pk) == AlertStatus.SENT
     assert "has not finished after 30 minutes" in mail.outbox[0].subject
+    assert "should have finished within 30 minutes. It started 31 minutes ago" in (
+        mail.outbox[0].body
+    )
+
+
+def test_an_sla_of_one_minute_says_minute_not_minutes(wf):
+    """Regression: the subject said "after 1 minutes"."""
+    from django.utils import translation
+
+    from task_admin import alert_messages
+
+    run = make_run(wf, RunStatus.RUNNING)
+    assert alert_messages.subject(AlertKind.SLA, run, 1).endswith("has not finished after 1 minute")
+    assert alert_messages.subject(AlertKind.SLA, run, 2).endswith("after 2 minutes")
+    with translation.override("es"):
+        assert alert_messages.subject(AlertKind.SLA, run, 1).endswith("tras 1 minuto")
+        assert alert_messages.subject(AlertKind.SLA, run, 5).endswith("tras 5 minutos")
 
 
 def test_an_alert_whose_sender_died_is_marked_failed(wf, rule, queued, monkeypatch):

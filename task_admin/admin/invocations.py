@@ -8,15 +8,17 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from task_admin.admin.catalogue import JavaScriptCatalogueMixin
 from task_admin.admin.files import FilesMixin
 from task_admin.admin.operations import warn_unconsumed_queues
 from task_admin.forms.invocations import TaskInvocationForm
+from task_admin.forms.task_picker import ArgumentsMedia
 from task_admin.models import TaskInvocation, Workflow
 from task_admin.resources import TaskInvocationResource
 
 
 @admin.register(TaskInvocation)
-class TaskInvocationAdmin(FilesMixin, admin.ModelAdmin):
+class TaskInvocationAdmin(JavaScriptCatalogueMixin, FilesMixin, admin.ModelAdmin):
     empty_value_display = "—"  # as everywhere else in the app, not Django's "-"
     resource_classes = [TaskInvocationResource]
     form = TaskInvocationForm
@@ -59,6 +61,12 @@ class TaskInvocationAdmin(FilesMixin, admin.ModelAdmin):
             {"classes": ("collapse",), "fields": ("soft_time_limit", "time_limit")},
         ),
     )
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        # The task picker's typed fields (arguments.js, the form's media) speak the staff
+        # member's language: the app's JavaScript catalogue loads before them.
+        context["media"] = context["media"] + self.catalogue_media(*ArgumentsMedia.js)
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

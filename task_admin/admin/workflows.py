@@ -29,11 +29,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from task_admin import composer, services
 from task_admin.admin.alerts import WorkflowAlertRuleInline
+from task_admin.admin.catalogue import JavaScriptCatalogueMixin
 from task_admin.admin.code import WorkflowCodeMixin
 from task_admin.admin.files import FilesMixin
 from task_admin.admin.operations import warn_unconsumed_queues, workflow_queues
 from task_admin.forms.runs import RunOverridesForm
-from task_admin.forms.task_picker import task_parameters
+from task_admin.forms.task_picker import ArgumentsMedia, task_parameters
 from task_admin.forms.workflows import WorkflowForm
 from task_admin.links import admin_url
 from task_admin.models import (
@@ -65,7 +66,7 @@ def run_change_url(run: WorkflowRun, current_app: str = "admin") -> str | None:
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(WorkflowCodeMixin, FilesMixin, admin.ModelAdmin):
+class WorkflowAdmin(JavaScriptCatalogueMixin, WorkflowCodeMixin, FilesMixin, admin.ModelAdmin):
     empty_value_display = "—"  # as everywhere else in the app, not Django's "-"
     resource_classes = [WorkflowResource]
     list_display = ("name", "enabled", "node_count", "last_run", "updated_at")
@@ -133,10 +134,12 @@ class WorkflowAdmin(WorkflowCodeMixin, FilesMixin, admin.ModelAdmin):
                            obj=None):
         form = context["adminform"].form
         context["composer"] = self.composer_context(request, form, obj)
-        context["media"] = context["media"] + forms.Media(
-            # arguments.js first: the composer's task nodes use its typed fields.
-            js=["task_admin/arguments.js", "task_admin/composer.js"],
-            css={"all": ["task_admin/arguments.css", "task_admin/composer.css"]},
+        context["media"] = (
+            context["media"]
+            # The app's JavaScript catalogue, then arguments.js: the composer's task nodes use
+            # its typed fields.
+            + self.catalogue_media(*ArgumentsMedia.js, "task_admin/composer.js")
+            + forms.Media(css={"all": ["task_admin/arguments.css", "task_admin/composer.css"]})
         )
         if obj is not None and obj.pk is not None:
             context["workflow_preview"] = shown = preview(obj)
@@ -407,7 +410,10 @@ class WorkflowAdmin(WorkflowCodeMixin, FilesMixin, admin.ModelAdmin):
             "object_url": change_url,
             "workflow_preview": shown,
             "form": form,
-            "media": self.media + form.media if form else self.media,
+            "media": (
+                self.media + self.catalogue_media(*ArgumentsMedia.js) + form.media
+                if form else self.media
+            ),
             "change_url": change_url,
         }
         request.current_app = self.admin_site.name

@@ -4,6 +4,8 @@ the typed argument fields. Whether posted values fit a parameter's type is asked
 
 from __future__ import annotations
 
+import inspect
+
 from django import forms
 from django.utils.text import Truncator
 from django.utils.translation import gettext
@@ -11,11 +13,26 @@ from django.utils.translation import gettext
 from task_admin import registry
 
 
+def parameter_names(signature: inspect.Signature | None) -> str:
+    """``(a, b, *, c)``: the parameters without annotations or defaults, so that a long
+    signature still fits the picker (the typed fields below it show types and defaults)."""
+    if signature is None:
+        return "(...)"
+    empty = inspect.Parameter.empty
+    bare = [p.replace(annotation=empty, default=empty) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=bare, return_annotation=empty))
+
+
 def task_label(info: registry.TaskInfo) -> str:
-    parts = [info.name, info.signature_text]
+    label = f"{info.name}{parameter_names(info.signature)}"
     if info.doc:
-        parts.append(Truncator(info.doc).chars(90))
-    return " — ".join(parts)
+        label += " — " + Truncator(info.doc).chars(48)
+    return label
+
+
+def task_title(info: registry.TaskInfo) -> str:
+    """The whole signature and first doc line, shown when the pointer rests on an option."""
+    return " — ".join([info.signature_text, info.doc] if info.doc else [info.signature_text])
 
 
 def task_choices(current: str | None = None) -> list[tuple[str, str]]:
@@ -53,6 +70,14 @@ class TaskPicker(forms.Select):
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)
         context["widget"]["parameters"] = task_parameters()
+        try:
+            tasks = registry.allowed_tasks()
+        except registry.NoCeleryApp:
+            tasks = {}
+        for _group, options, _index in context["widget"]["optgroups"]:
+            for option in options:
+                if option["value"] in tasks:
+                    option["attrs"]["title"] = task_title(tasks[option["value"]])
         return context
 
 

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.django_db
 
 # Views that only read. Everything else an admin serves must refuse a view-only user.
 READ_ONLY_SUFFIXES = (
-    "_changelist", "_change", "_history", "_status", "_export", "_as_code", "_node", "_graph"
+    "_changelist", "_change", "_history", "_status", "_export", "_as_code", "_node", "_graph",
+    "_jsi18n",  # the app's JavaScript catalogue
 )
 # Actions that only read (django-import-export's "Export selected").
 READ_ONLY_ACTIONS = {"export_admin_action"}

@@ -311,3 +311,27 @@ def test_nodes_move_by_drag_and_drop(browser, live_server):
         "group([suma.s(2, 2), chain(suma.s(1, 1))])", "group([suma.s(2, 2), suma.s(1, 1)])",
     )
     assert wf.nodes.filter(kind="chain").get().children.count() == 1
+
+
+def test_the_composer_speaks_the_staff_members_language(browser, live_server):
+    """In Spanish (the language cookie LocaleMiddleware reads), the app's JavaScript catalogue
+    loads before composer.js and arguments.js: the buttons they draw and the typed fields'
+    help are Spanish."""
+    base = live_server.url
+    login(browser, base)
+    browser.add_cookie({"name": "django_language", "value": "es"})
+    try:
+        start(browser, base, "en español")
+        bar = browser.find_element(By.CSS_SELECTOR, "#ta-composer-tree > .ta-add")
+        assert bar.find_element(By.CSS_SELECTOR, ".ta-add-title").text == "Empezar con"
+        kinds = [b.text for b in bar.find_elements(By.CSS_SELECTOR, "button[data-kind]")]
+        assert kinds == ["+ tarea", "+ grupo", "+ cadena", "+ chord",
+                         "+ flujo de trabajo reutilizado"]
+        add(browser, "chain", where=None)
+        add(browser, "task")
+        call(browser, "root.0", "sales_report")
+        assert "entero" in at(browser, "root.0").find_element(By.XPATH, "..").text  # top: int
+        # One problem (no day): ngettext's singular, in Spanish.
+        wait_preview(browser, "1 problema: se guarda como borrador")
+    finally:
+        browser.delete_cookie("django_language")

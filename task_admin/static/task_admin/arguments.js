@@ -13,6 +13,7 @@
   "use strict";
 
   var gettext = window.gettext || function (s) { return s; };
+  var ngettext = window.ngettext || function (one, many, n) { return n === 1 ? one : many; };
   var interpolate = window.interpolate || function (fmt, obj) {
     return fmt.replace(/%\((\w+)\)s/g, function (_m, key) { return String(obj[key]); });
   };
@@ -173,7 +174,9 @@
     if ((out.extraArgs.length && !info.extra_args) || (Object.keys(out.extraKwargs).length && !info.extra_kwargs)) {
       var unknown = Object.keys(out.extraKwargs);
       return { reason: unknown.length
-        ? interpolate(gettext("Unknown keyword argument(s) for this task: %(names)s. Fix them as JSON."), { names: unknown.join(", ") }, true)
+        ? interpolate(ngettext("Unknown keyword argument for this task: %(names)s. Fix it as JSON.",
+                              "Unknown keyword arguments for this task: %(names)s. Fix them as JSON.",
+                              unknown.length), { names: unknown.join(", ") }, true)
         : gettext("More positional arguments than this task takes: fix them as JSON.") };
     }
     return out;

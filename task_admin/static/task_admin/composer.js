@@ -21,6 +21,7 @@
   var KINDS = ["task", "group", "chain", "chord", "workflow"];
   var CONTAINERS = { group: true, chain: true, chord: true };
   var gettext = window.gettext || function (s) { return s; };
+  var ngettext = window.ngettext || function (one, many, n) { return n === 1 ? one : many; };
   var interpolate = window.interpolate || function (fmt, obj) {
     return fmt.replace(/%\((\w+)\)s/g, function (_m, key) { return String(obj[key]); });
   };
@@ -768,8 +769,8 @@
     var errors = result.problems.filter(function (p) { return p.level !== "warning"; }).length;
     var warnings = result.problems.length - errors;
     if (state) {
-      state.textContent = errors ? interpolate(gettext("%(count)s problem(s): saved as a draft"), { count: errors }, true)
-        : (warnings ? interpolate(gettext("ready to run, %(count)s warning(s)"), { count: warnings }, true)
+      state.textContent = errors ? interpolate(ngettext("%(count)s problem: saved as a draft", "%(count)s problems: saved as a draft", errors), { count: errors }, true)
+        : (warnings ? interpolate(ngettext("ready to run, %(count)s warning", "ready to run, %(count)s warnings", warnings), { count: warnings }, true)
         : gettext("ready to run"));
       state.className = "ta-preview-state " + (errors ? "ta-state-bad" : "ta-state-good");
     }
@@ -779,7 +780,7 @@
       if (result.problems.length) {
         var wrap = el("div", { "class": "ta-problems", role: "status" });
         wrap.appendChild(el("h3", { text: errors
-          ? interpolate(gettext("This workflow is a draft: %(count)s problem(s) keep it from running"), { count: errors }, true)
+          ? interpolate(ngettext("This workflow is a draft: %(count)s problem keeps it from running", "This workflow is a draft: %(count)s problems keep it from running", errors), { count: errors }, true)
           : gettext("Warnings") }));
         var list = el("ul", { "class": "errorlist" });
         var byPath = this.byPath;
