@@ -4,9 +4,10 @@ A start is on the caller's path (a "Run now" click, ``services.start`` in a requ
 firing), so its cost is measured against Celery's own ``apply_async`` of the same canvas
 (``make bench``). With the ORM it took a transaction of five round trips (begin, look up the
 alert settings, insert the run, insert the nodes, commit) and a model instance per node. Here
-the run and its nodes go as one ``INSERT`` with the nodes' columns as arrays (``UNNEST``), the
-alert settings as a sub-query: one statement is atomic by itself, so no transaction has to be
-opened and committed around it. Other databases (SQLite, in process) take the ORM path.
+the run and its nodes go as one ``INSERT``, the nodes as one JSON document
+(``json_to_recordset``) and the alert settings as a sub-query: one statement is atomic by
+itself, so no transaction has to be opened and committed around it. Other databases (SQLite,
+in process) save the run with the ORM and the nodes with one ``executemany``.
 
 Columns are read from the models, so a field added later is written with its default.
 """
