@@ -31,6 +31,7 @@ from task_admin.models import (
 )
 from tests.support.factories import SUMA, invocation, schedule, workflow
 from tests.support.mailbox import clear_mail, mail_dir, read_mail
+from tests.support.runs import finished
 from tests.support.workers import start_celery, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -43,15 +44,6 @@ def mailbox():
     clear_mail()
     yield read_mail
     clear_mail()
-
-
-def finished(run: WorkflowRun, timeout: float = 60) -> WorkflowRun:
-    def done():
-        run.refresh_from_db()
-        return run.is_finished
-
-    wait_for(done, timeout=timeout, what=f"run #{run.pk} to finish")
-    return run
 
 
 def run_url(run) -> str:

@@ -15,6 +15,7 @@ from django.core.management import call_command
 from task_admin import liveness, scheduling, services
 from task_admin.models import NodeState, Overlap, RunStatus, TaskRun, WorkflowRun
 from tests.support.factories import SUMA, invocation, schedule, workflow
+from tests.support.runs import finished
 from tests.support.workers import start_celery, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -41,15 +42,6 @@ def queue_worker(celery_app, tmp_path):
 
 def state_of(task_id: str) -> str:
     return TaskRun.objects.get(task_id=task_id).state
-
-
-def finished(run: WorkflowRun) -> WorkflowRun:
-    def done():
-        run.refresh_from_db()
-        return run.is_finished
-
-    wait_for(done, timeout=150, what=f"run #{run.pk} to finish")
-    return run
 
 
 def test_two_queues_one_worker_killed_its_node_is_lost_the_run_ends(
@@ -114,7 +106,7 @@ def test_worker_restarted_under_its_name_the_reconciler_task_settles_it(
     )
     assert counts == {"lost": 1, "requeued": 0, "settled": 0, "repaired": 0}
 
-    run = finished(run)
+    run = finished(run, timeout=150)
     slow.refresh_from_db()
     assert slow.state == NodeState.FAILURE
     assert "no longer holds this task (restarted?)" in slow.exception

@@ -12,26 +12,17 @@ from django.urls import reverse
 from task_admin import services
 from task_admin.models import NodeState, RunStatus, WorkflowRun
 from tests.support.factories import SUMA, invocation, workflow
-from tests.support.workers import wait_for
+from tests.support.runs import finished
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 FAILS = "tests.testapp.tasks.always_fails"
-
-
-def finished(run: WorkflowRun) -> WorkflowRun:
-    def done():
-        run.refresh_from_db()
-        return run.is_finished
-
-    wait_for(done, timeout=150, what=f"run #{run.pk} to finish")
-    return run
 
 
 def test_rerun_after_nodes_were_deleted_runs_the_snapshot(worker, admin_client):
     wf = workflow("fix then re-run", ("group", [
         invocation(SUMA, [2, 2]), invocation(FAILS, immutable=True),
     ]))
-    first = finished(services.run_workflow(wf))
+    first = finished(services.run_workflow(wf), timeout=150)
     assert first.status == RunStatus.PARTIALLY_FAILED
     kept_node, failed_node = first.nodes.order_by("position")
     # Staff delete the failing node in the node editor, then re-run from failure.
@@ -41,7 +32,7 @@ def test_rerun_after_nodes_were_deleted_runs_the_snapshot(worker, admin_client):
         reverse("admin:task_admin_workflowrun_rerun", args=[first.pk])
     )
     assert response.status_code == 302
-    again = finished(WorkflowRun.objects.get(rerun_of=first))
+    again = finished(WorkflowRun.objects.get(rerun_of=first), timeout=150)
     replayed, ran_again = again.nodes.order_by("position")
     assert (replayed.task_name, replayed.result) == (services.REPLAY_TASK, 4)
     assert replayed.node_id == kept_node.node_id  # still there: still linked
@@ -58,4 +49,4 @@ def test_rerun_after_nodes_were_deleted_runs_the_snapshot(worker, admin_client):
     assert third.pk != again.pk
     assert f"Started 1 re-run: #{third.pk}." in response.content.decode()
     assert not third.nodes.filter(node__isnull=False).exists()
-    assert finished(third).status == RunStatus.PARTIALLY_FAILED
+    assert finished(third, timeout=150).status == RunStatus.PARTIALLY_FAILED
