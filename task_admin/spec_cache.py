@@ -18,6 +18,7 @@ the cache off); a change of ``TASK_ADMIN`` empties it (``MAX_DEPTH`` shapes a co
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -44,6 +45,16 @@ class Compiled:
 
 _entries: OrderedDict[tuple[str, int], Compiled] = OrderedDict()
 _lock = threading.Lock()
+
+
+def _after_fork() -> None:
+    # A child forked while another thread held the lock would wait for it for ever; the
+    # entries stay valid (each start checks them).
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def compiled(workflow: Workflow) -> Compiled:
