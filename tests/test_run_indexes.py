@@ -2,9 +2,7 @@
 the app runs by task id, run, workflow node or kept result are each served by one of them.
 
 Every start inserts a row per leaf and every tracking batch updates rows, so an index that no
-query needs is a cost on both hot paths (issue #7). The plans are read with sequential scans
-disabled on PostgreSQL: on a test's tiny table a scan is cheapest, and the question here is
-whether an index *can* serve the query (a partial one only if its condition is implied).
+query needs is a cost on both hot paths (issue #7). How a plan is read: tests/support/plans.py.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from task_admin import retention, services
 from task_admin.models import NodeState, TaskRun, WorkflowNode, WorkflowRun, batches
+from tests.support.plans import assert_served, statements
 from tests.support.runs import finish, start_run
 
 pytestmark = pytest.mark.django_db
@@ -77,54 +76,6 @@ def test_a_second_task_run_with_the_same_task_id_is_refused():
         TaskRun.objects.create(run=run, task_id="ta-1", path="root.1", position=1, task_name="t")
 
 
-def _plan(sql: str) -> str:
-    with connection.cursor() as cursor:
-        if POSTGRES:
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            try:
-                cursor.execute(f"EXPLAIN {sql}")
-                rows = cursor.fetchall()
-            finally:
-                cursor.execute("RESET enable_seqscan")
-        else:
-            cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
-            rows = cursor.fetchall()
-    return "\n".join(" ".join(str(col) for col in row) for row in rows)
-
-
-def _index_name(columns: tuple[str, ...]) -> str:
-    """The name of the index on ``columns``: SQLite names those of unique constraints itself
-    (``sqlite_autoindex_<table>_<n>``)."""
-    with connection.cursor() as cursor:
-        found = connection.introspection.get_constraints(cursor, TABLE)
-        names = [name for name, info in found.items()
-                 if tuple(info["columns"]) == columns and (info["index"] or info["unique"])]
-        if POSTGRES:
-            (name,) = names
-            return name
-        cursor.execute(f"PRAGMA index_list({TABLE})")
-        for index in [row[1] for row in cursor.fetchall()]:
-            cursor.execute(f"PRAGMA index_info({index})")
-            if tuple(row[2] for row in cursor.fetchall()) == columns:
-                return index
-    raise AssertionError(f"no index on {columns}")
-
-
-def _statements(ctx, *needles: str) -> list[str]:
-    """The captured statements on the task-run table that contain every needle."""
-    return [q["sql"] for q in ctx.captured_queries
-            if TABLE in q["sql"] and all(n in q["sql"] for n in needles)]
-
-
-def _assert_served(statements: list[str], columns: tuple[str, ...]) -> None:
-    """Each statement is planned with the index on ``columns``."""
-    assert statements
-    index = _index_name(columns)
-    for sql in statements:
-        plan = _plan(sql)
-        assert index in plan, (sql, plan)
-
-
 @pytest.fixture
 def failed_run(django_capture_on_commit_callbacks):
     run = start_run(django_capture_on_commit_callbacks, "half")
@@ -145,14 +96,14 @@ def test_the_tracking_batches_find_their_tasks_by_the_unique_index(failed_run):
     with CaptureQueriesContext(connection) as ctx:
         assert batches.lock_runs_of(task_ids) == [failed_run.pk]
         assert len(batches.read_nodes(task_ids)) == 2
-    _assert_served(_statements(ctx, "task_id"), ("task_id",))
+    assert_served(statements(ctx, TABLE, "task_id"), TABLE, ("task_id",))
 
 
 def test_the_lookups_by_run_use_the_run_and_path_index(failed_run):
     with CaptureQueriesContext(connection) as ctx:
         list(TaskRun.objects.filter(run_id=failed_run.pk))
         TaskRun.objects.filter(run_id=failed_run.pk).failed().count()
-    _assert_served(_statements(ctx, "run_id"), ("run_id", "path"))
+    assert_served(statements(ctx, TABLE, "run_id"), TABLE, ("run_id", "path"))
 
 
 def test_deleting_a_workflow_node_unlinks_its_task_runs_through_the_partial_index(failed_run):
@@ -160,15 +111,15 @@ def test_deleting_a_workflow_node_unlinks_its_task_runs_through_the_partial_inde
     with CaptureQueriesContext(connection) as ctx:
         node.delete()
     assert failed_run.nodes.get(path="root.0").node_id is None
-    _assert_served(_statements(ctx, "UPDATE", "node_id"), ("node_id",))
+    assert_served(statements(ctx, TABLE, "UPDATE", "node_id"), TABLE, ("node_id",))
 
 
 def test_deleting_a_run_unlinks_kept_results_through_the_partial_index(failed_run, rerun):
     with CaptureQueriesContext(connection) as ctx:
         failed_run.delete()  # Django's collector: what the admin's delete runs
     assert not rerun.nodes.filter(reused_from__isnull=False).exists()
-    _assert_served(_statements(ctx, "UPDATE", "reused_from_id"),
-                   ("reused_from_id",))
+    assert_served(statements(ctx, TABLE, "UPDATE", "reused_from_id"), TABLE,
+                  ("reused_from_id",))
 
 
 def test_retention_unlinks_kept_results_through_the_partial_index(failed_run, rerun):
@@ -176,5 +127,5 @@ def test_retention_unlinks_kept_results_through_the_partial_index(failed_run, re
         retention._delete_runs([failed_run.pk])
     assert not rerun.nodes.filter(reused_from__isnull=False).exists()
     # The first UPDATE joins the kept results to the runs going (the second one is by run).
-    joined = [sql for sql in _statements(ctx, "UPDATE", "reused_from_id") if " JOIN " in sql]
-    _assert_served(joined, ("reused_from_id",))
+    joined = [sql for sql in statements(ctx, TABLE, "UPDATE", "reused_from_id") if " JOIN " in sql]
+    assert_served(joined, TABLE, ("reused_from_id",))
