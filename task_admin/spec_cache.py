@@ -31,7 +31,7 @@ from django.dispatch import receiver
 from task_admin import canvas
 from task_admin.compile import Fingerprint, load_fingerprinted, workflow_to_spec
 from task_admin.conf import get_config
-from task_admin.models import Workflow, WorkflowNode
+from task_admin.models import Workflow, WorkflowNode, WorkflowRun
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,12 @@ os.register_at_fork(after_in_child=_after_fork)
 def compiled(workflow: Workflow) -> Compiled:
     """The workflow's spec: kept from an earlier call, or compiled now (and kept when it can be
     fingerprinted). Raises ``compile.InvalidWorkflow`` as ``workflow_to_spec`` does."""
-    key = (router.db_for_read(WorkflowNode) or "default", workflow.pk)
+    read = router.db_for_read(WorkflowNode) or "default"
+    if read != (router.db_for_write(WorkflowRun) or "default"):
+        # The fingerprint is checked where the run is written: only true of the same database
+        # (a replica lags, and a logical one has other row versions).
+        return Compiled(workflow_to_spec(workflow), None)
+    key = (read, workflow.pk)
     with _lock:
         entry = _entries.get(key)
         if entry is not None:

@@ -181,3 +181,26 @@ def test_a_false_condition_writes_nothing():
     assert not WorkflowRun.objects.exists()
     insert_run(run, [("ta-x", "root.0", 0, SUMA, "", None, None)], only_if=("1 = %s", [1]))
     assert run.pk and run.nodes.get().task_id == "ta-x"
+
+
+class WritesRunsElsewhere:
+    """A router that writes runs to another alias than the one the workflows are read from
+    (as with a read replica). Only its answers are asked here: nothing is written."""
+
+    def db_for_read(self, model, **hints):
+        return None
+
+    def db_for_write(self, model, **hints):
+        return "primary" if model._meta.model_name == "workflowrun" else None
+
+
+def test_nothing_is_kept_when_the_tree_is_read_elsewhere_than_runs_are_written(
+        settings, django_capture_on_commit_callbacks):
+    wf = workflow("adds", ("group", [invocation(SUMA, [2, 2])]))
+    settings.DATABASE_ROUTERS = [WritesRunsElsewhere()]
+    with mock.patch("task_admin.spec_cache.workflow_to_spec",
+                    wraps=spec_cache.workflow_to_spec) as compiles:
+        for _ in range(2):
+            compiled = spec_cache.compiled(wf)
+            assert compiled.current_if is None
+    assert compiles.call_count == 2 and not spec_cache._entries
