@@ -117,8 +117,8 @@ class PreparedRun:
     workflow: Workflow
     spec: canvas.Node
     overrides: Mapping[str, dict] = field(default_factory=dict)
-    # True while the stored tree is still the one ``spec`` was compiled from (``spec_cache``);
-    # the run is recorded only then.
+    # The condition under which the stored tree is still the one ``spec`` was compiled from
+    # (``spec_cache``): the run is recorded only while it holds. None: read just now.
     current_if: Fingerprint | None = None
 
 
