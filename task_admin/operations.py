@@ -219,10 +219,15 @@ def _inspect_all(app: Celery, timeout: float, limit: int | None) -> dict[str, di
         return {command: future.result() for command, future in futures.items()}
 
 
-def snapshot(*, app: Celery | None = None, refresh: bool = False) -> Snapshot:
+def snapshot(
+    *, app: Celery | None = None, refresh: bool = False, discover: bool = False
+) -> Snapshot:
     """The live workers, from the cache when a snapshot younger than ``INSPECT_CACHE`` exists.
 
-    Never raises for a broker that cannot be reached: the snapshot then carries the error.
+    ``discover``: when asking, wait the whole timeout for workers started since the last
+    full round (the workers page: a new worker shows within ``INSPECT_CACHE`` seconds, not
+    ``DISCOVER_EVERY``). Never raises for a broker that cannot be reached: the snapshot then
+    carries the error.
     """
     config = get_config()
     if not refresh:
@@ -237,7 +242,7 @@ def snapshot(*, app: Celery | None = None, refresh: bool = False) -> Snapshot:
     # Waiting out the timeout after the last reply is what a broadcast costs. Once the workers
     # are known, stop as soon as each of them answered; a worker that does not answer still
     # costs one timeout. A full round every DISCOVER_EVERY seconds finds workers started since.
-    limit = len(seen) if seen and cache.get(DISCOVERED_KEY) else None
+    limit = len(seen) if seen and not discover and cache.get(DISCOVERED_KEY) else None
     try:
         app = app or get_app()
         replies = _inspect_all(app, timeout, limit)

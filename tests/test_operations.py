@@ -182,6 +182,26 @@ def test_known_workers_are_waited_for_only_until_each_answered(monkeypatch, cele
     assert {w.hostname for w in snap.live} == {"w1@h", "w3@h"}
 
 
+def test_asking_to_discover_finds_a_worker_started_since_the_last_full_round(
+        monkeypatch, celery_app):
+    # Issue 7's follow-up: a worker started after the last full round answered after the known
+    # one, so a round that stopped at one reply did not see it for up to DISCOVER_EVERY.
+    started = []
+
+    def fake(app, command, timeout, limit):
+        replies = {"w1@h": {}, **({"w3@h": {}} if started else {})}
+        return dict(list(replies.items())[:limit]) if limit else replies
+
+    monkeypatch.setattr(operations, "_inspect", fake)
+    operations.snapshot(app=celery_app)  # a full round: w1 is known
+    started.append(True)
+    operations.forget_snapshot()
+    assert {w.hostname for w in operations.snapshot(app=celery_app).live} == {"w1@h"}
+    operations.forget_snapshot()
+    found = operations.snapshot(app=celery_app, discover=True)
+    assert {w.hostname for w in found.live} == {"w1@h", "w3@h"}
+
+
 def test_replies_become_workers(monkeypatch, celery_app):
     replies = {
         "stats": {"w1@h": {"pool": {"implementation": "celery.concurrency.prefork:TaskPool",

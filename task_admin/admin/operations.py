@@ -236,8 +236,9 @@ class WorkerAdmin(OperationsAdmin):
     @method_decorator(require_safe)
     def workers_view(self, request: HttpRequest, object_id: str | None = None):
         self._require(request, self.has_view_permission(request))
-        current = operations.snapshot()
         hostname = unquote(object_id) if object_id else None
+        # The list is where staff look for a worker they just started.
+        current = operations.snapshot(discover=hostname is None)
         workers = current.workers
         if hostname is not None:
             workers = [w for w in workers if w.hostname == hostname]

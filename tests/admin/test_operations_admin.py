@@ -184,3 +184,14 @@ def test_seconds_ago_are_seconds_not_zero_minutes(admin_client, one_worker):
     html = admin_client.get(reverse("admin:task_admin_worker_changelist")).content.decode()
     assert "0 minutes" not in html and "0\xa0minutes" not in html
     assert "42.0 s" in html and "4.00 s ago" in html
+
+
+def test_the_workers_list_looks_for_workers_started_since_the_last_full_round(
+        admin_client, monkeypatch, one_worker):
+    snap, _sent = one_worker
+    asked = []
+    monkeypatch.setattr(operations, "snapshot", lambda **kw: asked.append(kw) or snap)
+    assert admin_client.get(reverse("admin:task_admin_worker_changelist")).status_code == 200
+    assert admin_client.get(
+        reverse("admin:task_admin_worker_change", args=[quote(HOST)])).status_code == 200
+    assert asked == [{"discover": True}, {"discover": False}]
