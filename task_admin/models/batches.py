@@ -169,6 +169,19 @@ def settle(
     else:
         just, just_params = "(1 = 0)", []
     where, in_params = _in(connection, "r.id", run_ids)
+    sums = (f"SUM(CASE WHEN n.state IN ({marks(finished_nodes)}) THEN 1 ELSE 0 END),"
+            f" SUM(CASE WHEN n.state <> %s THEN 1 ELSE 0 END)")
+    if connection.vendor == "postgresql":
+        # One index scan of each run's nodes, whatever the statistics say: a join could be
+        # planned as a scan of the whole table when they are stale (a table that has just
+        # grown), which is when a busy worker writes most.
+        counts = (f"SELECT r.id AS run_id, COALESCE(a.done, 0) AS done, COALESCE(a.bad, 0) AS bad"
+                  f" FROM {runs} r CROSS JOIN LATERAL (SELECT {sums.replace('),', ') AS done,')}"
+                  f" AS bad FROM {nodes} n WHERE n.run_id = r.id) a WHERE {where}")
+    else:
+        counts = (f"SELECT r.id AS run_id, {sums.replace('),', ') AS done,')} AS bad"
+                  f" FROM {runs} r LEFT JOIN {nodes} n ON n.run_id = r.id WHERE {where}"
+                  " GROUP BY r.id")
     sql = (
         f"UPDATE {runs} SET finished_nodes = c.done,"
         f" status = CASE WHEN {ok} THEN %s WHEN {just} THEN %s ELSE {runs}.status END,"
@@ -176,10 +189,7 @@ def settle(
         f" started_at = CASE WHEN {just} THEN COALESCE({runs}.started_at, %s)"
         f" WHEN {ok} THEN COALESCE({runs}.started_at, {runs}.dispatched_at, %s)"
         f" ELSE {runs}.started_at END"
-        f" FROM (SELECT r.id AS run_id,"
-        f" SUM(CASE WHEN n.state IN ({marks(finished_nodes)}) THEN 1 ELSE 0 END) AS done,"
-        f" SUM(CASE WHEN n.state <> %s THEN 1 ELSE 0 END) AS bad"
-        f" FROM {runs} r LEFT JOIN {nodes} n ON n.run_id = r.id WHERE {where} GROUP BY r.id) c"
+        f" FROM ({counts}) c"
         f" WHERE {runs}.id = c.run_id AND ({runs}.finished_nodes <> c.done OR {just}"
         f" OR (c.done >= {runs}.total_nodes AND {unfinished}))"
         f" RETURNING {', '.join(_FINISHED.columns(connection))}"
