@@ -2,10 +2,11 @@
 
 An ``Event`` is one thing Celery told us about one task (received, started, retried, succeeded,
 failed, revoked). ``apply(events)`` writes any number of them in one transaction with
-set-based statements: one ``SELECT ... FOR UPDATE`` of the nodes concerned, one ``UPDATE`` of
-those that changed, then for their runs one locked recount (``finished_nodes`` is counted from
-the nodes, never incremented, so there is no hot counter row) and the final status of runs that
-have just finished. A node only moves forward: a late or repeated event (a worker's signal and
+set-based statements: lock the runs concerned, read their nodes, one ``UPDATE`` of the nodes
+that changed, then one ``UPDATE`` of the runs that can have changed, which recounts them
+(``finished_nodes`` is counted from the nodes, never incremented, so there is no hot counter
+row) and finishes those whose every node succeeded (a run with a failure gets its final status
+from its canvas). A node only moves forward: a late or repeated event (a worker's signal and
 the reconciler, say, or a "received" arriving after a retry) changes nothing, and an event of
 an earlier attempt never overwrites a later one.
 
@@ -251,8 +252,9 @@ def apply(events: Iterable[Event]) -> int:
 
     Events of tasks that are not part of a run are ignored. Runs whose last node has just
     finished get their final status and send ``signals.run_finished`` after the commit.
-    Round trips per batch, whatever its size: lock the runs, read the nodes, write the nodes
-    (one pipelined ``executemany``), recount the runs, and look for finished ones.
+    Statements per batch, whatever its size: lock the runs, read the nodes, write the nodes,
+    then recount and finish the runs in one (``batches.settle``; not at all when no node
+    finished and no run started).
     """
     by_task: dict[str, list[Event]] = defaultdict(list)
     for event in events:
