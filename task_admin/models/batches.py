@@ -140,12 +140,12 @@ def settle(
 
     One UPDATE, not a recount followed by a second UPDATE of the runs that succeeded: a row
     updated twice in one transaction is a second row version with a second entry in every
-    index of the table, and PostgreSQL re-checks its foreign keys (measured: a third of the
-    batch's database time). The nodes are counted per run through the run's own index (the
-    condition on the state is inside the sum, not in a WHERE the planner could answer from the
-    ``state`` index: with stale statistics it read every finished node of the table for each
-    run, 1.6 ms per run with 20,000 nodes). A run whose count and status do not change is not
-    written at all.
+    index of the table, and PostgreSQL re-checks its foreign keys (measured, a batch ending 40
+    runs: the recount and the finish 1.5 ms, this statement 0.8 ms). The nodes are counted per
+    run through the run's own index (the condition on the state is inside the sum, not in a
+    WHERE the planner could answer from the ``state`` index: with stale statistics it read every
+    finished node of the table for each run, 66 ms for those 40 runs on a 12,000-node table).
+    A run whose count and status do not change is not written at all.
     """
     if not run_ids:
         return [], []
@@ -169,19 +169,19 @@ def settle(
     else:
         just, just_params = "(1 = 0)", []
     where, in_params = _in(connection, "r.id", run_ids)
-    sums = (f"SUM(CASE WHEN n.state IN ({marks(finished_nodes)}) THEN 1 ELSE 0 END),"
-            f" SUM(CASE WHEN n.state <> %s THEN 1 ELSE 0 END)")
+    # How many of the run's nodes have finished, and how many have not succeeded.
+    sums = (f"SUM(CASE WHEN n.state IN ({marks(finished_nodes)}) THEN 1 ELSE 0 END) AS done,"
+            f" SUM(CASE WHEN n.state <> %s THEN 1 ELSE 0 END) AS bad")
     if connection.vendor == "postgresql":
         # One index scan of each run's nodes, whatever the statistics say: a join could be
         # planned as a scan of the whole table when they are stale (a table that has just
         # grown), which is when a busy worker writes most.
         counts = (f"SELECT r.id AS run_id, COALESCE(a.done, 0) AS done, COALESCE(a.bad, 0) AS bad"
-                  f" FROM {runs} r CROSS JOIN LATERAL (SELECT {sums.replace('),', ') AS done,')}"
-                  f" AS bad FROM {nodes} n WHERE n.run_id = r.id) a WHERE {where}")
-    else:
-        counts = (f"SELECT r.id AS run_id, {sums.replace('),', ') AS done,')} AS bad"
-                  f" FROM {runs} r LEFT JOIN {nodes} n ON n.run_id = r.id WHERE {where}"
-                  " GROUP BY r.id")
+                  f" FROM {runs} r CROSS JOIN LATERAL (SELECT {sums} FROM {nodes} n"
+                  f" WHERE n.run_id = r.id) a WHERE {where}")
+    else:  # SQLite: a LEFT JOIN (its planner walks the run_id index for each run)
+        counts = (f"SELECT r.id AS run_id, {sums} FROM {runs} r"
+                  f" LEFT JOIN {nodes} n ON n.run_id = r.id WHERE {where} GROUP BY r.id")
     sql = (
         f"UPDATE {runs} SET finished_nodes = c.done,"
         f" status = CASE WHEN {ok} THEN %s WHEN {just} THEN %s ELSE {runs}.status END,"
