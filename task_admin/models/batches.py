@@ -164,8 +164,9 @@ def settle(
     ok = f"(c.bad = 0 AND c.done >= {runs}.total_nodes AND {unfinished})"
     ok_params = [*finished_runs]
     if started:
-        just, just_params = (f"({runs}.id IN ({marks(started)}) AND {runs}.status = %s)",
-                             [*started, RunStatus.PENDING])
+        # On PostgreSQL one array parameter: the same SQL text whatever the number of runs.
+        among, among_params = _in(connection, f"{runs}.id", started)
+        just, just_params = f"({among} AND {runs}.status = %s)", [*among_params, RunStatus.PENDING]
     else:
         just, just_params = "(1 = 0)", []
     where, in_params = _in(connection, "r.id", run_ids)
