@@ -14,6 +14,7 @@ from task_admin import services, tracking
 from task_admin.models import NodeState, RunStatus, TaskRun, WorkflowRun
 from task_admin.signals import run_finished
 from tests.support.factories import SUMA, invocation, workflow
+from tests.support.plans import index_name, searches, statements
 
 pytestmark = pytest.mark.django_db
 S = NodeState
@@ -222,3 +223,17 @@ def test_a_run_that_starts_and_ends_in_one_batch_is_started_when_it_ended(pairs)
     stored = WorkflowRun.objects.get(pk=run.pk)
     assert stored.status == RunStatus.SUCCEEDED
     assert stored.started_at is not None and stored.started_at == stored.finished_at
+
+
+def test_the_recount_finds_each_runs_nodes_by_the_run_index_not_the_state_index(pairs):
+    """The state condition is inside the sums: a plan may not answer it from the ``state``
+    index (with stale statistics that read every finished node of the table for each run)."""
+    events = [tracking.Event(tracking.SUCCEEDED_EVENT, n.task_id, attempt=1, result=1)
+              for run in pairs for n in run.nodes.all()]
+    with CaptureQueriesContext(connection) as ctx:
+        tracking.apply(events)
+    table = TaskRun._meta.db_table
+    [settle] = statements(ctx, "SUM(CASE")
+    used = searches(settle)
+    assert index_name(table, ("run_id", "path")) in used, used
+    assert index_name(table, ("state", "started_at")) not in used, used
