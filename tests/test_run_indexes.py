@@ -94,7 +94,7 @@ def rerun(failed_run, django_capture_on_commit_callbacks):
 def test_the_tracking_batches_find_their_tasks_by_the_unique_index(failed_run):
     task_ids = list(failed_run.nodes.values_list("task_id", flat=True))
     with CaptureQueriesContext(connection) as ctx:
-        assert batches.lock_runs_of(task_ids) == [failed_run.pk]
+        assert list(batches.lock_runs_of(task_ids)) == [failed_run.pk]
         assert len(batches.read_nodes(task_ids)) == 2
     assert_served(statements(ctx, TABLE, "task_id"), TABLE, ("task_id",))
 
