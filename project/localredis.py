@@ -66,12 +66,17 @@ def _left_behind(value: bytes | None) -> bool:
     return False
 
 
-def _take_over(client: redis.Redis, value: str) -> bool:
-    """Claim a database whose claim a dead process left behind, emptied; False otherwise."""
+def _take_over(client: redis.Redis, db: int, value: str) -> bool:
+    """Claim a database whose claim a dead process left behind, emptied; False otherwise, and
+    while anything else is connected to it (the workers a killed test run started live on)."""
     with client.pipeline() as pipe:
         try:
             pipe.watch(CLAIM)
             if not _left_behind(pipe.get(CLAIM)):
+                return False
+            name = client.get_connection_kwargs().get("client_name")
+            if any(int(c.get("db", -1)) == db and c.get("name") != name
+                   for c in client.client_list()):
                 return False
             pipe.multi()
             pipe.flushdb()
@@ -86,15 +91,17 @@ def claim_database(url: str, token: str) -> int:
     """A database number of the server at ``url`` that nobody else uses, for this run only.
 
     A database is free when it is empty or a run left it marked as scratch. One claimed by a
-    run of this host that died without releasing it (killed, a crash) is taken over at once;
-    other claims expire after ``CLAIM_SECONDS``.
+    run of this host that died without releasing it (killed, a crash) is taken over at once,
+    unless something still uses it; other claims expire after ``CLAIM_SECONDS``. The claim
+    names this process: ``release_database`` must be called from it.
     """
     value = _claim_value(token)
     for db in range(1, 16):
-        client = redis.Redis.from_url(with_db(url, db))
+        client = redis.Redis.from_url(with_db(url, db),
+                                      client_name=f"task-admin-claim-{os.getpid()}")
         if client.dbsize() and not (client.exists(MARKER) or client.exists(CLAIM)):
             continue  # someone else's data
-        if client.set(CLAIM, value, nx=True, ex=CLAIM_SECONDS) or _take_over(client, value):
+        if client.set(CLAIM, value, nx=True, ex=CLAIM_SECONDS) or _take_over(client, db, value):
             return db
     raise RuntimeError(f"No free Redis database at {url} for this run (1-15 are taken).")
 

@@ -168,17 +168,16 @@ class _NodeLoader:
         self.fingerprint = None
         self.fingerprinted = None
         if connection.vendor == "postgresql":
-            # The id, xmin and cmin of every node and of its invocation, in one string. Each
-            # write of a row makes a new version of it (save, QuerySet.update, raw SQL, an
-            # import), stamped with the writing transaction (xmin) and, within it, the
-            # command (cmin: a transaction that writes a row twice gives it the same xmin),
-            # and an added or deleted node changes the set: the fingerprint changes with
-            # anything this workflow's spec is compiled from, reused workflows aside (a tree
-            # that reuses one is never fingerprinted). Row locks (the foreign key checks of a
-            # run start) leave both alone.
+            # A digest of every node row and its invocation row, whole, in their text form:
+            # equal digests, equal rows, so the same spec (reused workflows aside: a tree
+            # that reuses one is never fingerprinted). It is the content, not the row
+            # versions: PostgreSQL's xmin/cmin may repeat for a changed row (an aborted
+            # update, a rolled-back savepoint), and a content digest also holds when the
+            # same row is rewritten unchanged. Text forms follow the session's settings
+            # (time zone), the same for every connection of the process.
             self.fingerprint = (
-                "(SELECT md5(string_agg(n.id || ':' || n.xmin || ':' || n.cmin || ':'"
-                " || COALESCE(i.xmin || ':' || i.cmin, '-'), ',' ORDER BY n.id))"
+                "(SELECT encode(sha256(convert_to(string_agg(n::text || ':'"
+                " || COALESCE(i::text, '-'), ',' ORDER BY n.id), 'UTF8')), 'hex')"
                 f" FROM {quote(meta.db_table)} n"
                 f" LEFT OUTER JOIN {quote(TaskInvocation._meta.db_table)} i"
                 f" ON n.{quote(invocation_fk.column)} = i.{quote(TaskInvocation._meta.pk.column)}"

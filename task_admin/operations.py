@@ -110,6 +110,8 @@ class Snapshot:
     taken_at: datetime
     timeout: float
     error: str = ""
+    # Every worker had the whole timeout to answer (not a round stopped at the known ones).
+    full: bool = True
 
     @property
     def live(self) -> list[WorkerInfo]:
@@ -232,7 +234,7 @@ def snapshot(
     config = get_config()
     if not refresh:
         cached = cache.get(SNAPSHOT_KEY)
-        if cached is not None:
+        if cached is not None and (cached.full or not discover):
             return cached
     timeout = float(config["INSPECT_TIMEOUT"])
     now = datetime.now(UTC)
@@ -265,7 +267,8 @@ def snapshot(
                 workers.append(WorkerInfo(hostname=hostname, answered=False, last_seen=when))
         cache.set(SEEN_KEY, {h: w for h, w in seen.items()
                              if (now - w).total_seconds() < SEEN_FOR}, SEEN_FOR)
-    result = Snapshot(workers=workers, taken_at=now, timeout=timeout, error=error)
+    result = Snapshot(workers=workers, taken_at=now, timeout=timeout, error=error,
+                      full=limit is None)
     cache.set(SNAPSHOT_KEY, result, config["INSPECT_CACHE"])
     return result
 

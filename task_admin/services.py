@@ -128,6 +128,7 @@ def prepare_run(
     *,
     spec: canvas.Node | None = None,
     tasks: Mapping[str, inspect.Signature | None] | None = None,
+    fresh: bool = False,
 ) -> PreparedRun:
     """Can ``workflow`` run with ``overrides`` (extra kwargs by task path)? The spec to send,
     compiled once and checked once; ``WorkflowProblems`` (a ``CannotRun``) with every problem
@@ -135,21 +136,31 @@ def prepare_run(
 
     ``spec`` is the workflow's spec when the caller compiled it already (the run page shows
     it); ``tasks`` the allowed tasks' signatures when it has read them (the form's help texts).
-    Otherwise the spec comes from ``spec_cache`` (compiled by this process before, while the
-    tree is unchanged; ``run_prepared`` makes sure of that). Whether the workflow is enabled
-    is asked when it starts (``run_prepared``).
+    Otherwise the spec comes from ``spec_cache``: kept from an earlier start while the tree is
+    unchanged (``run_prepared`` makes sure of that before recording), or read now when
+    ``fresh`` (a form about the tree as it is now). A refusal is always about the stored tree:
+    a kept spec that fails is read again first. Whether the workflow is enabled is asked when
+    it starts (``run_prepared``).
     """
-    current_if = None
+    current_if, kept = None, False
     try:
         if spec is None:
+            if fresh:
+                spec_cache.forget(workflow.pk)
             compiled = spec_cache.compiled(workflow)
-            spec, current_if = compiled.spec, compiled.current_if
+            spec, current_if, kept = compiled.spec, compiled.current_if, compiled.kept
     except InvalidWorkflow as exc:
         raise WorkflowProblems(exc.problems) from None
-    prepared = apply_overrides(spec, overrides or {})
-    problems = check_spec(prepared, tasks=tasks)
-    if problems:
-        raise WorkflowProblems(problems)
+    try:
+        prepared = apply_overrides(spec, overrides or {})
+        problems = check_spec(prepared, tasks=tasks)
+        if problems:
+            raise WorkflowProblems(problems)
+    except WorkflowProblems:
+        if not kept:
+            raise
+        # The tree may have changed since (fixed, a node added): judge it as stored.
+        return prepare_run(workflow, overrides, tasks=tasks, fresh=True)
     return PreparedRun(workflow, prepared, dict(overrides or {}), current_if)
 
 

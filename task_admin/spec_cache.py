@@ -6,14 +6,17 @@ each process keeps the spec it compiled, with the ``compile.Fingerprint`` of the
 compiled from. A start does not read the tree: its one ``INSERT`` carries the fingerprint as
 its condition (``models.new_runs.insert_run(only_if=...)``), checked by PostgreSQL in the
 statement's own snapshot, so a run is recorded only from a tree that is still what it was. If
-anything changed (an edit in the admin, an import, ``QuerySet.update``, raw SQL: every write
-gives a row a new xmin), the insert writes nothing, the entry is dropped and the start compiles
-the tree again (``services.run_prepared``).
+anything changed (an edit in the admin, an import, ``QuerySet.update``, raw SQL: the digest is
+of the rows' content), the insert writes nothing, the entry is dropped and the start compiles
+the tree again (``services.run_prepared``); a kept spec a check refuses is read again before
+the refusal stands (``services.prepare_run``).
 
 Only PostgreSQL fingerprints (SQLite is in process: reading the tree costs no round trip), and
-not a tree that reuses other workflows. Cached specs are immutable (frozen dataclasses), so
-threads share them. ``TASK_ADMIN["SPEC_CACHE_SIZE"]`` workflows are kept per process (0 turns
-the cache off); a change of ``TASK_ADMIN`` empties it (``MAX_DEPTH`` shapes a compile).
+not a tree that reuses other workflows. Kept specs are frozen dataclasses shared by threads;
+their argument values are copied into each signature (``canvas.build``), so a task run in
+process cannot change them. Each process keeps at most ``TASK_ADMIN["SPEC_CACHE_SIZE"]`` stored nodes'
+worth of trees, the least recently started dropped first (0 turns the cache off); a change of
+``TASK_ADMIN`` empties it (``MAX_DEPTH`` shapes a compile).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.core.signals import setting_changed
@@ -37,13 +40,17 @@ from task_admin.models import Workflow, WorkflowNode, WorkflowRun
 @dataclass(frozen=True)
 class Compiled:
     """A workflow's spec, and the condition under which it is still the stored tree's (None:
-    no condition can say so; the spec was read just now)."""
+    no condition can say so; the spec was read just now). ``kept``: from an earlier call."""
 
     spec: canvas.Node
     current_if: Fingerprint | None
+    kept: bool = False
 
 
 _entries: OrderedDict[tuple[str, int], Compiled] = OrderedDict()
+# The memory kept is about proportional to the nodes of the kept trees: the budget counts them.
+_sizes: dict[tuple[str, int], int] = {}
+_kept_nodes = 0
 _lock = threading.Lock()
 
 
@@ -70,26 +77,31 @@ def compiled(workflow: Workflow) -> Compiled:
         entry = _entries.get(key)
         if entry is not None:
             _entries.move_to_end(key)
-            return entry
+            return replace(entry, kept=True)
     nodes, fingerprint = load_fingerprinted(workflow.pk)
     entry = Compiled(workflow_to_spec(workflow, nodes), fingerprint)
-    size = int(get_config()["SPEC_CACHE_SIZE"])
-    if fingerprint is not None and size > 0:
+    budget = int(get_config()["SPEC_CACHE_SIZE"])
+    size = len(nodes)
+    if fingerprint is not None and 0 < size <= budget:
         with _lock:
-            _entries[key] = entry
-            while len(_entries) > size:
-                _entries.popitem(last=False)
+            global _kept_nodes
+            if key in _entries:
+                _kept_nodes -= _sizes.pop(key)
+            _entries[key], _sizes[key] = entry, size
+            _kept_nodes += size
+            while _kept_nodes > budget:
+                oldest, _entry = _entries.popitem(last=False)
+                _kept_nodes -= _sizes.pop(oldest)
     return entry
 
 
 def forget(workflow_id: int | None = None) -> None:
     """Drop what is kept for one workflow (its tree changed), or for all."""
+    global _kept_nodes
     with _lock:
-        if workflow_id is None:
-            _entries.clear()
-            return
-        for key in [key for key in _entries if key[1] == workflow_id]:
+        for key in [key for key in _entries if workflow_id in (None, key[1])]:
             del _entries[key]
+            _kept_nodes -= _sizes.pop(key)
 
 
 @receiver(setting_changed)

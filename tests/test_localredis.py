@@ -63,5 +63,14 @@ def test_a_database_claimed_by_a_run_that_died_is_taken_over_and_no_other():
             localredis.claim_database(local.url, "second")
         localredis.release_database(localredis.with_db(local.url, 5), "mine")
         assert localredis.claim_database(local.url, "second") == 5
+
+        # Left behind, but a worker of the dead run is still connected: not taken over.
+        six = redis.Redis.from_url(localredis.with_db(local.url, 6), client_name="orphan")
+        six.flushdb()
+        six.set(localredis.CLAIM, f"{host}/{dead.pid}/dead")
+        with pytest.raises(RuntimeError, match="No free Redis database"):
+            localredis.claim_database(local.url, "third")
+        six.close()
+        assert localredis.claim_database(local.url, "third") == 6
     finally:
         local.stop()

@@ -62,8 +62,9 @@ def to_signature(
             options = {**node.options.to_apply_async(), "task_id": task_id}
             return app.signature(
                 node.task,
-                args=tuple(node.args),
-                kwargs={**node.kwargs, **overrides.get(path, {})},
+                args=tuple(_own(value) for value in node.args),
+                kwargs={key: _own(value) for key, value in
+                        {**node.kwargs, **overrides.get(path, {})}.items()},
                 options=options,
                 immutable=node.immutable,
             )
@@ -80,6 +81,17 @@ def to_signature(
         raise TypeError(f"not a canvas node: {node!r}")
 
     return build(paths.ROOT, root), ids
+
+
+def _own(value: Any) -> Any:
+    """A copy of a JSON value's lists and dicts: the spec may be kept and started again
+    (``spec_cache``), and a task run in process (eager mode) or a publish hook may change the
+    arguments it is given."""
+    if isinstance(value, list):
+        return [_own(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _own(item) for key, item in value.items()}
+    return value
 
 
 # -- Python rendering --------------------------------------------------------------------

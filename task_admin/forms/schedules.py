@@ -117,7 +117,8 @@ class WorkflowScheduleForm(forms.ModelForm):
 
     def _check_workflow(self, workflow: Workflow, overrides: dict) -> None:
         try:
-            services.prepare_run(workflow, overrides)
+            # As the tree is now: a spec kept by this process may predate a new node.
+            services.prepare_run(workflow, overrides, fresh=True)
         except services.WorkflowProblems as exc:
             for problem in exc.problems:
                 # At the override that brings it, else at the workflow.

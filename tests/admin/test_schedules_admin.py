@@ -327,3 +327,42 @@ def test_a_missing_value_is_a_long_dash_on_every_page_of_the_app(admin_client):
     ours = [model_admin for model, model_admin in admin.site._registry.items()
             if model._meta.app_label == "task_admin"]
     assert ours and {model_admin.empty_value_display for model_admin in ours} == {"—"}
+
+
+def test_overrides_are_checked_against_the_tree_as_stored_now(
+        admin_client, django_capture_on_commit_callbacks):
+    # A process that started the workflow keeps its spec (task_admin.spec_cache); a node added
+    # since (the composer, an import, another server) must be accepted, as beat will run it.
+    from task_admin import services, spec_cache
+    from tests.support.factories import add_node
+
+    spec_cache.forget()
+    every_minute = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.MINUTES)
+    adds = workflow("adds", ("chain", [invocation(SUMA, [2, 2]), invocation(SUMA, [4])]))
+    with django_capture_on_commit_callbacks(execute=False):
+        services.run_workflow(adds)
+    add_node(adds, invocation(SUMA, [], name="one", clean=False),
+             parent=adds.nodes.get(parent=None), position=2)
+    response = admin_client.post(reverse(ADD_URL), form_data(
+        adds, interval=every_minute.pk, overrides='{"root.2": {"b": 5}}'))
+    assert response.status_code == 302, errors_of(response)
+    assert WorkflowSchedule.objects.get().overrides == {"root.2": {"b": 5}}
+    spec_cache.forget()
+
+
+def test_overrides_for_a_node_deleted_since_the_last_start_are_refused(
+        admin_client, django_capture_on_commit_callbacks):
+    from task_admin import services, spec_cache
+
+    spec_cache.forget()
+    every_minute = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.MINUTES)
+    adds = workflow("adds", ("chain", [invocation(SUMA, [2, 2]), invocation(SUMA, [4])]))
+    with django_capture_on_commit_callbacks(execute=False):
+        services.run_workflow(adds)  # kept, with root.1
+    adds.nodes.get(kind="task", position=1).delete()
+    response = admin_client.post(reverse(ADD_URL), form_data(
+        adds, interval=every_minute.pk, overrides='{"root.1": {"b": 5}}'))
+    assert response.status_code == 200
+    assert "root.1: no task at this path" in str(errors_of(response))
+    assert not WorkflowSchedule.objects.exists()
+    spec_cache.forget()

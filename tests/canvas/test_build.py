@@ -225,3 +225,15 @@ def test_to_python_nested_is_indented_and_deterministic() -> None:
         "    suma.s(10),\n"
         ")"
     )
+
+
+def test_a_signature_owns_its_arguments() -> None:
+    # A spec may be kept and started again (task_admin.spec_cache): a task run in process
+    # (eager mode) that changes the list or dict it was given must not change the next run.
+    task = Task("proj.extend", ([1, 2], {"deep": [3]}), {"seen": {"n": [4]}})
+    sig, _ = to_signature(Group((task,)), app=app)
+    [leaf] = sig.tasks
+    leaf.args[0].append(99)
+    leaf.args[1]["deep"].append(99)
+    leaf.kwargs["seen"]["n"].append(99)
+    assert task.args == ([1, 2], {"deep": [3]}) and task.kwargs == {"seen": {"n": [4]}}
