@@ -14,9 +14,9 @@ the refusal stands (``services.prepare_run``).
 Only PostgreSQL fingerprints (SQLite is in process: reading the tree costs no round trip), and
 not a tree that reuses other workflows. Kept specs are frozen dataclasses shared by threads;
 their argument values are copied into each signature (``canvas.build``), so a task run in
-process cannot change them. Each process keeps at most ``TASK_ADMIN["SPEC_CACHE_SIZE"]`` stored nodes'
-worth of trees, the least recently started dropped first (0 turns the cache off); a change of
-``TASK_ADMIN`` empties it (``MAX_DEPTH`` shapes a compile).
+process cannot change them. Each process keeps at most ``TASK_ADMIN["SPEC_CACHE_SIZE"]``
+stored nodes' worth of trees, the least recently started dropped first (0 turns the cache
+off); a change of ``TASK_ADMIN`` empties it (``MAX_DEPTH`` shapes a compile).
 """
 
 from __future__ import annotations
