@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
@@ -94,6 +94,35 @@ def load_nodes(workflow_id: int) -> list[WorkflowNode]:
     return nodes
 
 
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a workflow's spec was compiled from, as a condition the database can check:
+    ``sql`` (with ``params``) is true while the rows are as they were read."""
+
+    sql: str
+    params: tuple
+
+
+def load_fingerprinted(workflow_id: int) -> tuple[list[WorkflowNode], Fingerprint | None]:
+    """``load_nodes``, with a ``Fingerprint`` of the rows read (PostgreSQL; None elsewhere and
+    when the workflow reuses others, whose trees are read recursively): one statement."""
+    loader = _NodeLoader.get()
+    if loader.fingerprinted is None:
+        return load_nodes(workflow_id), None
+    from django.db import connections
+
+    connection = connections[loader.alias]
+    with connection.cursor() as cursor:
+        cursor.execute(loader.fingerprinted, [workflow_id, workflow_id])
+        rows = cursor.fetchall()
+    nodes = loader.build(connection, rows)
+    if any(node.reuse_id is not None for node in nodes):
+        return nodes + loader.fetch(loader.reused, [workflow_id, workflow_id]), None
+    if not nodes:
+        return nodes, None
+    return nodes, Fingerprint(f"{loader.fingerprint} = %s", (workflow_id, rows[0][-1]))
+
+
 class _NodeLoader:
     """The SQL of ``load_nodes`` and what turns its rows into models (per database)."""
 
@@ -136,6 +165,30 @@ class _NodeLoader:
             f"{select} WHERE n.workflow_id IN ({_reachable_workflows_sql()})"
             f" AND n.workflow_id <> %s{order}"
         )
+        self.fingerprint = None
+        self.fingerprinted = None
+        if connection.vendor == "postgresql":
+            # The id, xmin and cmin of every node and of its invocation, in one string. Each
+            # write of a row makes a new version of it (save, QuerySet.update, raw SQL, an
+            # import), stamped with the writing transaction (xmin) and, within it, the
+            # command (cmin: a transaction that writes a row twice gives it the same xmin),
+            # and an added or deleted node changes the set: the fingerprint changes with
+            # anything this workflow's spec is compiled from, reused workflows aside (a tree
+            # that reuses one is never fingerprinted). Row locks (the foreign key checks of a
+            # run start) leave both alone.
+            self.fingerprint = (
+                "(SELECT md5(string_agg(n.id || ':' || n.xmin || ':' || n.cmin || ':'"
+                " || COALESCE(i.xmin || ':' || i.cmin, '-'), ',' ORDER BY n.id))"
+                f" FROM {quote(meta.db_table)} n"
+                f" LEFT OUTER JOIN {quote(TaskInvocation._meta.db_table)} i"
+                f" ON n.{quote(invocation_fk.column)} = i.{quote(TaskInvocation._meta.pk.column)}"
+                " WHERE n.workflow_id = %s::bigint)"
+            )
+            # The nodes and the fingerprint of the rows read, in one statement (one snapshot).
+            self.fingerprinted = (
+                f"SELECT {', '.join(columns)}, {self.fingerprint}"
+                f"{select[select.index(' FROM '):]} WHERE n.workflow_id = %s{order}"
+            )
 
     def fetch(self, sql: str, params: list) -> list[WorkflowNode]:
         from django.db import connections
@@ -144,14 +197,18 @@ class _NodeLoader:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
+        return self.build(connection, rows)
+
+    def build(self, connection, rows) -> list[WorkflowNode]:
         node_rows, invocation_rows, reused_rows = self.parts
         a, b = len(node_rows), len(node_rows) + len(invocation_rows)
+        c = b + len(reused_rows)
         set_invocation, set_reuse = self.setters
         nodes = []
         for row in rows:
             node = node_rows.build(connection, row[:a])
             set_invocation(node, invocation_rows.build(connection, row[a:b]))
-            set_reuse(node, reused_rows.build(connection, row[b:]))
+            set_reuse(node, reused_rows.build(connection, row[b:c]))
             nodes.append(node)
         return nodes
 

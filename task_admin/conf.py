@@ -75,6 +75,9 @@ DEFAULTS: dict[str, Any] = {
     "FLUSH_INTERVAL": 0.25,
     # PostgreSQL: a run start's commit does not wait for the disk (see docs/tracking.md).
     "ASYNC_START_COMMIT": True,
+    # PostgreSQL: workflows whose compiled spec each process keeps, for starts that do not
+    # read the tree while it is unchanged (task_admin/spec_cache.py); 0 turns this off.
+    "SPEC_CACHE_SIZE": 100,
     # Operations pages: seconds an ``inspect`` broadcast waits for workers' replies, seconds
     # its answer is cached, seconds a control command (pool, consumer, rate limit) waits for
     # the worker's confirmation, and queues to list besides the ones task_admin finds itself.

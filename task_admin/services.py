@@ -26,9 +26,9 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from task_admin import canvas, registry, tracking
+from task_admin import canvas, registry, spec_cache, tracking
 from task_admin.canvas.build import to_signature
-from task_admin.compile import InvalidWorkflow, node_pk, workflow_to_spec
+from task_admin.compile import Fingerprint, InvalidWorkflow, node_pk
 from task_admin.conf import get_config
 from task_admin.models import (
     NodeState,
@@ -39,7 +39,7 @@ from task_admin.models import (
     WorkflowNode,
     WorkflowRun,
 )
-from task_admin.models.new_runs import insert_run
+from task_admin.models.new_runs import ConditionFailed, insert_run
 from task_admin.models.runs import UNFINISHED_NODE
 from task_admin.permissions import has_model_perm
 from task_admin.tree import Tree
@@ -117,6 +117,9 @@ class PreparedRun:
     workflow: Workflow
     spec: canvas.Node
     overrides: Mapping[str, dict] = field(default_factory=dict)
+    # True while the stored tree is still the one ``spec`` was compiled from (``spec_cache``);
+    # the run is recorded only then.
+    current_if: Fingerprint | None = None
 
 
 def prepare_run(
@@ -132,17 +135,22 @@ def prepare_run(
 
     ``spec`` is the workflow's spec when the caller compiled it already (the run page shows
     it); ``tasks`` the allowed tasks' signatures when it has read them (the form's help texts).
-    Whether the workflow is enabled is asked when it starts (``run_prepared``).
+    Otherwise the spec comes from ``spec_cache`` (compiled by this process before, while the
+    tree is unchanged; ``run_prepared`` makes sure of that). Whether the workflow is enabled
+    is asked when it starts (``run_prepared``).
     """
+    current_if = None
     try:
-        base = workflow_to_spec(workflow) if spec is None else spec
+        if spec is None:
+            compiled = spec_cache.compiled(workflow)
+            spec, current_if = compiled.spec, compiled.current_if
     except InvalidWorkflow as exc:
         raise WorkflowProblems(exc.problems) from None
-    prepared = apply_overrides(base, overrides or {})
+    prepared = apply_overrides(spec, overrides or {})
     problems = check_spec(prepared, tasks=tasks)
     if problems:
         raise WorkflowProblems(problems)
-    return PreparedRun(workflow, prepared, dict(overrides or {}))
+    return PreparedRun(workflow, prepared, dict(overrides or {}), current_if)
 
 
 def _refuse_disabled(workflow: Workflow | None) -> None:
@@ -174,11 +182,25 @@ def run_prepared(
     app: Celery | None = None,
 ) -> WorkflowRun:
     """Record the prepared run and send its canvas once the record is committed (no second
-    compile or check). Raises ``CannotRun`` when the workflow is disabled."""
+    compile or check). Raises ``CannotRun`` when the workflow is disabled, or
+    ``WorkflowProblems`` when its tree changed since it was prepared and no longer runs.
+    """
     _refuse_disabled(prepared.workflow)
+    for _attempt in range(3):
+        try:
+            return _record_and_send(
+                prepared.spec, workflow=prepared.workflow, overrides=prepared.overrides,
+                user=user, trigger=trigger, detail=detail, schedule=schedule, app=app,
+                nodes_exist=True, current_if=prepared.current_if,
+            )
+        except ConditionFailed:
+            # The tree changed since the spec was compiled: compile and check it again.
+            spec_cache.forget(prepared.workflow.pk)
+            prepared = prepare_run(prepared.workflow, prepared.overrides)
+    # Changed again at every try: record what was read last, as a start without the cache does.
     return _record_and_send(
         prepared.spec, workflow=prepared.workflow, overrides=prepared.overrides, user=user,
-        trigger=trigger, detail=detail, schedule=schedule, app=app, nodes_exist=True,
+        trigger=trigger, detail=detail, schedule=schedule, app=app,
     )
 
 
@@ -272,13 +294,15 @@ def _record_and_send(
     note: str = "",
     schedule=None,
     nodes_exist: bool = False,
+    current_if: Fingerprint | None = None,
 ) -> WorkflowRun:
     """Record the run and its nodes (``models.new_runs``: one statement on PostgreSQL) and
     send the canvas once they are committed.
 
-    ``nodes_exist``: the spec was compiled from the stored tree just now, so the nodes it
-    names exist (no query to check them). The run is stamped as dispatched in the same
-    insert (a send that fails clears it), so a start costs no write after the send.
+    ``nodes_exist``: the spec was compiled from the stored tree, so the nodes it names exist
+    (no query to check them): just now, or ``current_if`` holds (else ``ConditionFailed`` and
+    nothing is written). The run is stamped as dispatched in the same insert (a send that
+    fails clears it), so a start costs no write after the send.
     """
     app = _celery_app(app)
     signature, task_ids = to_signature(spec, app=app)
@@ -316,6 +340,7 @@ def _record_and_send(
         run, rows,
         alert_for=(workflow.pk if workflow else None, schedule.pk if schedule else None),
         async_commit=get_config()["ASYNC_START_COMMIT"],
+        only_if=(current_if.sql, current_if.params) if current_if is not None else None,
     )
     # A worker must never see a task whose run is not committed yet: sent after the commit
     # (at once when the insert was its own transaction).

@@ -2,10 +2,11 @@
 
 An ``Event`` is one thing Celery told us about one task (received, started, retried, succeeded,
 failed, revoked). ``apply(events)`` writes any number of them in one transaction with
-set-based statements: one ``SELECT ... FOR UPDATE`` of the nodes concerned, one ``UPDATE`` of
-those that changed, then for their runs one locked recount (``finished_nodes`` is counted from
-the nodes, never incremented, so there is no hot counter row) and the final status of runs that
-have just finished. A node only moves forward: a late or repeated event (a worker's signal and
+set-based statements: lock the runs concerned, read their nodes, one ``UPDATE`` of the nodes
+that changed, then one ``UPDATE`` of the runs that can have changed, which recounts them
+(``finished_nodes`` is counted from the nodes, never incremented, so there is no hot counter
+row) and finishes those whose every node succeeded (a run with a failure gets its final status
+from its canvas). A node only moves forward: a late or repeated event (a worker's signal and
 the reconciler, say, or a "received" arriving after a retry) changes nothing, and an event of
 an earlier attempt never overwrites a later one.
 
@@ -251,8 +252,9 @@ def apply(events: Iterable[Event]) -> int:
 
     Events of tasks that are not part of a run are ignored. Runs whose last node has just
     finished get their final status and send ``signals.run_finished`` after the commit.
-    Round trips per batch, whatever its size: lock the runs, read the nodes, write the nodes
-    (one pipelined ``executemany``), recount the runs, and look for finished ones.
+    Statements per batch, whatever its size: lock the runs, read the nodes, write the nodes,
+    then recount and finish the runs in one (``batches.settle``; not at all when no node
+    finished and no run started).
     """
     by_task: dict[str, list[Event]] = defaultdict(list)
     for event in events:
@@ -263,24 +265,30 @@ def apply(events: Iterable[Event]) -> int:
     with transaction.atomic():
         # Runs first, in id order: every writer of a run's nodes takes its run's lock before
         # the nodes', so two batches never deadlock and a recount sees every committed node.
-        if not batches.lock_runs_of(task_ids):
+        statuses = batches.lock_runs_of(task_ids)
+        if not statuses:
             return 0
         nodes = batches.read_nodes(task_ids)
-        changed, attempts, started_runs, failed_runs = [], {}, set(), set()
+        changed, attempts, started_runs, failed_runs, runs = [], {}, set(), set(), set()
         for task_run in nodes:
             seen: dict[int, _Attempt] = {}
             before = task_run.state
             if _fold(task_run, by_task[task_run.task_id], seen):
                 changed.append(task_run)
-                if before == S.PENDING and task_run.state not in (S.PENDING, S.REVOKED):
+                if (before == S.PENDING and task_run.state not in (S.PENDING, S.REVOKED)
+                        and statuses.get(task_run.run_id) == RunStatus.PENDING):
                     started_runs.add(task_run.run_id)
                 if task_run.state in FAILED_NODE:
                     failed_runs.add(task_run.run_id)
+                if task_run.state in FINISHED_NODE:
+                    runs.add(task_run.run_id)
             if seen:
                 attempts[task_run.pk] = seen
         batches.write_nodes(changed)
         _write_attempts({n.pk: n for n in nodes}, attempts)
-        runs = {task_run.run_id for task_run in changed}
+        # Only a run that has just started or has a node that has just finished can change: a
+        # node that was received, started or retried in a running run leaves its run as it is.
+        runs |= started_runs
         if runs:
             refresh_runs(runs, started=started_runs, failed=failed_runs, locked=True)
     return len(changed)
@@ -308,21 +316,20 @@ def refresh_runs(
     if not run_ids:
         return []
     now = _now()
-    started = set(started)
-    with transaction.atomic():
+    # No savepoint: inside a batch (``locked``) the batch's own transaction is enough, and a
+    # savepoint is two more round trips per batch.
+    with transaction.atomic(savepoint=False):
         if not locked:
             _lock_runs(run_ids)
         for run_id in sorted(set(failed)):
             skip_blocked(run_id)
-        done = batches.recount(run_ids, started, now)
-        if not done:
-            return []
-        # Most runs end with every node succeeded: finished in one statement, no canvas read.
-        succeeded = batches.finish_succeeded(done, now)
+        # Most runs end with every node succeeded: recounted and finished in one statement,
+        # no canvas read.
+        succeeded, done = batches.settle(run_ids, started, now)
         if succeeded:
             transaction.on_commit(lambda: send_finished([], runs=succeeded))
-        ended = {run.pk for run in succeeded}
-        return sorted(ended | set(_finish_done([pk for pk in done if pk not in ended], now)))
+        ended = [run.pk for run in succeeded]
+        return sorted(ended + _finish_done(done, now))
 
 
 def _finish_done(run_ids: list[int], now: datetime) -> list[int]:
@@ -334,7 +341,7 @@ def _finish_done(run_ids: list[int], now: datetime) -> list[int]:
         WorkflowRun.objects.filter(pk__in=run_ids, total_nodes__lte=F("finished_nodes"))
         .unfinished()
         .values_list("pk", "spec")
-    )  # the runs are locked: still as ``batches.recount`` left them
+    )  # the runs are locked: still as ``batches.settle`` left them
     if not done:
         return []
     states: dict[int, dict[str, str]] = defaultdict(dict)

@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 
 from task_admin import scheduling, services
+from task_admin.compile import workflow_to_spec
 from task_admin.models import NodeState, Overlap, RunStatus, WorkflowRun
 from tests.support.factories import SUMA, invocation, schedule, workflow
 
@@ -58,7 +59,7 @@ def slow_start(monkeypatch):
 def test_two_reruns_at_once_start_one(slow_start):
     wf = workflow("half", ("chain", [invocation(SUMA, [2, 2]), invocation(SUMA, [4])]))
     run = services._record_and_send(
-        services.workflow_to_spec(wf), workflow=wf, overrides={}, user=None, trigger="manual",
+        workflow_to_spec(wf), workflow=wf, overrides={}, user=None, trigger="manual",
         detail="", app=None,
     )
     run.nodes.update(state=NodeState.FAILURE)

@@ -2,7 +2,7 @@
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,3 +42,53 @@ def test_0002_marks_stand_in_results_stored_before_it():
 
 def test_no_missing_migrations(db):
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def _task_run_indexes(apps):
+    """(columns, unique) of the task-run table's indexes, and the names of those with a LIKE
+    operator class (PostgreSQL)."""
+    table = apps.get_model("task_admin", "TaskRun")._meta.db_table
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, table)
+        like = []
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s"
+                           " AND indexdef LIKE '%%pattern_ops%%'", [table])
+            like = [row[0] for row in cursor.fetchall()]
+    indexes = sorted((tuple(info["columns"]), bool(info["unique"] or info["primary_key"]))
+                     for info in found.values()
+                     if info["index"] or info["unique"] or info["primary_key"])
+    return indexes, like
+
+
+def test_0007_drops_three_indexes_keeps_the_rows_and_goes_back():
+    old = migrate(("task_admin", "0006_attempt_count"))
+    run = old.get_model("task_admin", "WorkflowRun").objects.create(
+        workflow_name="w", spec={}, trigger="manual")
+    TaskRun = old.get_model("task_admin", "TaskRun")
+    first = TaskRun.objects.create(run=run, task_id="ta-1", path="root.0", position=0,
+                                   task_name="t")
+    TaskRun.objects.create(run=run, task_id="ta-2", path="root.1", position=1, task_name="t",
+                           reused_from=first)
+    postgres = connection.vendor == "postgresql"
+    before, before_like = _task_run_indexes(old)
+    # SQLite: no LIKE index beside the unique one on task_id.
+    assert len(before) == (8 if postgres else 7)
+    assert len(before_like) == (1 if postgres else 0)
+
+    new = migrate(("task_admin", "0007_task_run_indexes"))
+    after, like = _task_run_indexes(new)
+    assert not like
+    dropped = [(("run_id",), False), *([(("task_id",), False)] if postgres else [])]
+    assert sorted(set(before) - set(after)) == dropped
+    assert (("task_id",), True) in after and (("node_id",), False) in after
+    assert len(after) == 6
+    rows = new.get_model("task_admin", "TaskRun").objects.order_by("position")
+    assert [(r.task_id, r.reused_from_id) for r in rows] == [("ta-1", None), ("ta-2", first.pk)]
+    with pytest.raises(IntegrityError), transaction.atomic():  # still unique
+        rows.model.objects.create(run_id=run.pk, task_id="ta-1", path="root.2", position=2,
+                                  task_name="t")
+
+    back = migrate(("task_admin", "0006_attempt_count"))
+    assert _task_run_indexes(back) == (before, before_like)
+    assert back.get_model("task_admin", "TaskRun").objects.count() == 2

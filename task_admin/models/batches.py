@@ -57,8 +57,9 @@ def _in(connection, column: str, values: Sequence) -> tuple[str, list]:
     return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
 
 
-def lock_runs_of(task_ids: Sequence[str]) -> list[int]:
-    """Lock, in id order, the runs that the tasks belong to; their ids.
+def lock_runs_of(task_ids: Sequence[str]) -> dict[int, str]:
+    """Lock, in id order, the runs that the tasks belong to; their status by id (a run that is
+    no longer pending is not recounted for a node that merely started).
 
     SQLite has no row locks: the batch's first statement is a write instead (an UPDATE that
     changes nothing), so the transaction takes the database's write lock at once and waits
@@ -71,12 +72,12 @@ def lock_runs_of(task_ids: Sequence[str]) -> list[int]:
     where, params = _in(connection, "task_id", task_ids)
     chosen = f"id IN (SELECT run_id FROM {nodes} WHERE {where})"
     if connection.features.has_select_for_update:
-        sql = f"SELECT id FROM {runs} WHERE {chosen} ORDER BY id FOR UPDATE"
+        sql = f"SELECT id, status FROM {runs} WHERE {chosen} ORDER BY id FOR UPDATE"
     else:
-        sql = f"UPDATE {runs} SET id = id WHERE {chosen} RETURNING id"
+        sql = f"UPDATE {runs} SET id = id WHERE {chosen} RETURNING id, status"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return sorted(row[0] for row in cursor.fetchall())
+        return dict(cursor.fetchall())
 
 
 def read_nodes(task_ids: Sequence[str]) -> list[TaskRun]:
@@ -128,67 +129,89 @@ def _json_value(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def recount(run_ids: Sequence[int], started: Iterable[int], now: datetime) -> list[int]:
-    """One statement: set each run's ``finished_nodes`` from its nodes, mark the runs that
-    have just started as running, and return the runs whose every node has finished but that
-    are not finished yet."""
+def settle(
+    run_ids: Sequence[int], started: Iterable[int], now: datetime
+) -> tuple[list[WorkflowRun], list[int]]:
+    """One statement for the runs a batch touched: set each run's ``finished_nodes`` from its
+    nodes, mark the runs that have just started as running, and finish as succeeded those whose
+    every node succeeded. Returns the runs just finished as succeeded (as ``run_finished``
+    listeners get them) and the ids of the runs whose every node has finished without all
+    succeeding (their status comes from their canvas: ``tracking._finish_done``).
+
+    One UPDATE, not a recount followed by a second UPDATE of the runs that succeeded: a row
+    updated twice in one transaction is a second row version with a second entry in every
+    index of the table, and PostgreSQL re-checks its foreign keys (measured, a batch ending 40
+    runs: the recount and the finish 1.5 ms, this statement 0.8 ms). The nodes are counted per
+    run through the run's own index (the condition on the state is inside the sum, not in a
+    WHERE the planner could answer from the ``state`` index: with stale statistics it read every
+    finished node of the table for each run, 66 ms for those 40 runs on a 12,000-node table).
+    A run whose count and status do not change is not written at all.
+    """
+    if not run_ids:
+        return [], []
     connection = _connection()
     runs, nodes, _quote = _names(connection)
+    finished_runs = sorted(FINISHED_RUN)
+    finished_nodes = sorted(FINISHED_NODE)
 
     def marks(values) -> str:
         return ", ".join(["%s"] * len(values))
 
-    finished_states = sorted(FINISHED_NODE)
-    sets = [
-        f"finished_nodes = (SELECT COUNT(*) FROM {nodes} n WHERE n.run_id = {runs}.id"
-        f" AND n.state IN ({marks(finished_states)}))"
-    ]
-    params: list[Any] = [*finished_states]
-    started = sorted(set(started) & set(run_ids))
-    if started:
-        just = f"{runs}.id IN ({marks(started)}) AND {runs}.status = %s"
-        now_value = WorkflowRun._meta.get_field("started_at").get_db_prep_value(
-            now, connection
-        )
-        sets += [
-            f"status = CASE WHEN {just} THEN %s ELSE {runs}.status END",
-            f"started_at = CASE WHEN {just} THEN COALESCE({runs}.started_at, %s)"
-            f" ELSE {runs}.started_at END",
-        ]
-        params += [*started, RunStatus.PENDING, RunStatus.RUNNING,
-                   *started, RunStatus.PENDING, now_value]
-    sql = (
-        f"UPDATE {runs} SET {', '.join(sets)} WHERE {runs}.id IN ({marks(run_ids)})"
-        " RETURNING id, total_nodes, finished_nodes, status"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *run_ids])
-        rows = cursor.fetchall()
-    return sorted(
-        pk for pk, total, done, status in rows if done >= total and status not in FINISHED_RUN
-    )
-
-
-def finish_succeeded(run_ids: Sequence[int], now: datetime) -> list[WorkflowRun]:
-    """Finish, as succeeded, those of ``run_ids`` whose every node succeeded (the common end
-    of a run: no canvas to read); the runs finished, as ``run_finished`` listeners get them."""
-    if not run_ids:
-        return []
-    connection = _connection()
-    runs, nodes, _quote = _names(connection)
-    where, params = _in(connection, "id", run_ids)
-    finished = sorted(FINISHED_RUN)
     now_value = WorkflowRun._meta.get_field("finished_at").get_db_prep_value(now, connection)
+    started = sorted(set(started) & set(run_ids))
+    unfinished = f"{runs}.status NOT IN ({marks(finished_runs)})"
+    # Every node succeeded (and there are all of them): the run ends here as succeeded.
+    ok = f"(c.bad = 0 AND c.done >= {runs}.total_nodes AND {unfinished})"
+    ok_params = [*finished_runs]
+    if started:
+        # On PostgreSQL one array parameter: the same SQL text whatever the number of runs.
+        among, among_params = _in(connection, f"{runs}.id", started)
+        just, just_params = f"({among} AND {runs}.status = %s)", [*among_params, RunStatus.PENDING]
+    else:
+        just, just_params = "(1 = 0)", []
+    where, in_params = _in(connection, "r.id", run_ids)
+    # How many of the run's nodes have finished, and how many have not succeeded.
+    sums = (f"SUM(CASE WHEN n.state IN ({marks(finished_nodes)}) THEN 1 ELSE 0 END) AS done,"
+            f" SUM(CASE WHEN n.state <> %s THEN 1 ELSE 0 END) AS bad")
+    if connection.vendor == "postgresql":
+        # One index scan of each run's nodes, whatever the statistics say: a join could be
+        # planned as a scan of the whole table when they are stale (a table that has just
+        # grown), which is when a busy worker writes most.
+        counts = (f"SELECT r.id AS run_id, COALESCE(a.done, 0) AS done, COALESCE(a.bad, 0) AS bad"
+                  f" FROM {runs} r CROSS JOIN LATERAL (SELECT {sums} FROM {nodes} n"
+                  f" WHERE n.run_id = r.id) a WHERE {where}")
+    else:  # SQLite: a LEFT JOIN (its planner walks the run_id index for each run)
+        counts = (f"SELECT r.id AS run_id, {sums} FROM {runs} r"
+                  f" LEFT JOIN {nodes} n ON n.run_id = r.id WHERE {where} GROUP BY r.id")
     sql = (
-        f"UPDATE {runs} SET status = %s, finished_at = %s,"
-        f" started_at = COALESCE(started_at, dispatched_at, %s)"
-        f" WHERE {where} AND status NOT IN ({', '.join(['%s'] * len(finished))})"
-        f" AND NOT EXISTS (SELECT 1 FROM {nodes} n WHERE n.run_id = {runs}.id"
-        f" AND n.state <> %s)"
+        f"UPDATE {runs} SET finished_nodes = c.done,"
+        f" status = CASE WHEN {ok} THEN %s WHEN {just} THEN %s ELSE {runs}.status END,"
+        f" finished_at = CASE WHEN {ok} THEN %s ELSE {runs}.finished_at END,"
+        f" started_at = CASE WHEN {just} THEN COALESCE({runs}.started_at, %s)"
+        f" WHEN {ok} THEN COALESCE({runs}.started_at, {runs}.dispatched_at, %s)"
+        f" ELSE {runs}.started_at END"
+        f" FROM ({counts}) c"
+        f" WHERE {runs}.id = c.run_id AND ({runs}.finished_nodes <> c.done OR {just}"
+        f" OR (c.done >= {runs}.total_nodes AND {unfinished}))"
         f" RETURNING {', '.join(_FINISHED.columns(connection))}"
     )
+    params = [
+        *ok_params, RunStatus.SUCCEEDED, *just_params, RunStatus.RUNNING,
+        *ok_params, now_value,
+        *just_params, now_value, *ok_params, now_value,
+        *finished_nodes, NodeState.SUCCESS, *in_params,
+        *just_params, *finished_runs,
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [RunStatus.SUCCEEDED, now_value, now_value, *params, *finished,
-                             NodeState.SUCCESS])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
-    return [_FINISHED.build(connection, row) for row in rows]
+    succeeded, done = [], []
+    for row in rows:
+        run = _FINISHED.build(connection, row)
+        # Only this statement sets ``finished_at`` to this batch's ``now``: a run returned as
+        # succeeded with another time had succeeded before (and is not told about twice).
+        if run.status == RunStatus.SUCCEEDED and run.finished_at == now:
+            succeeded.append(run)
+        elif run.finished_nodes >= run.total_nodes and run.status not in FINISHED_RUN:
+            done.append(run.pk)
+    return succeeded, sorted(done)

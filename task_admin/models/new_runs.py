@@ -27,24 +27,34 @@ from task_admin.models.runs import TaskRun, WorkflowRun
 NODE_COLUMNS = ("task_id", "path", "position", "task_name", "label", "node_id", "reused_from_id")
 
 
+class ConditionFailed(Exception):
+    """``insert_run``'s ``only_if`` was false: nothing was written."""
+
+
 def insert_run(
     run: WorkflowRun,
     nodes: Sequence[tuple],
     *,
     alert_for: tuple[int | None, int | None] = (None, None),
     async_commit: bool = False,
+    only_if: tuple[str, Sequence] | None = None,
 ) -> WorkflowRun:
     """Save ``run`` (unsaved) and one ``TaskRun`` per row of ``nodes`` (``NODE_COLUMNS``).
 
     ``alert_for``: (workflow id, schedule id) whose alert settings the run follows (the
     schedule's own first, ``AlertRule.objects.id_for``). ``async_commit`` (PostgreSQL, and
     only when this insert is its own transaction): the commit does not wait for the disk
-    (``synchronous_commit`` off for this transaction; see docs/tracking.md).
+    (``synchronous_commit`` off for this transaction; see docs/tracking.md). ``only_if``
+    (PostgreSQL): an SQL condition and its parameters, checked in the insert's own snapshot;
+    when it is false nothing is written and ``ConditionFailed`` is raised (a start from a
+    cached spec: ``spec_cache``).
     Returns ``run`` with its ``pk`` and ``alert_rule_id`` set.
     """
     using = router.db_for_write(WorkflowRun)
     connection = connections[using]
     if connection.vendor != "postgresql":
+        if only_if is not None:
+            raise ValueError("only_if needs PostgreSQL")
         # Read before the transaction: on SQLite a transaction that reads first cannot always
         # take the write lock later, and fails at once where it could have waited.
         run.alert_rule_id = AlertRule.objects.using(using).id_for(*alert_for)
@@ -60,18 +70,24 @@ def insert_run(
     own_transaction = connection.get_autocommit() and not connection.in_atomic_block
     workflow_id, schedule_id = alert_for
     with_alerts = workflow_id is not None or schedule_id is not None
-    statement = _statement(connection, async_commit and own_transaction, bool(nodes), with_alerts)
+    statement = _statement(connection, async_commit and own_transaction, bool(nodes), with_alerts,
+                           only_if[0] if only_if else None)
     params = [field.get_db_prep_save(field.pre_save(run, True), connection)
               for field in statement.run_fields]
     if with_alerts:
         params += [workflow_id, schedule_id]
+    if only_if:
+        params += only_if[1]
     if nodes:
         # The nodes as one JSON document: json.dumps in C, where psycopg would adapt each value
         # of seven arrays in Python (7 ms of a 1,000-leaf start).
         params.append(json.dumps([dict(zip(_KEYS, row, strict=True)) for row in nodes]))
     with connection.cursor() as cursor:
         cursor.execute(statement.sql, params)
-        run.pk, run.alert_rule_id = cursor.fetchone()
+        inserted = cursor.fetchone()
+    if inserted is None:
+        raise ConditionFailed(only_if)
+    run.pk, run.alert_rule_id = inserted
     run._state.adding, run._state.db = False, using
     return run
 
@@ -91,15 +107,18 @@ class _Statement:
 _statements: dict[tuple, _Statement] = {}
 
 
-def _statement(connection, async_commit: bool, with_nodes: bool, with_alerts: bool):
-    key = (connection.alias, async_commit, with_nodes, with_alerts)
+def _statement(connection, async_commit: bool, with_nodes: bool, with_alerts: bool,
+               condition: str | None):
+    key = (connection.alias, async_commit, with_nodes, with_alerts, condition)
     statement = _statements.get(key)
     if statement is None:
-        statement = _statements[key] = _build(connection, async_commit, with_nodes, with_alerts)
+        statement = _statements[key] = _build(
+            connection, async_commit, with_nodes, with_alerts, condition
+        )
     return statement
 
 
-def _build(connection, async_commit, with_nodes, with_alerts) -> _Statement:
+def _build(connection, async_commit, with_nodes, with_alerts, condition) -> _Statement:
     quote = connection.ops.quote_name
     runs_meta, nodes_meta = WorkflowRun._meta, TaskRun._meta
 
@@ -119,9 +138,11 @@ def _build(connection, async_commit, with_nodes, with_alerts) -> _Statement:
     if async_commit:
         # set_config(..., true) is SET LOCAL: this transaction only, which is this statement.
         sync = " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS sync"
+    # No run row when the condition is false, so no node rows either (they select from it).
+    where = f" WHERE {condition}" if condition else ""
     sql = (
         f"WITH new_run AS (INSERT INTO {quote(runs_meta.db_table)} ({', '.join(run_columns)})"
-        f" SELECT {', '.join(run_values)}{sync}"
+        f" SELECT {', '.join(run_values)}{sync}{where}"
         f" RETURNING {quote(runs_meta.pk.column)}, {run_columns[-1]})"
     )
     if with_nodes:

@@ -173,10 +173,14 @@ class WorkflowRun(models.Model):
 class TaskRun(models.Model):
     """One leaf task of a run: its Celery task id is assigned before the canvas is sent."""
 
+    # No index of its own: the (run, path) constraint's index serves every lookup by run.
     run = models.ForeignKey(
-        WorkflowRun, on_delete=models.CASCADE, related_name="nodes", verbose_name=_("run")
+        WorkflowRun, on_delete=models.CASCADE, related_name="nodes", verbose_name=_("run"),
+        db_index=False,
     )
-    task_id = models.CharField(_("task id"), max_length=255, unique=True)
+    # Unique through Meta.constraints, not ``unique=True``: on PostgreSQL that would add a
+    # second, LIKE (varchar_pattern_ops) index that no query uses and every insert maintains.
+    task_id = models.CharField(_("task id"), max_length=255)
     path = models.CharField(_("path"), max_length=500)
     position = models.PositiveIntegerField(_("position"))
     task_name = models.CharField(_("task"), max_length=255)
@@ -188,6 +192,7 @@ class TaskRun(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("workflow node"),
+        db_index=False,  # a partial index in Meta.indexes
     )
     reused_from = models.ForeignKey(
         "self",
@@ -196,6 +201,7 @@ class TaskRun(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("result kept from"),
+        db_index=False,  # a partial index in Meta.indexes
     )
     state = models.CharField(
         _("state"), max_length=10, choices=NodeState.choices, default=NodeState.PENDING
@@ -222,9 +228,21 @@ class TaskRun(models.Model):
         verbose_name_plural = _("task runs")
         ordering = ["run", "position"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "path"], name="task_admin_taskrun_path_unique")
+            models.UniqueConstraint(fields=["run", "path"], name="task_admin_taskrun_path_unique"),
+            models.UniqueConstraint(fields=["task_id"], name="task_admin_taskrun_task_id_unique"),
         ]
-        indexes = [models.Index(fields=["state", "started_at"], name="task_admin_taskrun_state")]
+        # Every start inserts a row per leaf and every tracking batch updates rows, so each
+        # index costs on the hot paths. The links to a workflow node and to a kept result are
+        # looked up only by value (on_delete's UPDATE ... WHERE <column> IN (...), the
+        # composer's unlinking, retention), never for NULL, so NULLs stay out of their
+        # indexes: nearly every task run has no kept result, code-started runs no node.
+        indexes = [
+            models.Index(fields=["state", "started_at"], name="task_admin_taskrun_state"),
+            models.Index(fields=["node"], name="task_admin_taskrun_node",
+                         condition=models.Q(node__isnull=False)),
+            models.Index(fields=["reused_from"], name="task_admin_taskrun_reused_from",
+                         condition=models.Q(reused_from__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.label or self.task_name} ({self.path})"

@@ -19,6 +19,7 @@ from task_admin import services
 from task_admin.admin.lists import BoundedCountPaginator
 from task_admin.models import NodeState, RunStatus, TaskAttempt, TaskRun, Trigger, WorkflowRun
 from tests.support.factories import SUMA, invocation
+from tests.support.plans import assert_served, statements
 from tests.support.runs import finish, start_run
 
 pytestmark = pytest.mark.django_db
@@ -94,6 +95,22 @@ def test_task_runs_of_one_run(admin_client, django_capture_on_commit_callbacks, 
     assert "2 task runs" in listing
     for node in other.nodes.all():
         assert url("taskrun_change", node.pk) not in listing
+
+
+def test_the_search_by_task_id_is_an_exact_match_the_unique_index_serves(admin_client, run):
+    """Not Django's ``=task_id`` search: ``UPPER(task_id) = UPPER(...)`` on PostgreSQL,
+    ``LIKE`` on SQLite, which no index serves (a scan of every task ever run)."""
+    node = run.nodes.get(path="root.1")
+    table = TaskRun._meta.db_table
+    with CaptureQueriesContext(connection) as ctx:
+        found = admin_client.get(url("taskrun_changelist"), {"q": f"  {node.task_id} "})
+    assert list(found.context["cl"].result_list) == [node]
+    searched = statements(ctx, table, node.task_id)
+    assert not [sql for sql in searched if "UPPER(" in sql.upper() or " LIKE " in sql], searched
+    assert_served(searched, table, ("task_id",))
+    # Celery's task ids are case-sensitive: another case is another task.
+    other_case = admin_client.get(url("taskrun_changelist"), {"q": node.task_id.upper()})
+    assert other_case.status_code == 200 and other_case.context["cl"].result_count == 0
 
 
 def test_run_page_of_finished_run_has_no_refresh_and_offers_rerun(admin_client, failed_run):
