@@ -70,8 +70,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-# Where the demo's file-processing tasks read their CSV files.
-DEMO_DATA_DIR = os.environ.get("DEMO_DATA_DIR", str(BASE_DIR / "project" / "demo" / "data"))
+# Where the demo's file-processing tasks (examples/tasks.py) read their CSV files.
+EXAMPLE_DATA_DIR = os.environ.get("DEMO_DATA_DIR", str(BASE_DIR / "project" / "demo" / "data"))
 
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = "task-admin-demo@localhost"

@@ -107,9 +107,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60}
 CELERY_DB_REUSE_MAX = 200
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
-# The test app's file tasks read here; tests write the files, workers read them.
-TESTAPP_DATA_DIR = str(SQLITE_DIR / "data")
-os.makedirs(TESTAPP_DATA_DIR, exist_ok=True)
+# The file tasks (examples/tasks.py) read here; tests write the files, workers read them.
+EXAMPLE_DATA_DIR = str(SQLITE_DIR / "data")
+os.makedirs(EXAMPLE_DATA_DIR, exist_ok=True)
 
 # --- alerts -----------------------------------------------------------------------------------
 # Workers are other processes: what they email is recorded as files (tests/support/mailbox.py).

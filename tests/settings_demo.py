@@ -7,7 +7,7 @@ process ``demo_project`` applies the settings named in ``CHANGED`` for the lengt
 from pathlib import Path
 
 from tests.settings import *  # noqa: F403
-from tests.settings import INSTALLED_APPS, TASK_ADMIN, TEMPLATES, TESTAPP_DATA_DIR
+from tests.settings import INSTALLED_APPS, TASK_ADMIN, TEMPLATES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,8 +17,5 @@ TEMPLATES = [{**TEMPLATES[0], "DIRS": [ROOT / "templates"]}]
 TASK_ADMIN = {**TASK_ADMIN, "CELERY_APP": "project.celery.app"}
 # A queue of the demo's own, so that the session's worker (the test app) never takes its tasks.
 CELERY_TASK_DEFAULT_QUEUE = "demo"
-# The demo's file tasks read the run's data directory, where tests write their files.
-DEMO_DATA_DIR = TESTAPP_DATA_DIR
 
-CHANGED = ("INSTALLED_APPS", "TEMPLATES", "TASK_ADMIN", "CELERY_TASK_DEFAULT_QUEUE",
-           "DEMO_DATA_DIR")
+CHANGED = ("INSTALLED_APPS", "TEMPLATES", "TASK_ADMIN", "CELERY_TASK_DEFAULT_QUEUE")

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.usefixtures("demo_project")
 
 @pytest.fixture
 def sales_csv(settings, tmp_path):
-    settings.DEMO_DATA_DIR = str(tmp_path)
+    settings.EXAMPLE_DATA_DIR = str(tmp_path)
     (tmp_path / "sales.csv").write_text("region,amount\nnorth,120\nsouth,80\neast,45\nwest,55\n")
 
 
@@ -24,7 +24,7 @@ def test_sum_list_adds_nested_lists():
 
 @pytest.mark.parametrize("name", ["../tasks.py", "/etc/passwd", "../../setup.cfg"])
 def test_process_file_stays_in_its_directory(sales_csv, name):
-    with pytest.raises(ValueError, match="not a file in the demo data directory"):
+    with pytest.raises(ValueError, match="not a file in the data directory"):
         tasks.process_file(name)
 
 

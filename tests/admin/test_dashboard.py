@@ -124,6 +124,16 @@ def test_the_apps_own_page_shows_the_dashboard(admin_client, runs):
     assert reverse("admin:task_admin_workflow_changelist") in text  # the app's models still listed
 
 
+def test_the_apps_own_page_shows_the_dashboard_once(admin_client, runs):
+    """The test site's index adds the dashboard (tests/testapp/templates/admin/index.html), and
+    Django's app page extends the site's index: the app's page still shows it once."""
+    text = admin_client.get(reverse("admin:app_list", args=["task_admin"])).content.decode()
+    assert text.count('id="ta-dashboard"') == 1
+    assert text.count("import-broken") == 2  # in the recent runs and in the failures, once each
+    index = admin_client.get(reverse("admin:index")).content.decode()
+    assert index.count('id="ta-dashboard"') == 1
+
+
 def test_next_run_counts_from_the_schedule_s_own_last_fire(admin_client):
     """Regression: beat writes last_run_at back only every few minutes, so the dashboard said
     "due now" for a schedule that had just fired; it also said "in 0 minutes"."""

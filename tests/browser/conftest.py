@@ -1,9 +1,43 @@
+import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from celery import Celery
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# ``make screenshots``: the pictures go to docs/ and show the demo project.
+SCREENSHOTS = bool(os.environ.get("TASK_ADMIN_SCREENSHOTS"))
+
+
+@dataclass(frozen=True)
+class Project:
+    """The project a browser test drives: its Celery app and the module of its tasks."""
+
+    app: Celery
+    module: str
+
+    def task(self, name: str) -> str:
+        """The full name of this project's task ``name`` (``suma``)."""
+        return f"{self.module}.{name}"
+
+
+@pytest.fixture
+def browser_project(request) -> Project:
+    """The tests' own app, or under ``make screenshots`` the demo project installed for the
+    test (``demo_project``): the pictures of the README and docs/ show the demo's tasks and
+    site, while the normal run does not depend on the demo. The two register the same example
+    tasks (examples/tasks.py), so a test passes on either."""
+    if SCREENSHOTS:
+        return Project(request.getfixturevalue("demo_project"), "project.demo.tasks")
+    return Project(request.getfixturevalue("celery_app"), "tests.testapp.tasks")
+
+
+@pytest.fixture
+def browser_worker(request, browser_project):
+    """A real worker of ``browser_project``: the session's worker, or the demo's own."""
+    return request.getfixturevalue("demo_worker" if SCREENSHOTS else "worker")
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +78,11 @@ def shoot(browser, artifacts):
     """``shoot(name, element=None)``: a PNG of the page (or of one element) in test-artifacts/,
     and in docs/screenshots/ when TASK_ADMIN_SCREENSHOTS=1 (``make screenshots``)."""
     import base64
-    import os
 
     def take(name: str, height: int | None = None) -> Path:
+        # From the top: the admin's sticky sidebar is drawn where the scrolled window has it,
+        # halfway down the picture once a test has scrolled.
+        browser.execute_script("window.scrollTo(0, 0)")
         # The whole page, not the window: Chromium's DevTools capture beyond the viewport.
         metrics = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})
         size = metrics.get("cssContentSize") or metrics["contentSize"]
@@ -59,7 +95,7 @@ def shoot(browser, artifacts):
         png = base64.b64decode(data)
         target = artifacts / f"{name}.png"
         target.write_bytes(png)
-        if os.environ.get("TASK_ADMIN_SCREENSHOTS"):
+        if SCREENSHOTS:
             DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
             (DOCS_SHOTS / f"{name}.png").write_bytes(png)
         return target

@@ -8,6 +8,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from examples.tasks import sales_report
 from task_admin.canvas.build import to_python
 from task_admin.compile import workflow_to_spec
 from task_admin.models import TaskInvocation, Workflow, WorkflowRun
@@ -23,19 +24,19 @@ from tests.support.browser import (
     submit,
     wait_preview,
 )
-from tests.support.factories import SUMA, invocation
-from tests.testapp.tasks import sales_report
+from tests.support.factories import invocation
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def tutorial_invocations():
+def tutorial_invocations(project):
+    suma = project.task("suma")
     return {
-        "2+2": invocation(SUMA, [2, 2], name="2+2"),
-        "4+4": invocation(SUMA, [4, 4], name="4+4"),
-        "+4": invocation(SUMA, [4], name="+4"),
-        "+10": invocation(SUMA, [10], name="+10"),
-        "total": invocation("tests.testapp.tasks.sum_list", [], name="total"),
+        "2+2": invocation(suma, [2, 2], name="2+2"),
+        "4+4": invocation(suma, [4, 4], name="4+4"),
+        "+4": invocation(suma, [4], name="+4"),
+        "+10": invocation(suma, [10], name="+10"),
+        "total": invocation(project.task("sum_list"), [], name="total"),
     }
 
 
@@ -50,7 +51,8 @@ def run_and_wait(browser, base, workflow):
 
 
 @pytest.mark.integration
-def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, worker, shoot):
+def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, browser_worker,
+                                                         shoot):
     """From an empty Add page and an empty database: each task picked in its node, its
     arguments typed in the signature's fields, each workflow saved once."""
     base = live_server.url
@@ -114,6 +116,7 @@ def test_tutorial_group_chain_and_chord_each_in_one_save(browser, live_server, w
     assert [n.result for n in chain_run.nodes.order_by("position")][-1] == 8
 
 
+@pytest.mark.usefixtures("browser_project")
 def test_typed_fields_in_a_task_node(browser, live_server, shoot):
     """A task's annotated parameters as typed fields in its node; a call that does not fit
     its place is said next to the node by the server, then fixed."""
@@ -156,14 +159,14 @@ def test_typed_fields_in_a_task_node(browser, live_server, shoot):
     save(browser)
     wf = Workflow.objects.get(name="monday report")
     report = wf.nodes.get(position=0, parent__isnull=False).invocation
-    bound = inspect.signature(sales_report.run).bind(*report.args, **report.kwargs).arguments
+    bound = inspect.signature(sales_report).bind(*report.args, **report.kwargs).arguments
     assert bound == {"day": "2026-11-02", "region": "US", "top": 5, "include_refunds": True}
 
 
-def test_a_nested_chord_in_one_save(browser, live_server, shoot):
+def test_a_nested_chord_in_one_save(browser, live_server, browser_project, shoot):
     base = live_server.url
     login(browser, base)
-    tutorial_invocations()
+    tutorial_invocations(browser_project)
     start(browser, base, "nested chord")
     add(browser, "chord", where=None)
     add(browser, "chain", where="root", slot="header")
@@ -220,10 +223,10 @@ def is_button(kind, where=None):
     return check
 
 
-def test_a_workflow_built_with_the_keyboard_only(browser, live_server):
+def test_a_workflow_built_with_the_keyboard_only(browser, live_server, browser_project):
     base = live_server.url
     login(browser, base)
-    tutorial_invocations()
+    tutorial_invocations(browser_project)
     browser.get(f"{base}/admin/task_admin/workflow/add/")
     browser.find_element(By.NAME, "name").send_keys("by keyboard")  # focus from the page's load
 

@@ -1,5 +1,5 @@
-"""The operations pages in headless Chromium, against the session's real worker; its
-screenshots are the README's (docs/screenshots/operations_*.png, ``make screenshots``)."""
+"""The operations pages in headless Chromium, against a real worker (the session's; the demo's
+under ``make screenshots``, whose pictures are the README's: docs/screenshots/operations_*.png)."""
 
 import uuid
 
@@ -12,24 +12,26 @@ from task_admin import operations, services
 from tests.support.browser import fill, submit
 from tests.support.factories import invocation, workflow
 from tests.support.workers import wait_for
-from tests.testapp.tasks import suma
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def test_workers_queues_and_a_task_by_id(browser, live_server, worker, shoot, celery_app):
+def test_workers_queues_and_a_task_by_id(browser, live_server, browser_project, browser_worker,
+                                          settings, shoot):
+    app, worker = browser_project.app, browser_worker
+    suma = browser_project.task("suma")
     get_user_model().objects.create_superuser("ops", "ops@example.com", "pw-for-browser")
     base = f"{live_server.url}/admin/task_admin"
     orphan = f"reports-{uuid.uuid4().hex[:4]}"
     slow_run = services.run_workflow(workflow("Nightly export", invocation(
-        "tests.testapp.tasks.slow", kwargs={"seconds": 25}, name="export (slow)")))
-    later = suma.apply_async(args=[2, 3], countdown=300)
-    invocation(name="monthly report", args=[1, 2], queue=orphan)
+        browser_project.task("slow"), kwargs={"seconds": 25}, name="export (slow)")))
+    later = app.send_task(suma, args=[2, 3], countdown=300)
+    invocation(suma, name="monthly report", args=[1, 2], queue=orphan)
     for _ in range(3):
-        suma.apply_async(args=[1, 1], queue=orphan)
+        app.send_task(suma, args=[1, 1], queue=orphan)
     node = slow_run.nodes.get()
     try:
-        with override_settings(TASK_ADMIN={"CELERY_APP": "tests.testapp.celery.app",
+        with override_settings(TASK_ADMIN={"CELERY_APP": settings.TASK_ADMIN["CELERY_APP"],
                                            "INSPECT_TIMEOUT": 1.0, "INSPECT_CACHE": 1}):
             browser.get(f"{live_server.url}/admin/login/")
             fill(browser, "username", "ops")
@@ -79,8 +81,8 @@ def test_workers_queues_and_a_task_by_id(browser, live_server, worker, shoot, ce
             shoot("operations_task")
     finally:
         later.revoke()
-        celery_app.control.revoke(node.task_id, terminate=True)
-        celery_app.control.pool_shrink(1, destination=[worker.nodename])
-        with celery_app.connection_for_write() as conn:
+        app.control.revoke(node.task_id, terminate=True)
+        app.control.pool_shrink(1, destination=[worker.nodename])
+        with app.connection_for_write() as conn:
             conn.default_channel.queue_purge(orphan)
         operations.forget_snapshot()

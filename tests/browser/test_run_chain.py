@@ -12,11 +12,11 @@ from tests.support.browser import add, choose, fill, save, start, submit, wait_p
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def add_invocation(browser, base, name, args):
+def add_invocation(browser, base, task, name, args):
     """suma's arguments typed into its parameter fields (``a``, ``b``), as staff would."""
     browser.get(f"{base}/admin/task_admin/taskinvocation/add/")
     fill(browser, "name", name)
-    Select(browser.find_element(By.NAME, "task")).select_by_value("tests.testapp.tasks.suma")
+    Select(browser.find_element(By.NAME, "task")).select_by_value(task)
     for param, value in zip("ab", args, strict=False):
         browser.find_element(By.ID, f"ta-arg-{param}").send_keys(str(value))
     submit(browser, (By.NAME, "_save"))
@@ -24,7 +24,8 @@ def add_invocation(browser, base, name, args):
     assert TaskInvocation.objects.get(name=name).args == list(args), browser.page_source[:3000]
 
 
-def test_compose_and_run_a_chain_in_the_browser(browser, live_server, worker, shoot):
+def test_compose_and_run_a_chain_in_the_browser(browser, live_server, browser_project,
+                                                 browser_worker, shoot):
     get_user_model().objects.create_superuser("staff", "staff@example.com", "pw-for-browser")
     base = live_server.url
     browser.get(f"{base}/admin/login/")
@@ -33,8 +34,9 @@ def test_compose_and_run_a_chain_in_the_browser(browser, live_server, worker, sh
     submit(browser, (By.CSS_SELECTOR, "input[type=submit]"))
     assert "/login/" not in browser.current_url
 
-    add_invocation(browser, base, "two plus two", [2, 2])
-    add_invocation(browser, base, "plus four", [4])
+    suma = browser_project.task("suma")
+    add_invocation(browser, base, suma, "two plus two", [2, 2])
+    add_invocation(browser, base, suma, "plus four", [4])
 
     start(browser, base, "browser chain")
     add(browser, "chain", where=None)

@@ -16,7 +16,6 @@ from tests.support.factories import invocation, workflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-TASKS = "tests.testapp.tasks."
 LONG_LABEL = "exchange rate from the flaky rate service, retried until it answers"
 STALE = (StaleElementReferenceException, NoSuchElementException)
 
@@ -27,15 +26,16 @@ def cell(browser, path, field):
     ).text
 
 
-def test_a_run_page_updates_live_then_shows_the_failed_chord(browser, live_server, worker,
-                                                             settings, shoot):
+def test_a_run_page_updates_live_then_shows_the_failed_chord(browser, live_server, settings,
+                                                             browser_project, browser_worker,
+                                                             shoot):
     settings.TASK_ADMIN = {**getattr(settings, "TASK_ADMIN", {}), "REFRESH_INTERVAL": 500}
     base = live_server.url
     login(browser, base)
-    flaky = invocation(TASKS + "fetch_exchange_rate", kwargs={"fail_times": 2, "countdown": 1},
-                       name=LONG_LABEL)
-    slow = invocation(TASKS + "slow", [6], name="six seconds")
-    body = invocation(TASKS + "always_fails", name="report")
+    flaky = invocation(browser_project.task("fetch_exchange_rate"),
+                       kwargs={"fail_times": 2, "countdown": 1}, name=LONG_LABEL)
+    slow = invocation(browser_project.task("slow"), [6], name="six seconds")
+    body = invocation(browser_project.task("always_fails"), name="report")
     wf = workflow("live chord", ("chord", [flaky, slow], body))
 
     browser.get(f"{base}/admin/task_admin/workflow/{wf.pk}/run/")

@@ -9,6 +9,7 @@ follow the code. Files are named after the admin URL (``task_admin_workflow_chan
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from django.urls import reverse
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from task_admin import services
+from task_admin import operations, services
 from task_admin.models import Workflow, WorkflowRun
 from tests.admin.test_smoke_permissions import task_admin_urls
 from tests.support.demo import FIXTURE
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "screenshots"
 PAGES = ("_changelist", "_add", "_change", "_run", "_import", "_export", "_as_code")
 SKIP = ("_delete", "_history", "_status", "_autocomplete")
+SHOT = re.compile(r'shoot\(\s*"(\w+)"')
 
 
 def _pages(objects) -> list[tuple[str, str]]:
@@ -71,7 +73,7 @@ def _objects():
     }
 
 
-def test_screenshot_every_admin_page(browser, live_server, demo_worker):
+def test_screenshot_every_admin_page(browser, live_server, demo_worker, shoot):
     call_command("loaddata", str(FIXTURE), verbosity=0)
     for name in ("Tutorial: chain", "Partial failure", "Nested report"):
         finished(services.run_workflow(Workflow.objects.get(name=name)), timeout=120)
@@ -87,25 +89,32 @@ def test_screenshot_every_admin_page(browser, live_server, demo_worker):
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     WebDriverWait(browser, 20).until(lambda b: "/login/" not in b.current_url)
 
-    OUT.mkdir(parents=True, exist_ok=True)
+    # The workers that earlier tests stopped are remembered as "not answering" for a while:
+    # the pictures show the demo's one worker, as ``make demo`` has.
+    operations.forget_snapshot(workers=True)
     taken = []
     for name, url in _pages(_objects()):
         response = client.get(url)
         if response.status_code != 200 or "html" not in response.get("Content-Type", ""):
             continue
-        browser.set_window_size(1400, 1000)
         browser.get(live_server.url + url)
         WebDriverWait(browser, 20).until(
             lambda b: b.execute_script("return document.readyState") == "complete"
         )
-        height = browser.execute_script("return document.documentElement.scrollHeight")
-        browser.set_window_size(1400, max(700, min(int(height) + 40, 2600)))
-        browser.save_screenshot(str(OUT / f"{name}.png"))
+        # The whole page, as the other browser tests' pictures (a window resized to the page
+        # lost the browser's own height at the bottom of the longer pages).
+        shoot(name)
         taken.append(name)
     assert {"admin_index", "task_admin_workflow_change", "task_admin_workflowrun_change"} <= set(
         taken
     ), taken
+    # The pictures the other browser tests take along their paths: their shoot(...) calls.
+    along = sorted({name for path in Path(__file__).parent.glob("test_*.py")
+                    for name in SHOT.findall(path.read_text())} - set(taken))
     (OUT / "README.md").write_text(
-        "Made by `make screenshots` (tests/browser/test_screenshots.py); do not edit.\n\n"
-        + "\n".join(f"- `{name}.png`" for name in taken) + "\n"
+        "Made by `make screenshots` (the browser tests, tests/browser/); do not edit.\n\n"
+        "Every admin page of the app (tests/browser/test_screenshots.py):\n\n"
+        + "\n".join(f"- `{name}.png`" for name in taken)
+        + "\n\nAlong the paths of the other browser tests (their `shoot(...)` calls):\n\n"
+        + "\n".join(f"- `{name}.png`" for name in along) + "\n"
     )

@@ -17,7 +17,9 @@ from task_admin.canvas.build import to_python, to_signature
 app = celery.Celery("t", set_as_current=False, broker="memory://", backend="cache+memory://")
 
 
-@app.task(name="proj.suma")
+# Not shared (``app.task`` shares by default): a shared task joins every Celery app finalized
+# after this import, the project's too, where "suma" would then be ambiguous.
+@app.task(name="proj.suma", shared=False)
 def suma(a, b):
     return a + b
 

@@ -181,7 +181,7 @@ def test_revoke_without_terminate_lets_the_running_task_finish(worker, celery_ap
 
 
 def test_rerun_from_failure_keeps_what_succeeded(worker, celery_app):
-    data = Path(settings.TESTAPP_DATA_DIR)
+    data = Path(settings.EXAMPLE_DATA_DIR)
     (data / "late.csv").unlink(missing_ok=True)
     wf = workflow("late-file", ("chord", [
         invocation(SUMA, [2, 2]),

@@ -1,4 +1,8 @@
-"""Celery apps the tests point TASK_ADMIN['CELERY_APP'] at."""
+"""Celery apps the tests point TASK_ADMIN['CELERY_APP'] at.
+
+Their tasks are not shared (``app.task`` shares by default): each stays in its own app instead
+of joining every app finalized later, the test project's too.
+"""
 
 import redis
 from celery import Celery
@@ -9,10 +13,10 @@ pickle_app.conf.accept_content = ["json", "pickle"]
 third_party_app = Celery("third_party", set_as_current=False)
 third_party_app.conf.imports = ()
 # A task whose code lives in site-packages stands in for one registered by an installed library.
-third_party_app.task(name="library.ping")(redis.from_url)
+third_party_app.task(name="library.ping", shared=False)(redis.from_url)
 
 
-@third_party_app.task(name="ours.add")
+@third_party_app.task(name="ours.add", shared=False)
 def add(x, y):
     """Add two numbers.
 
@@ -43,6 +47,7 @@ amqp_app = Celery("amqp", set_as_current=False, broker="amqp://guest@127.0.0.1:5
 mysite_app = Celery("mysite", set_as_current=False)
 
 
-@mysite_app.task(bind=True, ignore_result=True, name="mysite.celery.debug_task")
+@mysite_app.task(bind=True, ignore_result=True, name="mysite.celery.debug_task",
+                 shared=False)
 def debug_task(self):
     """Print the request (Celery's guide)."""
