@@ -67,10 +67,11 @@ os.register_at_fork(after_in_child=_after_fork)
 def compiled(workflow: Workflow) -> Compiled:
     """The workflow's spec: kept from an earlier call, or compiled now (and kept when it can be
     fingerprinted). Raises ``compile.InvalidWorkflow`` as ``workflow_to_spec`` does."""
+    global _kept_nodes
     read = router.db_for_read(WorkflowNode) or "default"
     if read != (router.db_for_write(WorkflowRun) or "default"):
-        # The fingerprint is checked where the run is written: only true of the same database
-        # (a replica lags, and a logical one has other row versions).
+        # The fingerprint is checked where the run is written. Read from a replica, the tree
+        # may be older than the primary's: the check would fail and the start read it again.
         return Compiled(workflow_to_spec(workflow), None)
     key = (read, workflow.pk)
     with _lock:
@@ -84,7 +85,6 @@ def compiled(workflow: Workflow) -> Compiled:
     size = len(nodes)
     if fingerprint is not None and 0 < size <= budget:
         with _lock:
-            global _kept_nodes
             if key in _entries:
                 _kept_nodes -= _sizes.pop(key)
             _entries[key], _sizes[key] = entry, size
