@@ -17,7 +17,8 @@ with ``bench.counting``), and the admin pages' timings and sizes.
 
 Environment: BENCH_DATABASE_URL (default PostgreSQL ``task_admin_bench`` on 127.0.0.1, created
 if missing; ``sqlite`` for a file), REDIS_URL, BENCH_ROUNDS (3), BENCH_PLAIN (3000),
-BENCH_SKIP (comma-separated sections: redis, db, start, sql, admin), BENCH_OUT (JSON path).
+BENCH_SKIP (comma-separated sections: redis, db, start, sql, admin), BENCH_OUT (JSON path),
+BENCH_PREPARED (1: the start statement prepared, `PREPARED_STATEMENTS`; 0: the default, off).
 """
 
 from __future__ import annotations

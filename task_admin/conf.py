@@ -75,6 +75,10 @@ DEFAULTS: dict[str, Any] = {
     "FLUSH_INTERVAL": 0.25,
     # PostgreSQL: a run start's commit does not wait for the disk (see docs/tracking.md).
     "ASYNC_START_COMMIT": True,
+    # PostgreSQL with psycopg 3: a run start's INSERT is prepared once per connection
+    # (task_admin/models/statements.py). Off by default, as in Django: a pooler in transaction
+    # mode that does not keep prepared statements (PgBouncer before 1.24 by default) fails them.
+    "PREPARED_STATEMENTS": False,
     # PostgreSQL: how many stored nodes' worth of compiled trees each process keeps, for
     # starts that do not read an unchanged tree (task_admin/spec_cache.py; under 1 KB a
     # node); 0 turns this off.

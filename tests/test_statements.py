@@ -1,0 +1,129 @@
+"""With ``PREPARED_STATEMENTS`` on, a run start's INSERT is prepared once per PostgreSQL
+connection (models/statements.py), and nothing else is: Django's own statements stay as Django
+sends them, and a database set up for a pooler in transaction mode gets no prepared statement
+at all. Off (the default), nothing is prepared."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from django.db import DatabaseError, connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+
+from task_admin import services
+from task_admin.models import Workflow, statements
+from tests.support import factories
+
+POSTGRES = connection.vendor == "postgresql"
+needs_postgres = pytest.mark.skipif(not POSTGRES, reason="prepared statements are PostgreSQL's")
+PREPARED = override_settings(TASK_ADMIN={"PREPARED_STATEMENTS": True})
+
+
+def _database(vendor="postgresql", **settings):
+    return SimpleNamespace(vendor=vendor, settings_dict={"OPTIONS": {}, **settings})
+
+
+@pytest.mark.parametrize(
+    ("configured", "database", "expected"),
+    [
+        (False, _database(), False),
+        (True, _database(), True),
+        (True, _database(DISABLE_SERVER_SIDE_CURSORS=True), False),
+        (True, _database(OPTIONS={"prepare_threshold": None}), False),
+        (True, _database(OPTIONS={"prepare_threshold": 5}), True),
+        (True, _database("sqlite"), False),
+    ],
+)
+def test_what_is_prepared_follows_the_setting_then_the_database(configured, database, expected):
+    with override_settings(TASK_ADMIN={"PREPARED_STATEMENTS": configured}):
+        assert statements.prepares(database) is expected
+
+
+def _prepared() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _fresh_connection() -> None:
+    connection.close()
+    connection.ensure_connection()
+
+
+def _start(workflow: Workflow, times: int, django_capture_on_commit_callbacks) -> None:
+    with django_capture_on_commit_callbacks():  # nothing is sent: no worker here
+        for _ in range(times):
+            services.run_workflow(workflow)
+
+
+@needs_postgres
+@PREPARED
+@pytest.mark.django_db(transaction=True)
+def test_the_start_insert_is_prepared_once_and_django_statements_are_not(
+    django_capture_on_commit_callbacks, django_user_model,
+):
+    workflow = factories.workflow("prepared", ("group", [factories.invocation(args=[1, 2]),
+                                                         factories.invocation(args=[1, 2])]))
+    user = django_user_model.objects.create(username="starter", is_staff=True)
+    _fresh_connection()
+    _start(workflow, 3, django_capture_on_commit_callbacks)
+    # An id where the others had None (the user who started it): the same statement.
+    with django_capture_on_commit_callbacks():
+        services.run_workflow(workflow, user=user)
+        services.run_workflow(workflow, user=user)
+    for _ in range(6):  # more than psycopg's own threshold would allow, were it set
+        list(Workflow.objects.filter(name="prepared"))
+    prepared = _prepared()
+    assert len(prepared) == 1, prepared
+    assert prepared[0].startswith("WITH new_run AS (INSERT")
+    # The connection is left as Django set it up: psycopg prepares nothing by itself.
+    assert connection.connection.prepare_threshold is None
+    assert workflow.runs.count() == 5
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_nothing_is_prepared_by_default(django_capture_on_commit_callbacks):
+    workflow = factories.workflow("default", ("group", [factories.invocation(args=[1, 2])]))
+    _fresh_connection()
+    _start(workflow, 3, django_capture_on_commit_callbacks)
+    assert _prepared() == []
+
+
+@needs_postgres
+@PREPARED
+@pytest.mark.django_db(transaction=True)
+def test_a_database_behind_a_transaction_pooler_gets_no_prepared_statement(
+    django_capture_on_commit_callbacks, monkeypatch,
+):
+    workflow = factories.workflow("pooled", ("group", [factories.invocation(args=[1, 2])]))
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    _fresh_connection()
+    _start(workflow, 3, django_capture_on_commit_callbacks)
+    assert _prepared() == []
+    assert workflow.runs.count() == 3
+
+
+@needs_postgres
+@PREPARED
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_statement_leaves_the_connection_as_it_was():
+    _fresh_connection()
+    with pytest.raises(DatabaseError), statements.cursor(connection) as cursor:
+        cursor.execute("SELECT 1 / (%s::integer - 1)", [1])
+    assert connection.connection.prepare_threshold is None
+
+
+@needs_postgres
+@PREPARED
+@pytest.mark.django_db
+def test_while_queries_are_logged_the_insert_is_logged_with_its_values(
+    django_capture_on_commit_callbacks,
+):
+    workflow = factories.workflow("logged-start", ("group", [factories.invocation(args=[1, 2])]))
+    with django_capture_on_commit_callbacks(), CaptureQueriesContext(connection) as ctx:
+        services.run_workflow(workflow)
+    inserts = [q["sql"] for q in ctx.captured_queries if q["sql"] and "INSERT" in q["sql"]]
+    assert any("logged-start" in sql for sql in inserts), ctx.captured_queries
