@@ -44,10 +44,10 @@ def test_no_missing_migrations(db):
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
 
 
-def _task_run_indexes(apps):
+def _task_run_indexes(apps, model="TaskRun"):
     """(columns, unique) of the task-run table's indexes, and the names of those with a LIKE
     operator class (PostgreSQL)."""
-    table = apps.get_model("task_admin", "TaskRun")._meta.db_table
+    table = apps.get_model("task_admin", model)._meta.db_table
     with connection.cursor() as cursor:
         found = connection.introspection.get_constraints(cursor, table)
         like = []
@@ -92,3 +92,49 @@ def test_0007_drops_three_indexes_keeps_the_rows_and_goes_back():
     back = migrate(("task_admin", "0006_attempt_count"))
     assert _task_run_indexes(back) == (before, before_like)
     assert back.get_model("task_admin", "TaskRun").objects.count() == 2
+
+
+def _definitions(table: str) -> dict[str, str]:
+    if connection.vendor == "postgresql":
+        sql = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s"
+    else:
+        sql = "SELECT name, COALESCE(sql, '') FROM sqlite_master WHERE type = 'index'" \
+              " AND tbl_name = %s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [table])
+        return dict(cursor.fetchall())
+
+
+def test_0008_makes_the_run_tables_foreign_key_indexes_partial_and_goes_back():
+    old = migrate(("task_admin", "0007_task_run_indexes"))
+    Run = old.get_model("task_admin", "WorkflowRun")
+    first = Run.objects.create(workflow_name="w", spec={}, trigger="manual")
+    Run.objects.create(workflow_name="w", spec={}, trigger="manual", rerun_of=first)
+    table = Run._meta.db_table
+    postgres = connection.vendor == "postgresql"
+    before, before_like = _task_run_indexes(old, "WorkflowRun")
+    # id, created_at, and one per foreign key and status (and status's LIKE on PostgreSQL).
+    assert len(before) == (9 if postgres else 8)
+    assert len(before_like) == (1 if postgres else 0)
+
+    new = migrate(("task_admin", "0008_run_indexes"))
+    after, like = _task_run_indexes(new, "WorkflowRun")
+    assert not like
+    assert after == sorted([
+        (("alert_rule_id",), False), (("created_at",), False), (("id",), True),
+        (("rerun_of_id",), False), (("schedule_id",), False), (("status",), False),
+        (("triggered_by_id",), False), (("workflow_id", "created_at", "id"), False),
+    ])
+    partial = {name for name, sql in _definitions(table).items() if " WHERE " in sql.upper()}
+    assert partial == {"task_admin_run_triggered_by", "task_admin_run_rerun_of",
+                       "task_admin_run_schedule", "task_admin_run_alert_rule"}
+    rows = new.get_model("task_admin", "WorkflowRun").objects.order_by("pk")
+    assert [r.rerun_of_id for r in rows] == [None, first.pk]
+    # The foreign keys are still enforced (only their indexes changed).
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows.model.objects.create(workflow_name="w", spec={}, trigger="manual",
+                                  rerun_of_id=first.pk + 1000)
+
+    back = migrate(("task_admin", "0007_task_run_indexes"))
+    assert _task_run_indexes(back, "WorkflowRun") == (before, before_like)
+    assert back.get_model("task_admin", "WorkflowRun").objects.count() == 2

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from task_admin import retention, services
 from task_admin.models import NodeState, TaskRun, WorkflowNode, WorkflowRun, batches
-from tests.support.plans import assert_served, statements
+from tests.support.plans import assert_served, searches, statements
 from tests.support.runs import finish, start_run
 
 pytestmark = pytest.mark.django_db
@@ -129,3 +129,61 @@ def test_retention_unlinks_kept_results_through_the_partial_index(failed_run, re
     # The first UPDATE joins the kept results to the runs going (the second one is by run).
     joined = [sql for sql in statements(ctx, TABLE, "UPDATE", "reused_from_id") if " JOIN " in sql]
     assert_served(joined, TABLE, ("reused_from_id",))
+
+
+# -- the run table (migration 0008) -----------------------------------------------------------
+
+RUNS = WorkflowRun._meta.db_table
+
+
+def test_the_run_table_indexes_its_mostly_empty_foreign_keys_only_where_set():
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, RUNS)
+    indexes = sorted(tuple(info["columns"]) for info in found.values()
+                     if info["index"] and not info["primary_key"])
+    assert indexes == [("alert_rule_id",), ("created_at",), ("rerun_of_id",), ("schedule_id",),
+                       ("status",), ("triggered_by_id",), ("workflow_id", "created_at", "id")]
+    with connection.cursor() as cursor:
+        if POSTGRES:
+            cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s",
+                           [RUNS])
+        else:
+            cursor.execute("SELECT name, COALESCE(sql, '') FROM sqlite_master"
+                           " WHERE type = 'index' AND tbl_name = %s", [RUNS])
+        definitions = dict(cursor.fetchall())
+    partial = {name for name, sql in definitions.items() if " WHERE " in sql.upper()}
+    assert partial == {f"task_admin_run_{f}" for f in
+                       ("triggered_by", "rerun_of", "schedule", "alert_rule")}
+    assert not [sql for sql in definitions.values() if "pattern_ops" in sql]
+
+
+def test_a_workflows_latest_run_is_found_by_its_own_index(failed_run, admin_client):
+    """The workflow list and form show each workflow's latest run: found through
+    (workflow, created_at, id), not by walking every run's ``created_at`` backwards."""
+    from django.urls import reverse
+
+    from task_admin.models import Workflow
+
+    quiet = Workflow.objects.create(name="never run")
+    with CaptureQueriesContext(connection) as ctx:
+        response = admin_client.get(reverse("admin:task_admin_workflow_change",
+                                            args=[quiet.pk]))
+        admin_client.get(reverse("admin:task_admin_workflow_changelist"))
+    assert response.status_code == 200
+    latest = [q["sql"] for q in ctx.captured_queries
+              if f'FROM "{RUNS}"' in q["sql"] and "LIMIT 1" in q["sql"].upper()]
+    assert latest, [q["sql"][:120] for q in ctx.captured_queries]
+    for sql in latest:
+        used = searches(sql)
+        assert "task_admin_run_latest" in used, (used, sql)
+
+
+def test_deleting_a_schedule_unlinks_its_runs_through_the_partial_index(failed_run):
+    from tests.support import factories
+
+    schedule = factories.schedule(failed_run.workflow)
+    WorkflowRun.objects.filter(pk=failed_run.pk).update(schedule=schedule)
+    with CaptureQueriesContext(connection) as ctx:
+        schedule.delete()
+    assert WorkflowRun.objects.get(pk=failed_run.pk).schedule_id is None
+    assert_served(statements(ctx, RUNS, "UPDATE", "schedule_id"), RUNS, ("schedule_id",))
