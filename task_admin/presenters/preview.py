@@ -4,9 +4,12 @@ messages after a save."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils.translation import gettext
 
 from task_admin import canvas, composer
@@ -139,17 +142,43 @@ def preview(workflow: Workflow, *, check: bool = True) -> Preview:
 _CALLS: dict[tuple[int, object], str] = {}
 
 
-def invocation_call(invocation: TaskInvocation) -> str:
-    """``suma.s(2, 2)`` for the composer's list of invocations; kept per process by
-    (id, last change), since writing a call costs about half a millisecond and a site may
-    have thousands of invocations."""
-    key = (invocation.pk, invocation.updated_at)
-    call = _CALLS.get(key)
-    if call is None:
-        if len(_CALLS) > 20_000:
+def invocation_choices() -> list[dict]:
+    """Every invocation, by name, as the composer offers it: id, name, call (``suma.s(2, 2)``),
+    task, arguments, whether it is immutable and whether it sets no option ("plain": a task
+    node can then carry its call as fields).
+
+    A site may have thousands of invocations and the composer page lists them all, so they
+    are read as plain values, not model instances (measured at 12,000: the instances and their
+    two timestamps were half of the page's time), and each call is kept per process by (id,
+    last change): writing one costs about half a millisecond. Only the invocations whose
+    call is not kept are read whole, in one query.
+    """
+    # The arguments as their JSON text, read by one json.loads a row: Django's JSONField
+    # reads each value on its own, with more around it.
+    rows = [
+        (pk, name, task, *json.loads(f"[{args},{kwargs}]"), immutable, changed)
+        for pk, name, task, args, kwargs, immutable, changed in
+        TaskInvocation.objects.order_by("name").values_list(
+            "pk", "name", "task", Cast("args", TextField()), Cast("kwargs", TextField()),
+            "immutable", "updated_at")
+    ]
+    plain = set(TaskInvocation.objects.filter(**composer.PLAIN_OPTIONS)
+                .values_list("pk", flat=True))
+    missing = [pk for pk, *_rest, changed in rows if (pk, changed) not in _CALLS]
+    read: dict[int, str] = {}
+    if missing:
+        if len(_CALLS) + len(missing) > 20_000:
             _CALLS.clear()
-        call = _CALLS[key] = to_python(invocation.to_spec(label=invocation.name))
-    return call
+        for invocation in TaskInvocation.objects.in_bulk(missing).values():
+            read[invocation.pk] = _CALLS[(invocation.pk, invocation.updated_at)] = to_python(
+                invocation.to_spec(label=invocation.name))
+    return [
+        {"id": pk, "name": name, "task": task, "args": args, "kwargs": kwargs,
+         "immutable": immutable, "plain": pk in plain,
+         # Changed (or deleted) between the two reads: the call as read second.
+         "call": _CALLS.get((pk, changed), read.get(pk, ""))}
+        for pk, name, task, args, kwargs, immutable, changed in rows
+    ]
 
 
 @dataclass

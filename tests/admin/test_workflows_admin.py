@@ -333,6 +333,56 @@ def test_one_datalist_of_invocations_not_a_select_per_node(admin_client):
     assert "<select" not in page.split('id="ta-composer"', 1)[1].split("</fieldset>", 1)[0]
 
 
+def test_the_invocation_list_escapes_names_and_calls(admin_client):
+    hostile = invocation(SUMA, [1, '"><script>x</script>'], name='a"><img src=x onerror=alert(1)>')
+    wf = workflow("hostile", ("chain", [hostile]))
+    page = admin_client.get(change_url(wf)).content.decode()
+    options = page.split('<datalist id="ta-invocations">', 1)[1].split("</datalist>", 1)[0]
+    assert "<img" not in options and "<script>" not in options
+    assert 'value="a&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"' in options
+    assert "&lt;script&gt;" in options
+
+
+def test_the_composer_offers_each_invocation_with_its_current_call(admin_client):
+    """The calls are kept per process by (id, last change): an invocation changed since the
+    last page shows its new call, one with options shows them, and its arguments come as
+    JSON values."""
+    from task_admin.presenters.preview import invocation_choices
+
+    inv = invocation(SUMA, [1, 2], name="kept")
+    delayed = invocation(SUMA, [3], kwargs={"b": [1, {"c": None}]}, name="delayed",
+                         countdown=30)
+    first = {choice["name"]: choice for choice in invocation_choices()}
+    assert first["kept"]["call"] == to_python(inv.to_spec(label="kept"))
+    assert first["delayed"]["call"] == to_python(delayed.to_spec(label="delayed"))
+    assert "countdown=30" in first["delayed"]["call"]
+    assert (first["delayed"]["args"], first["delayed"]["kwargs"]) == ([3], {"b": [1, {"c": None}]})
+    assert (first["kept"]["plain"], first["delayed"]["plain"]) == (True, False)
+    inv.args = [5, 6]
+    inv.save()
+    again = {choice["name"]: choice for choice in invocation_choices()}
+    assert again["kept"]["call"] == to_python(inv.to_spec(label="kept"))
+    assert again["kept"]["args"] == [5, 6]
+
+
+def test_the_invocation_list_costs_the_same_queries_for_many_invocations(
+    admin_client, django_assert_max_num_queries,
+):
+    from task_admin.presenters.preview import invocation_choices
+
+    for i in range(3):
+        invocation(SUMA, [i, i])
+    invocation_choices()
+    with CaptureQueriesContext(connection) as few:
+        invocation_choices()
+    for i in range(40):
+        invocation(SUMA, [i, i + 1])
+    invocation_choices()  # the new ones' calls are written once, in one query
+    with CaptureQueriesContext(connection) as many:
+        assert len(invocation_choices()) >= 43
+    assert len(many) == len(few) == 2, [q["sql"][:80] for q in many.captured_queries]
+
+
 def test_editor_queries_do_not_grow_with_the_tree(admin_client, django_assert_max_num_queries):
     small = workflow("small", ("chain", [invocation(SUMA, [2, 2])]))
     big = workflow("big", ("chain", [invocation(SUMA, [i, i]) for i in range(30)]))
