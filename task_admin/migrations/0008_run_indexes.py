@@ -59,20 +59,21 @@ def _single_column_indexes(schema_editor, model):
 
 
 def forwards(apps, schema_editor):
+    # The new indexes first: on PostgreSQL a DROP INDEX locks the table against reads until
+    # the migration commits, so it comes last, after the builds (which only hold off writes).
     model = apps.get_model("task_admin", "WorkflowRun")
-    for name in _single_column_indexes(schema_editor, model):
-        schema_editor.execute(f"DROP INDEX {schema_editor.quote_name(name)}")
+    old = _single_column_indexes(schema_editor, model)
     for index in NEW:
         schema_editor.add_index(model, index)
+    for name in old:
+        schema_editor.execute(f"DROP INDEX {schema_editor.quote_name(name)}")
 
 
 def backwards(apps, schema_editor):
     """Back to 0007's schema: one index per column, named as Django names them, and on
-    PostgreSQL the status's LIKE index."""
+    PostgreSQL the status's LIKE index (built before the new ones are dropped, as above)."""
     model = apps.get_model("task_admin", "WorkflowRun")
     meta = model._meta
-    for index in NEW:
-        schema_editor.remove_index(model, index)
     for column in COLUMNS:
         field = next(f for f in meta.local_concrete_fields if f.column == column)
         schema_editor.execute(schema_editor._create_index_sql(model, fields=[field]))
@@ -80,6 +81,8 @@ def backwards(apps, schema_editor):
         like = schema_editor._create_like_index_sql(model, meta.get_field("status"))
         if like is not None:
             schema_editor.execute(like)
+    for index in NEW:
+        schema_editor.remove_index(model, index)
 
 
 class Migration(migrations.Migration):
@@ -90,7 +93,9 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.SeparateDatabaseAndState(
-            database_operations=[migrations.RunPython(forwards, backwards)],
+            database_operations=[
+                migrations.RunPython(forwards, backwards, hints={"model_name": "workflowrun"})
+            ],
             state_operations=[
                 migrations.AlterField(
                     model_name="workflowrun",

@@ -140,6 +140,8 @@ def preview(workflow: Workflow, *, check: bool = True) -> Preview:
 
 
 _CALLS: dict[tuple[int, object], str] = {}
+# Past this many, the calls of invocations that changed or went are dropped.
+_CALLS_KEPT = 20_000
 
 
 def invocation_choices() -> list[dict]:
@@ -151,7 +153,7 @@ def invocation_choices() -> list[dict]:
     are read as plain values, not model instances (measured at 12,000: the instances and their
     two timestamps were half of the page's time), and each call is kept per process by (id,
     last change): writing one costs about half a millisecond. Only the invocations whose
-    call is not kept are read whole, in one query.
+    call is not kept are read whole, in one query (batches of 999 on SQLite).
     """
     # The arguments as their JSON text, read by one json.loads a row: Django's JSONField
     # reads each value on its own, with more around it.
@@ -164,22 +166,25 @@ def invocation_choices() -> list[dict]:
     ]
     plain = set(TaskInvocation.objects.filter(**composer.PLAIN_OPTIONS)
                 .values_list("pk", flat=True))
-    missing = [pk for pk, *_rest, changed in rows if (pk, changed) not in _CALLS]
-    read: dict[int, str] = {}
+    # This request's calls, taken once: another request may trim the shared dict meanwhile.
+    calls = {pk: _CALLS.get((pk, changed)) for pk, *_rest, changed in rows}
+    missing = [pk for pk, call in calls.items() if call is None]
     if missing:
-        if len(_CALLS) + len(missing) > 20_000:
-            _CALLS.clear()
         for invocation in TaskInvocation.objects.in_bulk(missing).values():
-            read[invocation.pk] = _CALLS[(invocation.pk, invocation.updated_at)] = to_python(
+            # Changed since the first read: the call as read now (kept under its new key).
+            calls[invocation.pk] = _CALLS[(invocation.pk, invocation.updated_at)] = to_python(
                 invocation.to_spec(label=invocation.name))
+        if len(_CALLS) > _CALLS_KEPT:
+            # What fills it is the calls of older versions and deleted invocations.
+            current = {(pk, changed) for pk, *_rest, changed in rows}
+            for key in [key for key in list(_CALLS) if key not in current]:
+                _CALLS.pop(key, None)
     return [
         {"id": pk, "name": name, "task": task, "args": args, "kwargs": kwargs,
          "immutable": immutable, "plain": pk in plain,
-         # Changed (or deleted) between the two reads: the call as read second.
-         "call": _CALLS.get((pk, changed), read.get(pk, ""))}
-        for pk, name, task, args, kwargs, immutable, changed in rows
+         "call": calls[pk] or ""}  # "": deleted between the two reads
+        for pk, name, task, args, kwargs, immutable, _changed in rows
     ]
-
 
 @dataclass
 class SavedTree:

@@ -365,6 +365,23 @@ def test_the_composer_offers_each_invocation_with_its_current_call(admin_client)
     assert again["kept"]["args"] == [5, 6]
 
 
+def test_a_full_call_cache_drops_old_versions_and_no_call_goes_blank(admin_client, monkeypatch):
+    from task_admin.presenters import preview
+
+    invs = [invocation(SUMA, [i, i], name=f"cached {i}") for i in range(3)]
+    monkeypatch.setattr(preview, "_CALLS", {})
+    preview.invocation_choices()  # the three calls are kept
+    # Then calls of versions long gone, up to the brim: the next new call goes past it.
+    preview._CALLS.update({(-i, None): "gone" for i in range(1, preview._CALLS_KEPT - 2)})
+    invs[0].args = [7, 7]
+    invs[0].save()
+    choices = {c["name"]: c["call"] for c in preview.invocation_choices()}
+    assert all(choices.values()), choices
+    assert choices["cached 0"] == to_python(invs[0].to_spec(label="cached 0"))
+    assert choices["cached 1"] == to_python(invs[1].to_spec(label="cached 1"))
+    assert "gone" not in preview._CALLS.values() and len(preview._CALLS) == 3
+
+
 def test_the_invocation_list_costs_the_same_queries_for_many_invocations(
     admin_client, django_assert_max_num_queries,
 ):
