@@ -67,7 +67,9 @@ def test_a_tracked_group_beside_plain_tasks_logs_no_error(tmp_path, celery_app, 
         wait_for(lambda: results.exists(*(f"celery-task-meta-{i}" for i in plain)) == plain_tasks,
                  timeout=180, what="the plain tasks")
     finally:
-        worker.stop()
+        # The last jobs may still be returning to the main process when their results are
+        # stored: a SIGTERM to the whole group would make it log them as lost (an ERROR).
+        worker.stop(main_only=True)
     assert run_status() == ("succeeded", leaves)
     with sqlite3.connect(database) as db:
         assert db.execute("SELECT COUNT(*) FROM task_admin_taskrun WHERE state = 'SUCCESS'"
