@@ -5,6 +5,8 @@ from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
+from tests.support.plans import index_definitions
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -94,17 +96,6 @@ def test_0007_drops_three_indexes_keeps_the_rows_and_goes_back():
     assert back.get_model("task_admin", "TaskRun").objects.count() == 2
 
 
-def _definitions(table: str) -> dict[str, str]:
-    if connection.vendor == "postgresql":
-        sql = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s"
-    else:
-        sql = "SELECT name, COALESCE(sql, '') FROM sqlite_master WHERE type = 'index'" \
-              " AND tbl_name = %s"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [table])
-        return dict(cursor.fetchall())
-
-
 def test_0008_makes_the_run_tables_foreign_key_indexes_partial_and_goes_back():
     old = migrate(("task_admin", "0007_task_run_indexes"))
     Run = old.get_model("task_admin", "WorkflowRun")
@@ -125,7 +116,7 @@ def test_0008_makes_the_run_tables_foreign_key_indexes_partial_and_goes_back():
         (("rerun_of_id",), False), (("schedule_id",), False), (("status",), False),
         (("triggered_by_id",), False), (("workflow_id", "created_at", "id"), False),
     ])
-    partial = {name for name, sql in _definitions(table).items() if " WHERE " in sql.upper()}
+    partial = {name for name, sql in index_definitions(table).items() if " WHERE " in sql.upper()}
     assert partial == {"task_admin_run_triggered_by", "task_admin_run_rerun_of",
                        "task_admin_run_schedule", "task_admin_run_alert_rule"}
     rows = new.get_model("task_admin", "WorkflowRun").objects.order_by("pk")

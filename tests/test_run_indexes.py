@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from task_admin import retention, services
 from task_admin.models import NodeState, TaskRun, WorkflowNode, WorkflowRun, batches
-from tests.support.plans import assert_served, searches, statements
+from tests.support.plans import assert_served, index_definitions, searches, statements
 from tests.support.runs import finish, start_run
 
 pytestmark = pytest.mark.django_db
@@ -41,21 +41,9 @@ def _indexes() -> list[tuple[tuple[str, ...], bool]]:
     )
 
 
-def _definitions() -> dict[str, str]:
-    """``{index name: its CREATE INDEX statement}``, as the database keeps it."""
-    if POSTGRES:
-        sql = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s"
-    else:  # SQLite: the indexes of unique constraints have no statement (NULL)
-        sql = "SELECT name, COALESCE(sql, '') FROM sqlite_master WHERE type = 'index'" \
-              " AND tbl_name = %s"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [TABLE])
-        return dict(cursor.fetchall())
-
-
 def test_the_task_run_table_has_only_the_indexes_its_queries_use():
     assert _indexes() == INTENDED
-    definitions = _definitions()
+    definitions = index_definitions(TABLE)
     partial = {name for name, sql in definitions.items() if " WHERE " in sql.upper()}
     assert partial == {"task_admin_taskrun_node", "task_admin_taskrun_reused_from"}
     assert "IS NOT NULL" in definitions["task_admin_taskrun_node"].upper()
@@ -143,14 +131,7 @@ def test_the_run_table_indexes_its_mostly_empty_foreign_keys_only_where_set():
                      if info["index"] and not info["primary_key"])
     assert indexes == [("alert_rule_id",), ("created_at",), ("rerun_of_id",), ("schedule_id",),
                        ("status",), ("triggered_by_id",), ("workflow_id", "created_at", "id")]
-    with connection.cursor() as cursor:
-        if POSTGRES:
-            cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s",
-                           [RUNS])
-        else:
-            cursor.execute("SELECT name, COALESCE(sql, '') FROM sqlite_master"
-                           " WHERE type = 'index' AND tbl_name = %s", [RUNS])
-        definitions = dict(cursor.fetchall())
+    definitions = index_definitions(RUNS)
     partial = {name for name, sql in definitions.items() if " WHERE " in sql.upper()}
     assert partial == {f"task_admin_run_{f}" for f in
                        ("triggered_by", "rerun_of", "schedule", "alert_rule")}

@@ -10,7 +10,7 @@ serves. A workflow's latest run (the workflow list and form) was found by walkin
 table's ``created_at`` index backwards for a workflow without recent runs: 58 ms at 74,000 runs,
 now one index probe.
 
-Only indexes change, so the database gets ``DROP INDEX`` and ``CREATE INDEX`` alone: Django's
+Only indexes change, so the database gets ``CREATE INDEX`` then ``DROP INDEX`` alone: Django's
 ``AlterField`` on a foreign key would also drop and re-validate its constraint (a scan of the
 table) on PostgreSQL, and rebuild the table on SQLite.
 """

@@ -54,6 +54,19 @@ def index_name(table: str, columns: tuple[str, ...]) -> str:
     raise AssertionError(f"no index on {table} {columns}")
 
 
+def index_definitions(table: str) -> dict[str, str]:
+    """``{index name: its CREATE INDEX statement}`` of ``table``, as the database keeps it
+    (SQLite keeps none for the indexes of unique constraints: "")."""
+    if connection.vendor == "postgresql":
+        sql = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s"
+    else:
+        sql = ("SELECT name, COALESCE(sql, '') FROM sqlite_master WHERE type = 'index'"
+               " AND tbl_name = %s")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [table])
+        return dict(cursor.fetchall())
+
+
 def statements(ctx, table: str, *needles: str) -> list[str]:
     """The statements captured by ``ctx`` (a CaptureQueriesContext) on ``table`` that contain
     every needle."""
