@@ -67,6 +67,12 @@ def get_app() -> Celery:
 _loaded: set[int] = set()
 _cache: dict[tuple[int, int], dict[str, TaskInfo]] = {}
 _lock = threading.Lock()
+# Held while a thread imports the task modules: the others wait for it. Celery's autodiscovery
+# returns at once, importing nothing, in a thread that calls it while another thread is in it
+# (its _RACE_PROTECTION), so without the wait the first requests of a threaded server computed
+# the allowed tasks from the few registered so far and refused the rest. Re-entrant: the
+# import runs Django's system checks, which ask the registry again in the same thread.
+_loading = threading.RLock()
 
 
 def _load_tasks(app: Celery) -> None:
@@ -74,8 +80,11 @@ def _load_tasks(app: Celery) -> None:
     # imported here, once per process and app.
     if id(app) in _loaded:
         return
-    app.loader.import_default_modules()
-    _loaded.add(id(app))
+    with _loading:
+        if id(app) in _loaded:
+            return
+        app.loader.import_default_modules()
+        _loaded.add(id(app))
 
 
 def clear_cache() -> None:

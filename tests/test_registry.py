@@ -1,5 +1,11 @@
 """``task_admin.registry``: which Celery tasks staff may invoke, with their signatures and docs."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from django.test import override_settings
 
 from task_admin import registry
@@ -109,3 +115,43 @@ def test_allowed_tasks_are_computed_once_per_process(monkeypatch, settings):
     settings.TASK_ADMIN = {**settings.TASK_ADMIN, "ALLOWED_TASKS": ["tests.testapp.tasks.suma"]}
     assert list(registry.signatures()) == ["tests.testapp.tasks.suma"]
     assert len(computed) == 2
+
+
+# Threads of a fresh process ask for the allowed tasks at once while the task modules are being
+# imported (slowly: Django's system checks run during the import in a real project).
+_FIRST_REQUESTS = """
+import json, threading, time
+import django
+django.setup()
+import celery.loaders.base as loaders
+real = loaders.find_related_module
+def slow(package, related_name):
+    time.sleep(0.3)
+    return real(package, related_name)
+loaders.find_related_module = slow
+from task_admin import registry
+barrier = threading.Barrier(6)
+seen = []
+def ask():
+    barrier.wait()
+    seen.append(sorted(registry.signatures()))
+threads = [threading.Thread(target=ask) for _ in range(6)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps({"seen": seen, "after": sorted(registry.signatures())}))
+"""
+
+
+def test_threads_asking_while_the_task_modules_are_imported_wait_for_all_of_them():
+    """Celery's autodiscovery imports nothing in a thread that calls it while another thread is
+    in it: the threads that asked then were refused the tasks not yet registered."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    out = subprocess.run([sys.executable, "-c", _FIRST_REQUESTS], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "tests.testapp.tasks.suma" in answer["after"]
+    assert answer["seen"] == [answer["after"]] * 6
