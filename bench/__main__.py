@@ -18,7 +18,7 @@ with ``bench.counting``), and the admin pages' timings and sizes.
 Environment: BENCH_DATABASE_URL (default PostgreSQL ``task_admin_bench`` on 127.0.0.1, created
 if missing; ``sqlite`` for a file), REDIS_URL, BENCH_ROUNDS (3), BENCH_PLAIN (3000),
 BENCH_SKIP (comma-separated sections: redis, db, start, sql, admin), BENCH_OUT (JSON path),
-BENCH_PREPARED (1: the start statement prepared, `PREPARED_STATEMENTS`; 0: the default, off).
+BENCH_PREPARED (unset: `PREPARED_STATEMENTS` as by default, "auto"; 1: True; 0: False).
 """
 
 from __future__ import annotations
@@ -337,7 +337,7 @@ def start_timings() -> list[dict]:
     queue = f"bench-idle-{TOKEN}"
     app = celery_app("redis", queue)
     rows = []
-    for leaves, repeat in ((2, 40), (WIDE, 5)):
+    for leaves, repeat in ((2, 200), (WIDE, 7)):
         workflow = stored(f"bench start {leaves}", "group", leaves)
 
         def raw(leaves=leaves):

@@ -16,8 +16,9 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("BENCH_QUEUE", "celery")
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 if os.environ.get("BENCH_COUNT") == "1":
     INSTALLED_APPS = [*INSTALLED_APPS, "bench.counting.CountingConfig"]
-# A group of 1,000 tasks is 1,001 nodes with its container. The bench reaches PostgreSQL
-# directly, as docs/production.md recommends turning PREPARED_STATEMENTS on for
-# (BENCH_PREPARED=0: the default, off).
+# A group of 1,000 tasks is 1,001 nodes with its container. BENCH_PREPARED: unset measures
+# the default ("auto": the start statement is prepared on a direct connection), 1 prepares on
+# every connection (True), 0 never (False).
 TASK_ADMIN = {**TASK_ADMIN, "MAX_NODES": 2000,
-              "PREPARED_STATEMENTS": os.environ.get("BENCH_PREPARED", "1") == "1"}
+              "PREPARED_STATEMENTS": {"1": True, "0": False}.get(
+                  os.environ.get("BENCH_PREPARED", ""), "auto")}

@@ -95,6 +95,15 @@ def check_settings(app_configs=None, **kwargs):
                 id="task_admin.E004",
             )
         )
+    prepared = get_config()["PREPARED_STATEMENTS"]
+    if not (isinstance(prepared, bool) or prepared == "auto"):
+        errors.append(
+            checks.Error(
+                "TASK_ADMIN['PREPARED_STATEMENTS'] must be True, False or \"auto\".",
+                obj="task_admin",
+                id="task_admin.E006",
+            )
+        )
     return errors
 
 

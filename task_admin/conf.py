@@ -76,9 +76,10 @@ DEFAULTS: dict[str, Any] = {
     # PostgreSQL: a run start's commit does not wait for the disk (see docs/tracking.md).
     "ASYNC_START_COMMIT": True,
     # PostgreSQL with psycopg 3: a run start's INSERT is prepared once per connection
-    # (task_admin/models/statements.py). Off by default, as in Django: a pooler in transaction
-    # mode that does not keep prepared statements (PgBouncer before 1.24 by default) fails them.
-    "PREPARED_STATEMENTS": False,
+    # (task_admin/models/statements.py). "auto": only on a connection its first start showed
+    # to reach PostgreSQL with no pooler between (a pooler in transaction mode that does not
+    # keep prepared statements fails them); True: on every connection; False: never.
+    "PREPARED_STATEMENTS": "auto",
     # PostgreSQL: how many stored nodes' worth of compiled trees each process keeps, for
     # starts that do not read an unchanged tree (task_admin/spec_cache.py; under 1 KB a
     # node); 0 turns this off.

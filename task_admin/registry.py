@@ -9,8 +9,10 @@ from __future__ import annotations
 import inspect
 import threading
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from types import MappingProxyType
 
 from celery import Celery, Task
 from django.core.signals import setting_changed
@@ -262,19 +264,22 @@ def registered_tasks(app: Celery | None = None) -> list[str]:
     )
 
 
-_signatures: dict[tuple[int, int], dict[str, inspect.Signature | None]] = {}
+_signatures: dict[tuple[int, int], Mapping[str, inspect.Signature | None]] = {}
 
 
-def signatures(app: Celery | None = None) -> dict[str, inspect.Signature | None]:
+def signatures(app: Celery | None = None) -> Mapping[str, inspect.Signature | None]:
+    """Each invocable task's signature (None when it cannot be read), read-only: every start
+    checks against it, and must not pay for a copy."""
     app = app or get_app()
     _load_tasks(app)
     key = (id(app), len(app.tasks))
     cached = _cache.get(key) and _signatures.get(key)
     if cached is None:
-        cached = {name: info.signature for name, info in allowed_tasks(app).items()}
+        cached = MappingProxyType(
+            {name: info.signature for name, info in allowed_tasks(app).items()})
         with _lock:
             _signatures[key] = cached
-    return dict(cached)
+    return cached
 
 
 _parameters: dict[tuple[int, int], dict[str, dict]] = {}

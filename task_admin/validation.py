@@ -34,8 +34,13 @@ def check_spec(
     refuses it (the canvas only knows it is not among ``tasks``).
     """
     config = get_config()
-    known = dict(registry.signatures() if tasks is None else tasks)
-    known.update(extra_tasks or {})
+    known = registry.signatures() if tasks is None else tasks
+    if extra_tasks:
+        known = {**known, **extra_tasks}
+    # The broker's bound is read from Celery's configuration (slow to read) only for a spec
+    # that waits: a start is on the caller's path.
+    waits = any(task.options.countdown is not None or task.options.eta is not None
+                for _path, task in canvas.leaves(spec))
     problems = canvas.validate(
         spec,
         tasks=known,
@@ -43,7 +48,7 @@ def check_spec(
         max_nodes=config["MAX_NODES"],
         max_value_bytes=config["MAX_VALUE_BYTES"],
         root_receives_parent=root_receives_parent,
-        max_delay=max_delay(),
+        max_delay=max_delay() if waits else None,
         now=timezone.now(),
     )
     if not problems:

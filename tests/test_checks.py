@@ -61,6 +61,14 @@ def test_unknown_setting_is_a_warning():
         assert check_ids() == ["task_admin.W001"]
 
 
+@pytest.mark.parametrize(("value", "expected"), [
+    ("auto", []), (True, []), (False, []), ("on", ["task_admin.E006"]), (1, ["task_admin.E006"]),
+])
+def test_prepared_statements_is_true_false_or_auto(value, expected):
+    with override_settings(TASK_ADMIN={"CELERY_APP": TEST_APP, "PREPARED_STATEMENTS": value}):
+        assert check_ids() == expected
+
+
 def test_no_check_asks_for_a_higher_upload_field_limit():
     """The composer posts a tree as one field: W002 (raise DATA_UPLOAD_MAX_NUMBER_FIELDS) is
     gone, whatever MAX_NODES is."""

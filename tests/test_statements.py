@@ -1,12 +1,14 @@
-"""With ``PREPARED_STATEMENTS`` on, a run start's INSERT is prepared once per PostgreSQL
-connection (models/statements.py), and nothing else is: Django's own statements stay as Django
-sends them, and a database set up for a pooler in transaction mode gets no prepared statement
-at all. Off (the default), nothing is prepared."""
+"""A run start's INSERT is prepared once per PostgreSQL connection (models/statements.py), and
+nothing else is: Django's own statements stay as Django sends them. ``"auto"`` (the default)
+prepares only on a connection that its first start showed to reach PostgreSQL directly; a
+database set up for a pooler in transaction mode gets no prepared statement at all, nor does
+any with the setting off."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
+import psycopg
 import pytest
 from django.db import DatabaseError, connection
 from django.test import override_settings
@@ -22,7 +24,8 @@ PREPARED = override_settings(TASK_ADMIN={"PREPARED_STATEMENTS": True})
 
 
 def _database(vendor="postgresql", **settings):
-    return SimpleNamespace(vendor=vendor, settings_dict={"OPTIONS": {}, **settings})
+    return SimpleNamespace(vendor=vendor, settings_dict={"OPTIONS": {}, **settings},
+                           connection=None)
 
 
 @pytest.mark.parametrize(
@@ -30,6 +33,7 @@ def _database(vendor="postgresql", **settings):
     [
         (False, _database(), False),
         (True, _database(), True),
+        ("auto", _database(), False),  # not shown to be direct (not even connected)
         (True, _database(DISABLE_SERVER_SIDE_CURSORS=True), False),
         (True, _database(OPTIONS={"prepare_threshold": None}), False),
         (True, _database(OPTIONS={"prepare_threshold": 5}), True),
@@ -84,12 +88,50 @@ def test_the_start_insert_is_prepared_once_and_django_statements_are_not(
 
 
 @needs_postgres
+@override_settings(TASK_ADMIN={"PREPARED_STATEMENTS": False})
 @pytest.mark.django_db(transaction=True)
-def test_nothing_is_prepared_by_default(django_capture_on_commit_callbacks):
-    workflow = factories.workflow("default", ("group", [factories.invocation(args=[1, 2])]))
+def test_nothing_is_prepared_when_off(django_capture_on_commit_callbacks):
+    workflow = factories.workflow("off", ("group", [factories.invocation(args=[1, 2])]))
     _fresh_connection()
     _start(workflow, 3, django_capture_on_commit_callbacks)
     assert _prepared() == []
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_by_default_a_direct_connection_prepares_from_its_second_start(
+    django_capture_on_commit_callbacks,
+):
+    workflow = factories.workflow("auto", ("group", [factories.invocation(args=[1, 2])]))
+    _fresh_connection()
+    assert not statements.prepares(connection)
+    _start(workflow, 1, django_capture_on_commit_callbacks)
+    assert _prepared() == []  # the first start is how the connection shows it is direct
+    assert statements.prepares(connection)
+    _start(workflow, 3, django_capture_on_commit_callbacks)
+    prepared = _prepared()
+    assert len(prepared) == 1 and prepared[0].startswith("WITH new_run AS (INSERT"), prepared
+    assert workflow.runs.count() == 4
+    # A new connection proves itself again.
+    _fresh_connection()
+    assert not statements.prepares(connection)
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_by_default_a_connection_through_a_pooler_prepares_nothing(
+    django_capture_on_commit_callbacks, monkeypatch,
+):
+    """A pooler gives its clients cancel keys of its own: the process the connection was told
+    of at connect is not the server process that runs its statements."""
+    workflow = factories.workflow("via-pooler", ("group", [factories.invocation(args=[1, 2])]))
+    _fresh_connection()
+    told = connection.connection.info.backend_pid + 1
+    monkeypatch.setattr(psycopg.ConnectionInfo, "backend_pid", property(lambda info: told))
+    _start(workflow, 3, django_capture_on_commit_callbacks)
+    assert _prepared() == []
+    assert not statements.prepares(connection)
+    assert workflow.runs.count() == 3
 
 
 @needs_postgres

@@ -6,14 +6,25 @@ binding, no prepared statements), PostgreSQL parses and plans it again on every 
 measured on the bench machine, 1.10 ms of PostgreSQL's CPU per two-task start, 0.45 ms
 prepared. Prepared once per connection, each later start only binds and runs it.
 
-Off by default (``TASK_ADMIN["PREPARED_STATEMENTS"] = False``), as Django leaves psycopg's own
-preparation off: a pooler in transaction mode hands each transaction to whichever server
-connection is free, where a statement prepared on another one does not exist (PgBouncer
-before 1.21, and later versions without ``max_prepared_statements``, which is on by default
-from 1.24; RDS Proxy pins such sessions). ``True`` is for a database reached directly or
-through a pooler that keeps prepared statements; even then a database set up for a pooler
-the way Django's documentation asks (``DISABLE_SERVER_SIDE_CURSORS``, or
-``OPTIONS["prepare_threshold"] = None`` written out) is left alone.
+``TASK_ADMIN["PREPARED_STATEMENTS"]``:
+
+- ``"auto"`` (the default): prepared only on a connection that reaches PostgreSQL itself. A
+  pooler in transaction mode hands each transaction to whichever server connection is free,
+  where a statement prepared on another one does not exist, or is another client's statement
+  under the same name (PgBouncer before 1.21, later versions without
+  ``max_prepared_statements``, RDS Proxy). Django leaves psycopg's preparation off for that
+  reason. A connection proves it is direct with its first start: the statement also returns
+  the server process that ran it (``pg_backend_pid()``), which is the process named when the
+  connection was opened (``connection.info.backend_pid``, from the server's cancel key) only
+  when nothing stands between the two: a pooler gives its clients cancel keys of its own, as it
+  has to route their cancel requests. Proven, the later starts on that connection are prepared.
+- ``True``: prepared on every connection, for a pooler that keeps prepared statements
+  (PgBouncer 1.24 and later by default) or in session mode.
+- ``False``: never.
+
+Whatever the setting, a database set up for a pooler the way Django's documentation asks
+(``DISABLE_SERVER_SIDE_CURSORS``, or ``OPTIONS["prepare_threshold"] = None`` written out) is
+left alone.
 
 Only this statement is prepared: psycopg's threshold is lifted while it runs and put back, so
 the connection's other statements stay as Django sends them. Nothing is prepared while queries
@@ -25,23 +36,42 @@ which must keep seeing the statement).
 from __future__ import annotations
 
 import contextlib
+import threading
+import weakref
 from collections.abc import Iterator
 
 from task_admin.conf import get_config
 
+# The psycopg connections known to reach PostgreSQL directly (True) or not (False), as their
+# first start showed (``note_server``); forgotten with the connection.
+_direct: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
 
 def prepares(connection) -> bool:
-    """Whether ``connection``'s start statement is prepared (see the module's docstring)."""
-    if connection.vendor != "postgresql" or not get_config()["PREPARED_STATEMENTS"]:
+    """Whether ``connection``'s start statement is prepared now (see the module's docstring)."""
+    mode = get_config()["PREPARED_STATEMENTS"]
+    if connection.vendor != "postgresql" or not mode:
         return False
     if _cursor_class() is None:
         return False
     settings = connection.settings_dict
     options = settings.get("OPTIONS") or {}
-    pooled = settings.get("DISABLE_SERVER_SIDE_CURSORS") or (
+    if settings.get("DISABLE_SERVER_SIDE_CURSORS") or (
         "prepare_threshold" in options and options["prepare_threshold"] is None
-    )
-    return not pooled
+    ):
+        return False
+    if mode is True:
+        return True
+    raw = connection.connection
+    return raw is not None and _direct.get(raw, False)
+
+
+def note_server(connection, backend_pid: int) -> None:
+    """Remember whether the server process that ran a start on ``connection`` is the one it
+    connected to (``"auto"``: proof that no pooler stands between them)."""
+    raw = connection.connection
+    if raw is not None and raw not in _direct:
+        _direct[raw] = backend_pid == raw.info.backend_pid
 
 
 @contextlib.contextmanager
@@ -57,13 +87,27 @@ def cursor(connection) -> Iterator:
             return
         # Django's wrapper (its checks done: health, thread sharing) around the preparing cursor
         # instead of its own client-binding one, which goes back in afterwards and is closed
-        # with the wrapper.
-        own, wrapper.cursor = wrapper.cursor, _cursor_class()(connection.connection)
+        # with the wrapper. The preparing cursor is made once per connection: making one (and
+        # its adapters) was a tenth of a start's time in Python.
+        own, wrapper.cursor = wrapper.cursor, _preparing_cursor_of(connection)
         try:
             yield wrapper
         finally:
-            wrapper.cursor.close()
             wrapper.cursor = own
+
+
+# Per thread and database alias (a Django connection): its psycopg connection and the
+# preparing cursor made on it, made again when Django has connected anew.
+_made = threading.local()
+
+
+def _preparing_cursor_of(connection):
+    raw = connection.connection
+    cursors = _made.__dict__.setdefault("cursors", {})
+    made = cursors.get(connection.alias)
+    if made is None or made[0] is not raw or made[1].closed:
+        made = cursors[connection.alias] = (raw, _cursor_class()(raw))
+    return made[1]
 
 
 # A threshold no statement reaches by being repeated: psycopg then prepares only the ones
