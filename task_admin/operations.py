@@ -29,7 +29,7 @@ from django.core.cache import cache
 from kombu.exceptions import ChannelError
 
 from task_admin.conf import get_config
-from task_admin.registry import BROKER_ERRORS, NoCeleryApp, get_app
+from task_admin.registry import BROKER_ERRORS, NoCeleryApp, get_app, load_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -535,8 +535,7 @@ def task_names(*, app: Celery | None = None) -> list[str]:
         app = app or get_app()
     except NoCeleryApp:
         return []
-    # The web process never starts a worker: import the task modules autodiscovery names.
-    app.loader.import_default_modules()
+    load_tasks(app)  # the web process never starts a worker: once per process, as the registry
     return sorted(name for name in app.tasks if not name.startswith("celery."))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import time
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,20 +74,43 @@ _lock = threading.Lock()
 # returns at once, importing nothing, in a thread that calls it while another thread is in it
 # (its _RACE_PROTECTION), so without the wait the first requests of a threaded server computed
 # the allowed tasks from the few registered so far and refused the rest. Re-entrant: the
-# import runs Django's system checks, which ask the registry again in the same thread.
+# import runs Django's system checks, which may ask the registry again in the same thread.
 _loading = threading.RLock()
+_depth = threading.local()
+# How long a thread waits for another one's autodiscovery that did not go through here
+# (django-celery-beat's admin imports the task modules too), then goes on without it.
+AUTODISCOVERY_WAIT = 30.0
 
 
-def _load_tasks(app: Celery) -> None:
-    # The web process never runs a worker's start-up, so autodiscovered task modules are
-    # imported here, once per process and app.
+def load_tasks(app: Celery) -> None:
+    """Import the task modules the app's autodiscovery names, once per process and app: the
+    web process never runs a worker's start-up."""
     if id(app) in _loaded:
         return
     with _loading:
         if id(app) in _loaded:
             return
-        app.loader.import_default_modules()
-        _loaded.add(id(app))
+        outer = getattr(_depth, "value", 0)
+        _depth.value = outer + 1
+        try:
+            app.loader.import_default_modules()
+            if outer:
+                return  # inside this thread's own import: the outer call finishes it
+            if _autodiscovery_elsewhere():
+                deadline = time.monotonic() + AUTODISCOVERY_WAIT
+                while _autodiscovery_elsewhere() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                app.loader.import_default_modules()
+            _loaded.add(id(app))
+        finally:
+            _depth.value = outer
+
+
+def _autodiscovery_elsewhere() -> bool:
+    # Called outside this thread's own import only: then it is another thread's.
+    from celery.loaders import base
+
+    return bool(getattr(base, "_RACE_PROTECTION", False))
 
 
 def clear_cache() -> None:
@@ -94,6 +118,7 @@ def clear_cache() -> None:
     with _lock:
         _cache.clear()
         _signatures.clear()
+        _parameters.clear()
 
 
 def _reset(*, setting: str, **kwargs) -> None:
@@ -170,7 +195,7 @@ def is_allowed_name(name: str, module: str = "", *, roots: tuple[str, ...] | Non
 def refusal(name: str, app: Celery | None = None) -> str:
     """Why ``name`` may not be invoked, for the person who picked it: names the setting."""
     app = app or get_app()
-    _load_tasks(app)
+    load_tasks(app)
     if name not in app.tasks:
         return _(
             "“%(task)s” is not a task that may be run from the admin: it is not registered "
@@ -210,7 +235,7 @@ def _first_line(doc: str | None) -> str:
 def allowed_tasks(app: Celery | None = None) -> dict[str, TaskInfo]:
     """The invocable tasks, sorted by name (computed once per process and app; a copy)."""
     app = app or get_app()
-    _load_tasks(app)
+    load_tasks(app)
     key = (id(app), len(app.tasks))
     infos = _cache.get(key)
     if infos is None:
@@ -238,7 +263,7 @@ def _compute(app: Celery) -> dict[str, TaskInfo]:
 def installed_app_tasks(app: Celery | None = None) -> list[str]:
     """The registered tasks defined in the project's installed apps, sorted (for W003)."""
     app = app or get_app()
-    _load_tasks(app)
+    load_tasks(app)
     roots = _app_roots()
     return sorted(
         name for name, task in app.tasks.items()
@@ -250,7 +275,7 @@ def installed_app_tasks(app: Celery | None = None) -> list[str]:
 def task_signature(name: str, app: Celery | None = None) -> inspect.Signature | None:
     """The signature of any registered task, allowed or not (None when unknown)."""
     app = app or get_app()
-    _load_tasks(app)
+    load_tasks(app)
     task = app.tasks.get(name)
     return None if task is None else _signature_of(task)
 
@@ -258,7 +283,7 @@ def task_signature(name: str, app: Celery | None = None) -> inspect.Signature | 
 def registered_tasks(app: Celery | None = None) -> list[str]:
     """Every task name the app knows except Celery's and task_admin's own, sorted."""
     app = app or get_app()
-    _load_tasks(app)
+    load_tasks(app)
     return sorted(
         name for name in app.tasks if not any(fnmatchcase(name, p) for p in ALWAYS_DENIED)
     )
@@ -271,9 +296,9 @@ def signatures(app: Celery | None = None) -> Mapping[str, inspect.Signature | No
     """Each invocable task's signature (None when it cannot be read), read-only: every start
     checks against it, and must not pay for a copy."""
     app = app or get_app()
-    _load_tasks(app)
+    load_tasks(app)
     key = (id(app), len(app.tasks))
-    cached = _cache.get(key) and _signatures.get(key)
+    cached = _signatures.get(key) if key in _cache else None
     if cached is None:
         cached = MappingProxyType(
             {name: info.signature for name, info in allowed_tasks(app).items()})
@@ -290,10 +315,10 @@ def parameters(app: Celery | None = None) -> dict[str, dict]:
     from task_admin import arguments
 
     app = app or get_app()
-    _load_tasks(app)
+    load_tasks(app)
     key = (id(app), len(app.tasks))
     # Valid while allowed_tasks' own cache is (cleared with it on a settings change).
-    cached = _cache.get(key) and _parameters.get(key)
+    cached = _parameters.get(key) if key in _cache else None
     if cached is not None:
         return cached
     out = {}

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.test import override_settings
 
 from task_admin import registry
@@ -118,11 +119,19 @@ def test_allowed_tasks_are_computed_once_per_process(monkeypatch, settings):
 
 
 # Threads of a fresh process ask for the allowed tasks at once while the task modules are being
-# imported (slowly: Django's system checks run during the import in a real project).
+# imported (slowly: Django's system checks run during the import in a real project). With
+# ALLOWED_TASKS set, the checks run during the import ask the registry again (W003), in the
+# importing thread. "beat": another thread imports them first without the registry, as
+# django-celery-beat's admin does.
 _FIRST_REQUESTS = """
-import json, threading, time
+import json, sys, threading, time
 import django
 django.setup()
+from django.conf import settings
+from task_admin.conf import get_config
+if sys.argv[1] == "allowed":
+    settings.TASK_ADMIN = {**settings.TASK_ADMIN, "ALLOWED_TASKS": ["tests.testapp.*"]}
+    get_config.cache_clear()
 import celery.loaders.base as loaders
 real = loaders.find_related_module
 def slow(package, related_name):
@@ -130,6 +139,10 @@ def slow(package, related_name):
     return real(package, related_name)
 loaders.find_related_module = slow
 from task_admin import registry
+if sys.argv[1] == "beat":
+    beat = threading.Thread(target=registry.get_app().loader.import_default_modules)
+    beat.start()
+    time.sleep(0.05)
 barrier = threading.Barrier(6)
 seen = []
 def ask():
@@ -144,14 +157,33 @@ print(json.dumps({"seen": seen, "after": sorted(registry.signatures())}))
 """
 
 
-def test_threads_asking_while_the_task_modules_are_imported_wait_for_all_of_them():
+@pytest.mark.parametrize("case", ["default", "allowed", "beat"])
+def test_threads_asking_while_the_task_modules_are_imported_wait_for_all_of_them(case):
     """Celery's autodiscovery imports nothing in a thread that calls it while another thread is
     in it: the threads that asked then were refused the tasks not yet registered."""
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    out = subprocess.run([sys.executable, "-c", _FIRST_REQUESTS], cwd=root, env=env,
+    out = subprocess.run([sys.executable, "-c", _FIRST_REQUESTS, case], cwd=root, env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout.strip().splitlines()[-1])
     assert "tests.testapp.tasks.suma" in answer["after"]
     assert answer["seen"] == [answer["after"]] * 6
+
+
+def test_a_settings_change_is_seen_by_the_argument_forms_too(settings):
+    """``parameters()`` (the argument forms) is forgotten with the allowed tasks: asked again
+    after a change with the same number of tasks, it follows the new setting."""
+    registry.parameters()
+    settings.TASK_ADMIN = {**settings.TASK_ADMIN, "ALLOWED_TASKS": ["tests.testapp.tasks.suma"]}
+    registry.allowed_tasks()
+    assert list(registry.parameters()) == ["tests.testapp.tasks.suma"]
+
+
+def test_no_allowed_task_gives_an_empty_read_only_mapping(settings):
+    settings.TASK_ADMIN = {**settings.TASK_ADMIN, "ALLOWED_TASKS": ["nothing.matches.*"]}
+    for _ in range(2):  # computed, then from the cache
+        found = registry.signatures()
+        assert dict(found) == {}
+        with pytest.raises(TypeError):
+            found["x"] = None

@@ -34,6 +34,8 @@ def _database(vendor="postgresql", **settings):
         (False, _database(), False),
         (True, _database(), True),
         ("auto", _database(), False),  # not shown to be direct (not even connected)
+        ("on", _database(), False),  # not a value it knows (check E006): nothing prepared
+        (1, _database(), False),
         (True, _database(DISABLE_SERVER_SIDE_CURSORS=True), False),
         (True, _database(OPTIONS={"prepare_threshold": None}), False),
         (True, _database(OPTIONS={"prepare_threshold": 5}), True),
@@ -169,3 +171,49 @@ def test_while_queries_are_logged_the_insert_is_logged_with_its_values(
         services.run_workflow(workflow)
     inserts = [q["sql"] for q in ctx.captured_queries if q["sql"] and "INSERT" in q["sql"]]
     assert any("logged-start" in sql for sql in inserts), ctx.captured_queries
+
+
+def _info(hostaddr="127.0.0.1", port=5432, pid=100):
+    return SimpleNamespace(hostaddr=hostaddr, port=port, backend_pid=pid)
+
+
+@pytest.mark.parametrize(
+    ("info", "address", "port", "direct"),
+    [
+        (_info(), "127.0.0.1", 5432, True),
+        (_info(hostaddr="::1"), "0:0:0:0:0:0:0:1", 5432, True),
+        (_info(hostaddr=""), None, None, True),  # a Unix socket at both ends
+        (_info(port=6432), "127.0.0.1", 5432, False),  # a pooler on the same host
+        (_info(hostaddr="10.0.0.5"), "10.0.0.9", 5432, False),  # a pooler on another host
+        (_info(), None, None, False),  # the client used TCP, the server sees a Unix socket
+    ],
+)
+def test_a_connection_is_direct_only_where_it_was_opened_to(info, address, port, direct):
+    assert statements._same_socket(info, address, port) is direct
+
+
+def test_without_libpq_12_the_socket_cannot_be_compared():
+    class Old:
+        port = 5432
+
+        @property
+        def hostaddr(self):
+            raise psycopg.NotSupportedError("libpq too old")
+
+    assert statements._same_socket(Old(), "127.0.0.1", 5432) is False
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_start_run_by_another_server_process_ends_the_preparing_for_good(
+    django_capture_on_commit_callbacks,
+):
+    workflow = factories.workflow("moved", ("group", [factories.invocation(args=[1, 2])]))
+    _fresh_connection()
+    _start(workflow, 1, django_capture_on_commit_callbacks)
+    assert statements.prepares(connection)
+    pid = connection.connection.info.backend_pid
+    statements.note_server(connection, (pid + 1, "127.0.0.1", 5432))
+    assert not statements.prepares(connection)
+    statements.note_server(connection, (pid, "127.0.0.1", 5432))
+    assert not statements.prepares(connection)

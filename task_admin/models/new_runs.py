@@ -88,8 +88,8 @@ def insert_run(
         inserted = cursor.fetchone()
     if inserted is None:
         raise ConditionFailed(only_if)
-    run.pk, run.alert_rule_id, server = inserted
-    statements.note_server(connection, server)
+    run.pk, run.alert_rule_id = inserted[:2]
+    statements.note_server(connection, inserted[2:])
     run._state.adding, run._state.db = False, using
     return run
 
@@ -167,8 +167,9 @@ def _build(connection, async_commit, with_nodes, with_alerts, condition) -> _Sta
             f" json_to_recordset(%s::json) AS v({record}))"
         )
     # Data-modifying WITH clauses run whether or not the final SELECT reads them. The server
-    # process that ran it tells whether a pooler stands between (``statements.note_server``).
-    sql += " SELECT *, pg_backend_pid() FROM new_run"
+    # process and socket that ran it tell whether a pooler stands between
+    # (``statements.note_server``).
+    sql += f" SELECT *, {statements.SERVER_COLUMNS} FROM new_run"
     return _Statement(sql, run_fields)
 
 

@@ -12,12 +12,14 @@ prepared. Prepared once per connection, each later start only binds and runs it.
   pooler in transaction mode hands each transaction to whichever server connection is free,
   where a statement prepared on another one does not exist, or is another client's statement
   under the same name (PgBouncer before 1.21, later versions without
-  ``max_prepared_statements``, RDS Proxy). Django leaves psycopg's preparation off for that
-  reason. A connection proves it is direct with its first start: the statement also returns
-  the server process that ran it (``pg_backend_pid()``), which is the process named when the
-  connection was opened (``connection.info.backend_pid``, from the server's cancel key) only
-  when nothing stands between the two: a pooler gives its clients cancel keys of its own, as it
-  has to route their cancel requests. Proven, the later starts on that connection are prepared.
+  ``max_prepared_statements``); Django leaves psycopg's preparation off for that reason. A
+  connection shows it is direct with its first start (``note_server``): the statement also
+  returns the server process and socket that ran it, and they must be the process the server
+  named when the connection was opened (``connection.info.backend_pid``, from the cancel key,
+  which a pooler makes up for its clients) and the address and port the connection was opened
+  to (a pooler's socket is another one). Every later start checks the process again. With
+  Django's default ``CONN_MAX_AGE = 0`` a web request's connection seldom starts twice, so
+  this pays off for persistent connections, the beat and scripts.
 - ``True``: prepared on every connection, for a pooler that keeps prepared statements
   (PgBouncer 1.24 and later by default) or in session mode.
 - ``False``: never.
@@ -43,13 +45,20 @@ from collections.abc import Iterator
 from task_admin.conf import get_config
 
 # The psycopg connections known to reach PostgreSQL directly (True) or not (False), as their
-# first start showed (``note_server``); forgotten with the connection.
+# starts showed (``note_server``); forgotten with the connection.
 _direct: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _mode():
+    """The setting as True, "auto" or False: any other value prepares nothing (check E006 says
+    so at start-up)."""
+    mode = get_config()["PREPARED_STATEMENTS"]
+    return mode if mode is True or mode == "auto" else False
 
 
 def prepares(connection) -> bool:
     """Whether ``connection``'s start statement is prepared now (see the module's docstring)."""
-    mode = get_config()["PREPARED_STATEMENTS"]
+    mode = _mode()
     if connection.vendor != "postgresql" or not mode:
         return False
     if _cursor_class() is None:
@@ -66,12 +75,50 @@ def prepares(connection) -> bool:
     return raw is not None and _direct.get(raw, False)
 
 
-def note_server(connection, backend_pid: int) -> None:
-    """Remember whether the server process that ran a start on ``connection`` is the one it
-    connected to (``"auto"``: proof that no pooler stands between them)."""
+# What the start's statement returns, after the run's id and alert rule, for ``note_server``.
+SERVER_COLUMNS = "pg_backend_pid(), host(inet_server_addr()), inet_server_port()"
+
+
+def note_server(connection, server: tuple) -> None:
+    """``"auto"``: whether ``connection`` reaches PostgreSQL directly, from the server process
+    and socket that ran a start (``SERVER_COLUMNS``).
+
+    Direct when that process is the one the server named when the connection was opened (the
+    pid of its cancel key, which a pooler makes up for its clients, as it routes their cancel
+    requests) and the server's end of the socket is the address and port the connection was
+    opened to (a pooler is another socket). Checked again at every start: one that ran
+    elsewhere marks the connection as not direct for good.
+    """
+    if _mode() != "auto" or _cursor_class() is None:
+        return
     raw = connection.connection
-    if raw is not None and raw not in _direct:
-        _direct[raw] = backend_pid == raw.info.backend_pid
+    if raw is None:
+        return
+    known = _direct.get(raw)
+    if known is False:
+        return
+    pid, address, port = server
+    info = raw.info
+    if known is None:
+        _direct[raw] = pid == info.backend_pid and _same_socket(info, address, port)
+    elif pid != info.backend_pid:
+        _direct[raw] = False
+
+
+def _same_socket(info, address: str | None, port: int | None) -> bool:
+    import ipaddress
+
+    try:
+        connected_to = info.hostaddr  # the address libpq connected to ("" for a Unix socket)
+    except Exception:  # libpq before 12 cannot say: not proven
+        return False
+    if address is None:  # the server's end is a Unix socket
+        return not connected_to
+    try:
+        return (port == info.port
+                and ipaddress.ip_address(address) == ipaddress.ip_address(connected_to))
+    except ValueError:
+        return False
 
 
 @contextlib.contextmanager
