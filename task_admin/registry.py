@@ -113,9 +113,21 @@ def _autodiscovery_elsewhere() -> bool:
     return bool(getattr(base, "_RACE_PROTECTION", False))
 
 
+_generation = 0
+
+
+def generation() -> int:
+    """A number that changes whenever the allowed tasks are forgotten (``clear_cache``): what
+    was checked against an earlier generation may not hold now. Tasks registered later only add
+    to the allowed ones."""
+    return _generation
+
+
 def clear_cache() -> None:
     """Forget the allowed tasks computed so far (settings changed, tasks registered)."""
+    global _generation
     with _lock:
+        _generation += 1
         _cache.clear()
         _signatures.clear()
         _parameters.clear()

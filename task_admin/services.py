@@ -43,7 +43,7 @@ from task_admin.models.new_runs import ConditionFailed, insert_run
 from task_admin.models.runs import UNFINISHED_NODE
 from task_admin.permissions import has_model_perm
 from task_admin.tree import Tree
-from task_admin.validation import check_spec
+from task_admin.validation import check_spec, waits
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def prepare_run(
     a kept spec that fails is read again first. Whether the workflow is enabled is asked when
     it starts (``run_prepared``).
     """
-    current_if, kept = None, False
+    current_if, kept, compiled = None, False, None
     try:
         if spec is None:
             if fresh:
@@ -151,6 +151,13 @@ def prepare_run(
             spec, current_if, kept = compiled.spec, compiled.current_if, compiled.kept
     except InvalidWorkflow as exc:
         raise WorkflowProblems(exc.problems) from None
+    # A kept spec that passed the check as it is, against the allowed tasks as they still are,
+    # passes it again: the tree is unchanged (the insert's condition), the settings too (a
+    # change empties the cache). Not one that waits (countdown, eta): checked against now.
+    as_is = not overrides and tasks is None and compiled is not None
+    generation = registry.generation()
+    if as_is and kept and compiled.passed == generation:
+        return PreparedRun(workflow, spec, {}, current_if)
     try:
         prepared = apply_overrides(spec, overrides or {})
         problems = check_spec(prepared, tasks=tasks)
@@ -161,6 +168,8 @@ def prepare_run(
             raise
         # The tree may have changed since (fixed, a node added): judge it as stored.
         return prepare_run(workflow, overrides, tasks=tasks, fresh=True)
+    if as_is and current_if is not None and not waits(spec):
+        spec_cache.note_passed(workflow, spec, generation)
     return PreparedRun(workflow, prepared, dict(overrides or {}), current_if)
 
 

@@ -9,7 +9,9 @@ statement's own snapshot, so a run is recorded only from a tree that is still wh
 anything changed (an edit in the admin, an import, ``QuerySet.update``, raw SQL: the digest is
 of the rows' content), the insert writes nothing, the entry is dropped and the start compiles
 the tree again (``services.run_prepared``); a kept spec a check refuses is read again before
-the refusal stands (``services.prepare_run``).
+the refusal stands (``services.prepare_run``), and one that passed the check as it is (no
+overrides, no countdown or eta: nothing that depends on the run or the time) is not checked
+again while the allowed tasks are the same (``note_passed``, ``registry.generation``).
 
 Only PostgreSQL fingerprints (SQLite is in process: reading the tree costs no round trip), and
 not a tree that reuses other workflows. Kept specs are frozen dataclasses shared by threads;
@@ -45,6 +47,9 @@ class Compiled:
     spec: canvas.Node
     current_if: Fingerprint | None
     kept: bool = False
+    # The registry's generation (``registry.generation()``) against which this spec, as it is
+    # (no overrides), passed the start's check; None: not checked yet.
+    passed: int | None = None
 
 
 _entries: OrderedDict[tuple[str, int], Compiled] = OrderedDict()
@@ -93,6 +98,16 @@ def compiled(workflow: Workflow) -> Compiled:
                 oldest, _entry = _entries.popitem(last=False)
                 _kept_nodes -= _sizes.pop(oldest)
     return entry
+
+
+def note_passed(workflow: Workflow, spec: canvas.Node, generation: int) -> None:
+    """``spec``, kept for ``workflow``, passed the start's check against the registry's
+    ``generation``: the next starts need not check it again (``services.prepare_run``)."""
+    key = (router.db_for_read(WorkflowNode) or "default", workflow.pk)
+    with _lock:
+        entry = _entries.get(key)
+        if entry is not None and entry.spec is spec:
+            _entries[key] = replace(entry, passed=generation)
 
 
 def forget(workflow_id: int | None = None) -> None:

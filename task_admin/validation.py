@@ -37,10 +37,6 @@ def check_spec(
     known = registry.signatures() if tasks is None else tasks
     if extra_tasks:
         known = {**known, **extra_tasks}
-    # The broker's bound is read from Celery's configuration (slow to read) only for a spec
-    # that waits: a start is on the caller's path.
-    waits = any(task.options.countdown is not None or task.options.eta is not None
-                for _path, task in canvas.leaves(spec))
     problems = canvas.validate(
         spec,
         tasks=known,
@@ -48,13 +44,22 @@ def check_spec(
         max_nodes=config["MAX_NODES"],
         max_value_bytes=config["MAX_VALUE_BYTES"],
         root_receives_parent=root_receives_parent,
-        max_delay=max_delay() if waits else None,
+        # Read from Celery's configuration (slow to read) only for a spec that waits: a start
+        # is on the caller's path.
+        max_delay=max_delay() if waits(spec) else None,
         now=timezone.now(),
     )
     if not problems:
         return problems
     leaves = dict(canvas.leaves(spec))
     return [_explained(leaves, problem) for problem in problems]
+
+
+def waits(spec: canvas.Node) -> bool:
+    """Whether a task of ``spec`` waits (a countdown or an eta): its check depends on the
+    broker's bound and on the time."""
+    return any(task.options.countdown is not None or task.options.eta is not None
+               for _path, task in canvas.leaves(spec))
 
 
 def _explained(leaves: Mapping[str, canvas.Task], problem: canvas.Problem) -> canvas.Problem:

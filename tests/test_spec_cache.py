@@ -11,7 +11,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from task_admin import compile, services, spec_cache
+from task_admin import compile, registry, services, spec_cache
 from task_admin.models import NodeKind, TaskInvocation, WorkflowNode, WorkflowRun
 from task_admin.models.new_runs import ConditionFailed, insert_run
 from tests.support.factories import SUMA, add_node, invocation, workflow
@@ -306,3 +306,38 @@ def test_the_cache_keeps_at_most_its_budget_of_nodes(settings, django_capture_on
     assert kept == ([small[1].pk, small[2].pk] if postgresql() else [])
     start(big, django_capture_on_commit_callbacks)  # 5 nodes: more than the whole budget
     assert [key[1] for key in spec_cache._entries] == kept
+
+
+def _checks(wf, capture, starts: int) -> int:
+    """How many times ``starts`` starts of ``wf`` checked its spec."""
+    with mock.patch("task_admin.services.check_spec", wraps=services.check_spec) as check:
+        for _ in range(starts):
+            start(wf, capture)
+    return check.call_count
+
+
+def test_a_kept_workflow_that_passed_is_not_checked_again(django_capture_on_commit_callbacks):
+    wf = workflow("w", ("group", [invocation(SUMA, [2, 2]), invocation(SUMA, [4, 4])]))
+    start(wf, django_capture_on_commit_callbacks)  # compiled, checked, kept
+    # On SQLite nothing is kept: every start reads and checks the tree.
+    assert _checks(wf, django_capture_on_commit_callbacks, 3) == (0 if postgresql() else 3)
+    # Overrides are this run's own: checked.
+    with (mock.patch("task_admin.services.check_spec", wraps=services.check_spec) as check,
+          django_capture_on_commit_callbacks(execute=False)):
+        services.run_workflow(wf, overrides={"root.0": {}})
+    assert check.call_count == 1
+
+
+def test_after_the_allowed_tasks_change_a_kept_workflow_is_checked_again(
+        django_capture_on_commit_callbacks):
+    wf = workflow("w", ("group", [invocation(SUMA, [2, 2])]))
+    start(wf, django_capture_on_commit_callbacks)
+    registry.clear_cache()  # INSTALLED_APPS changed, say: the cache of specs stays
+    assert _checks(wf, django_capture_on_commit_callbacks, 2) == (1 if postgresql() else 2)
+
+
+def test_a_workflow_that_waits_is_checked_at_every_start(django_capture_on_commit_callbacks):
+    """A countdown or an eta is checked against the broker's bound and the time."""
+    wf = workflow("w", ("group", [invocation(SUMA, [2, 2], countdown=5)]))
+    start(wf, django_capture_on_commit_callbacks)
+    assert _checks(wf, django_capture_on_commit_callbacks, 2) == 2
