@@ -29,7 +29,7 @@ S = NodeState
 @pytest.fixture
 def app():
     app = registry.get_app()
-    registry._load_tasks(app)
+    registry.load_tasks(app)
     return app
 
 
