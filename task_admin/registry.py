@@ -113,21 +113,9 @@ def _autodiscovery_elsewhere() -> bool:
     return bool(getattr(base, "_RACE_PROTECTION", False))
 
 
-_generation = 0
-
-
-def generation() -> int:
-    """A number that changes whenever the allowed tasks are forgotten (``clear_cache``): what
-    was checked against an earlier generation may not hold now. Tasks registered later only add
-    to the allowed ones."""
-    return _generation
-
-
 def clear_cache() -> None:
     """Forget the allowed tasks computed so far (settings changed, tasks registered)."""
-    global _generation
     with _lock:
-        _generation += 1
         _cache.clear()
         _signatures.clear()
         _parameters.clear()
@@ -306,7 +294,8 @@ _signatures: dict[tuple[int, int], Mapping[str, inspect.Signature | None]] = {}
 
 def signatures(app: Celery | None = None) -> Mapping[str, inspect.Signature | None]:
     """Each invocable task's signature (None when it cannot be read), read-only: every start
-    checks against it, and must not pay for a copy."""
+    checks against it, and must not pay for a copy. The same mapping while the settings, the
+    app and its number of tasks are (``services.prepare_run`` relies on it)."""
     app = app or get_app()
     load_tasks(app)
     key = (id(app), len(app.tasks))

@@ -151,13 +151,16 @@ def prepare_run(
             spec, current_if, kept = compiled.spec, compiled.current_if, compiled.kept
     except InvalidWorkflow as exc:
         raise WorkflowProblems(exc.problems) from None
-    # A kept spec that passed the check as it is, against the allowed tasks as they still are,
-    # passes it again: the tree is unchanged (the insert's condition), the settings too (a
-    # change empties the cache). Not one that waits (countdown, eta): checked against now.
+    # A kept spec that passed the check as it is, against the allowed tasks as they still are
+    # (the same mapping: the registry makes a new one when the settings, the app or its tasks
+    # change), passes it again: the tree is unchanged (the insert's condition), the settings
+    # too (a change empties the cache). Not one that waits (countdown, eta): checked against
+    # the time.
     as_is = not overrides and tasks is None and compiled is not None
-    generation = registry.generation()
-    if as_is and kept and compiled.passed == generation:
-        return PreparedRun(workflow, spec, {}, current_if)
+    if as_is:
+        tasks = registry.signatures()
+        if kept and compiled.passed is tasks:
+            return PreparedRun(workflow, spec, {}, current_if)
     try:
         prepared = apply_overrides(spec, overrides or {})
         problems = check_spec(prepared, tasks=tasks)
@@ -169,7 +172,7 @@ def prepare_run(
         # The tree may have changed since (fixed, a node added): judge it as stored.
         return prepare_run(workflow, overrides, tasks=tasks, fresh=True)
     if as_is and current_if is not None and not waits(spec):
-        spec_cache.note_passed(workflow, spec, generation)
+        spec_cache.note_passed(workflow, spec, tasks)
     return PreparedRun(workflow, prepared, dict(overrides or {}), current_if)
 
 

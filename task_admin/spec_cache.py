@@ -11,7 +11,7 @@ of the rows' content), the insert writes nothing, the entry is dropped and the s
 the tree again (``services.run_prepared``); a kept spec a check refuses is read again before
 the refusal stands (``services.prepare_run``), and one that passed the check as it is (no
 overrides, no countdown or eta: nothing that depends on the run or the time) is not checked
-again while the allowed tasks are the same (``note_passed``, ``registry.generation``).
+again while the registry gives the same allowed tasks (``note_passed``).
 
 Only PostgreSQL fingerprints (SQLite is in process: reading the tree costs no round trip), and
 not a tree that reuses other workflows. Kept specs are frozen dataclasses shared by threads;
@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -47,9 +48,9 @@ class Compiled:
     spec: canvas.Node
     current_if: Fingerprint | None
     kept: bool = False
-    # The registry's generation (``registry.generation()``) against which this spec, as it is
-    # (no overrides), passed the start's check; None: not checked yet.
-    passed: int | None = None
+    # The allowed tasks (``registry.signatures()``, the mapping itself) against which this
+    # spec, as it is (no overrides), passed the start's check; None: not checked yet.
+    passed: Mapping | None = None
 
 
 _entries: OrderedDict[tuple[str, int], Compiled] = OrderedDict()
@@ -100,14 +101,15 @@ def compiled(workflow: Workflow) -> Compiled:
     return entry
 
 
-def note_passed(workflow: Workflow, spec: canvas.Node, generation: int) -> None:
-    """``spec``, kept for ``workflow``, passed the start's check against the registry's
-    ``generation``: the next starts need not check it again (``services.prepare_run``)."""
+def note_passed(workflow: Workflow, spec: canvas.Node, tasks: Mapping) -> None:
+    """``spec``, kept for ``workflow``, passed the start's check against ``tasks`` (the
+    registry's mapping): the next starts need not check it again while the registry gives that
+    same mapping (``services.prepare_run``)."""
     key = (router.db_for_read(WorkflowNode) or "default", workflow.pk)
     with _lock:
         entry = _entries.get(key)
         if entry is not None and entry.spec is spec:
-            _entries[key] = replace(entry, passed=generation)
+            _entries[key] = replace(entry, passed=tasks)
 
 
 def forget(workflow_id: int | None = None) -> None:

@@ -336,6 +336,23 @@ def test_after_the_allowed_tasks_change_a_kept_workflow_is_checked_again(
     assert _checks(wf, django_capture_on_commit_callbacks, 2) == (1 if postgresql() else 2)
 
 
+def test_a_kept_workflow_whose_task_is_gone_is_refused(django_capture_on_commit_callbacks):
+    """No setting changed, the app no longer has the task (unregistered): refused, as the
+    first time, however often it passed before."""
+    wf = workflow("w", ("group", [invocation(SUMA, [2, 2])]))
+    start(wf, django_capture_on_commit_callbacks)
+    start(wf, django_capture_on_commit_callbacks)
+    app = registry.get_app()
+    task = app.tasks[SUMA]
+    app.tasks.unregister(SUMA)
+    try:
+        with pytest.raises(services.WorkflowProblems, match="not registered"):
+            start(wf, django_capture_on_commit_callbacks)
+    finally:
+        app.tasks.register(task)
+    assert wf.runs.count() == 2
+
+
 def test_a_workflow_that_waits_is_checked_at_every_start(django_capture_on_commit_callbacks):
     """A countdown or an eta is checked against the broker's bound and the time."""
     wf = workflow("w", ("group", [invocation(SUMA, [2, 2], countdown=5)]))
