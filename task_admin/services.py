@@ -10,6 +10,7 @@ wrong is a ``CannotRun``: its problems by path (``WorkflowProblems``), or the br
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
@@ -374,7 +375,8 @@ def _record_and_send(
 def dispatch(run_id: int, signature) -> None:
     """Send the canvas; a broker that cannot be reached fails the run, with the reason."""
     try:
-        signature.apply_async()
+        with _no_result_subscriptions(signature.app):
+            signature.apply_async()
     except Exception as exc:  # kombu.OperationalError and friends: anything that did not send
         logger.warning("task_admin run %s was not sent: %s", run_id, exc)
         now = timezone.now()
@@ -390,6 +392,34 @@ def dispatch(run_id: int, signature) -> None:
             )
             if updated:
                 transaction.on_commit(lambda: tracking.send_finished([run_id]))
+
+
+def _ignore_task_call(producer, task_id) -> None:
+    pass
+
+
+@contextlib.contextmanager
+def _no_result_subscriptions(app: Celery):
+    """Send without subscribing to the tasks' results.
+
+    A result backend that pushes results to the caller (Redis: ``on_task_call`` subscribes to
+    each task's result channel, and dropping its ``AsyncResult`` unsubscribes) does so at every
+    send, in case the caller waits with ``result.get()``. task_admin never waits on the results
+    of what it sends (the workers' events record them), so those are two Redis commands per
+    task for nothing: measured, 0.33 ms of a 2-task start's CPU. Celery skips them only for
+    ``ignore_result``, which would also keep the workers from storing the results (the
+    reconciler and chords read them). The backend is this thread's own (Celery keeps one per
+    thread), so its hook is shadowed here for this send only.
+    """
+    backend = app.backend
+    if "on_task_call" in vars(backend):  # already shadowed (a send within a send): leave it
+        yield
+        return
+    backend.on_task_call = _ignore_task_call
+    try:
+        yield
+    finally:
+        del backend.on_task_call
 
 
 def revoke_run(run: WorkflowRun, *, terminate: bool = False, app: Celery | None = None) -> int:

@@ -286,3 +286,44 @@ def test_a_broker_error_is_wrapped_once_as_a_cannot_run(adds, django_capture_on_
     assert isinstance(refused.value, services.BrokerUnavailable)
     assert "Connection refused" in str(refused.value)
     assert not run.nodes.filter(state=NodeState.REVOKED).exists()  # nothing marked revoked
+
+
+@pytest.fixture
+def redis_results_app(settings):
+    """A Celery app of the test project with the Redis result backend, sending to a queue of
+    its own that nobody consumes (deleted afterwards)."""
+    import uuid
+
+    from celery import Celery
+
+    app = Celery("results", set_as_current=False)
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.conf.result_backend = settings.REDIS_URL
+    app.conf.task_default_queue = f"unconsumed-{uuid.uuid4().hex}"
+    yield app
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_delete(app.conf.task_default_queue)
+
+
+def _subscribes(app) -> int:
+    """SUBSCRIBE commands the Redis server has run so far."""
+    stats = app.backend.client.info("commandstats")
+    return stats.get("cmdstat_subscribe", {}).get("calls", 0)
+
+
+def test_a_run_is_sent_without_subscribing_to_its_tasks_results(
+        adds, redis_results_app, django_capture_on_commit_callbacks):
+    """task_admin never waits on the results of what it sends (the workers' events record
+    them): its sends do not subscribe to them, as Celery's would for a caller that might."""
+    from celery import group
+
+    app = redis_results_app
+    before = _subscribes(app)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.run_workflow(adds, app=app)
+    assert app.backend.client.llen(app.conf.task_default_queue) == 1  # the chain was sent
+    assert _subscribes(app) == before
+    assert "on_task_call" not in vars(app.backend)  # Celery's own hook is back
+    # Celery's own send subscribes (what this test would see if task_admin did too).
+    group(app.signature(SUMA, args=(1, 1)), app=app).apply_async()
+    assert _subscribes(app) > before
