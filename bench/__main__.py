@@ -363,7 +363,7 @@ def start_timings() -> list[dict]:
               f"x{row['ratio']:.2f}", flush=True)
         rows.append(row)
     with app.connection_for_write() as conn:
-        conn.default_channel.queue_delete(queue)
+        conn.default_channel.queue_purge(queue)
     return rows
 
 
@@ -419,7 +419,7 @@ def admin_pages() -> list[dict]:
     workflow = stored("bench page", "group", WIDE)
     run = services.run_workflow(workflow, app=app)
     with app.connection_for_write() as conn:
-        conn.default_channel.queue_delete(f"bench-idle-{TOKEN}")
+        conn.default_channel.queue_purge(f"bench-idle-{TOKEN}")
     nodes = list(run.nodes.all())
     for i, node in enumerate(nodes):
         node.state = NodeState.SUCCESS if i % 10 else NodeState.FAILURE

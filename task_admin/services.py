@@ -11,6 +11,7 @@ wrong is a ``CannotRun``: its problems by path (``WorkflowProblems``), or the br
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import inspect
 import logging
 import time
@@ -394,32 +395,50 @@ def dispatch(run_id: int, signature) -> None:
                 transaction.on_commit(lambda: tracking.send_finished([run_id]))
 
 
-def _ignore_task_call(producer, task_id) -> None:
-    pass
+# True while task_admin sends a canvas (this thread or task): see _no_result_subscriptions.
+_sending: contextvars.ContextVar[bool] = contextvars.ContextVar("task_admin_sending",
+                                                                default=False)
 
 
 @contextlib.contextmanager
 def _no_result_subscriptions(app: Celery):
-    """Send without subscribing to the tasks' results.
+    """Send without subscribing to the tasks' results where the result backend would.
 
-    A result backend that pushes results to the caller (Redis: ``on_task_call`` subscribes to
-    each task's result channel, and dropping its ``AsyncResult`` unsubscribes) does so at every
-    send, in case the caller waits with ``result.get()``. task_admin never waits on the results
-    of what it sends (the workers' events record them), so those are two Redis commands per
-    task for nothing: measured, 0.33 ms of a 2-task start's CPU. Celery skips them only for
-    ``ignore_result``, which would also keep the workers from storing the results (the
-    reconciler and chords read them). The backend is this thread's own (Celery keeps one per
-    thread), so its hook is shadowed here for this send only.
+    Celery's Redis result backend subscribes to a task's result channel at every send
+    (``on_task_call``), in case the caller waits with ``result.get()``, and unsubscribes when
+    its ``AsyncResult`` goes: for a 2-task group, 4 SUBSCRIBE and 4 UNSUBSCRIBE commands, half
+    of them from the send (a group subscribes again when its result registers its callbacks).
+    task_admin never waits on what it sends (the workers' events record the results), so the
+    send's half is skipped: measured, 0.33 ms of a 2-task start's CPU. Celery skips it only for
+    ``ignore_result``, which would also keep the workers from storing results (chords and the
+    reconciler read them). The backend's hook is wrapped once, and the wrapper asks a context
+    variable, so another thread sharing the backend (``result_backend_thread_safe``) still
+    subscribes as Celery does. Other backends (RPC declares its reply queue there) are left as
+    they are.
     """
     backend = app.backend
-    if "on_task_call" in vars(backend):  # already shadowed (a send within a send): leave it
-        yield
-        return
-    backend.on_task_call = _ignore_task_call
+    if _subscribes_at_send(backend) and not getattr(backend, "_task_admin_quiet", False):
+        celery_hook = backend.on_task_call
+
+        def on_task_call(producer, task_id):
+            if not _sending.get():
+                celery_hook(producer, task_id)
+
+        backend.on_task_call = on_task_call
+        backend._task_admin_quiet = True
+    token = _sending.set(True)
     try:
         yield
     finally:
-        del backend.on_task_call
+        _sending.reset(token)
+
+
+def _subscribes_at_send(backend) -> bool:
+    try:
+        from celery.backends.redis import RedisBackend
+    except ImportError:  # no redis client installed: no Redis backend either
+        return False
+    return isinstance(backend, RedisBackend)
 
 
 def revoke_run(run: WorkflowRun, *, terminate: bool = False, app: Celery | None = None) -> int:

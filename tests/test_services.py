@@ -291,7 +291,7 @@ def test_a_broker_error_is_wrapped_once_as_a_cannot_run(adds, django_capture_on_
 @pytest.fixture
 def redis_results_app(settings):
     """A Celery app of the test project with the Redis result backend, sending to a queue of
-    its own that nobody consumes (deleted afterwards)."""
+    its own that nobody consumes (emptied afterwards)."""
     import uuid
 
     from celery import Celery
@@ -302,28 +302,49 @@ def redis_results_app(settings):
     app.conf.task_default_queue = f"unconsumed-{uuid.uuid4().hex}"
     yield app
     with app.connection_for_write() as conn:
-        conn.default_channel.queue_delete(app.conf.task_default_queue)
-
-
-def _subscribes(app) -> int:
-    """SUBSCRIBE commands the Redis server has run so far."""
-    stats = app.backend.client.info("commandstats")
-    return stats.get("cmdstat_subscribe", {}).get("calls", 0)
+        conn.default_channel.queue_purge(app.conf.task_default_queue)
+    app.close()
 
 
 def test_a_run_is_sent_without_subscribing_to_its_tasks_results(
         adds, redis_results_app, django_capture_on_commit_callbacks):
     """task_admin never waits on the results of what it sends (the workers' events record
     them): its sends do not subscribe to them, as Celery's would for a caller that might."""
-    from celery import group
+    from celery import chain
 
     app = redis_results_app
-    before = _subscribes(app)
+    consumer = app.backend.result_consumer
+    with mock.patch.object(consumer, "consume_from", wraps=consumer.consume_from) as subscribe:
+        with django_capture_on_commit_callbacks(execute=True):
+            services.run_workflow(adds, app=app)  # a chain of two tasks: its first is sent
+        assert app.backend.client.llen(app.conf.task_default_queue) == 1
+        assert subscribe.call_count == 0
+        # Celery's own send of the same canvas subscribes, as before task_admin sent it.
+        chain(app.signature(SUMA, args=(1, 1)), app.signature(SUMA, args=(2,)),
+              app=app).apply_async()
+        assert subscribe.call_count == 1
+
+
+def test_another_thread_sharing_the_backend_still_subscribes(
+        adds, redis_results_app, django_capture_on_commit_callbacks):
+    """With ``result_backend_thread_safe`` the threads share one backend: only task_admin's
+    own sends skip the subscription, whichever thread sends while it does."""
+    import threading
+
+    from celery import chain
+
+    app = redis_results_app
+    app.conf.result_backend_thread_safe = True
     with django_capture_on_commit_callbacks(execute=True):
-        services.run_workflow(adds, app=app)
-    assert app.backend.client.llen(app.conf.task_default_queue) == 1  # the chain was sent
-    assert _subscribes(app) == before
-    assert "on_task_call" not in vars(app.backend)  # Celery's own hook is back
-    # Celery's own send subscribes (what this test would see if task_admin did too).
-    group(app.signature(SUMA, args=(1, 1)), app=app).apply_async()
-    assert _subscribes(app) > before
+        services.run_workflow(adds, app=app)  # the backend's hook is wrapped now
+    consumer = app.backend.result_consumer
+    seen = []
+    with mock.patch.object(consumer, "consume_from",
+                           side_effect=lambda task_id: seen.append(task_id)):
+        thread = threading.Thread(target=lambda: chain(
+            app.signature(SUMA, args=(1, 1)), app.signature(SUMA, args=(2,)), app=app,
+        ).apply_async(), name="other")
+        with services._no_result_subscriptions(app):
+            thread.start()  # a new thread starts with the context's defaults: not sending
+            thread.join()
+    assert len(seen) == 1
