@@ -159,13 +159,12 @@ def prepare_run(
     # too (a change empties the cache). Not one that waits (countdown, eta): checked against
     # the time.
     as_is = not overrides and tasks is None and compiled is not None
-    if as_is:
-        tasks = registry.signatures()
-        if kept and compiled.passed is tasks:
-            return PreparedRun(workflow, spec, {}, current_if)
+    known = registry.signatures() if as_is else tasks
+    if as_is and kept and compiled.passed is known:
+        return PreparedRun(workflow, spec, {}, current_if)
     try:
         prepared = apply_overrides(spec, overrides or {})
-        problems = check_spec(prepared, tasks=tasks)
+        problems = check_spec(prepared, tasks=known)
         if problems:
             raise WorkflowProblems(problems)
     except WorkflowProblems:
@@ -174,7 +173,7 @@ def prepare_run(
         # The tree may have changed since (fixed, a node added): judge it as stored.
         return prepare_run(workflow, overrides, tasks=tasks, fresh=True)
     if as_is and current_if is not None and not waits(spec):
-        spec_cache.note_passed(workflow, spec, tasks)
+        spec_cache.note_passed(workflow, spec, known)
     return PreparedRun(workflow, prepared, dict(overrides or {}), current_if)
 
 
