@@ -134,8 +134,11 @@ if sys.argv[1] == "allowed":
     get_config.cache_clear()
 import celery.loaders.base as loaders
 real = loaders.find_related_module
+imported = set()
 def slow(package, related_name):
-    time.sleep(0.3)
+    if package not in imported:  # the first import of each package only
+        imported.add(package)
+        time.sleep(0.1)
     return real(package, related_name)
 loaders.find_related_module = slow
 from task_admin import registry
