@@ -50,7 +50,7 @@ def to_signature(
     ``overrides`` maps leaf paths to kwargs merged into that leaf for this build only.
     """
     overrides = overrides or {}
-    unknown = sorted(set(overrides) - {path for path, _ in leaves(root)})
+    unknown = sorted(set(overrides) - {path for path, _ in leaves(root)}) if overrides else ()
     if unknown:
         raise ValueError(f"overrides for paths that are not tasks: {', '.join(unknown)}")
     ids: dict[str, str] = {}

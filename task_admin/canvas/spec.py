@@ -51,10 +51,10 @@ class Options:
     def as_dict(self) -> dict[str, Any]:
         """The options that are set, JSON-ready (ISO strings stay strings)."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in _OPTION_NAMES:  # not dataclasses.fields(): 40% of to_dict()
+            value = getattr(self, name)
             if value is not None:
-                out[f.name] = dict(value) if isinstance(value, dict) else value
+                out[name] = dict(value) if isinstance(value, dict) else value
         return out
 
     def to_apply_async(self) -> dict[str, Any]:
@@ -64,6 +64,9 @@ class Options:
             if isinstance(out.get(key), str):
                 out[key] = datetime.fromisoformat(out[key])
         return out
+
+
+_OPTION_NAMES = tuple(f.name for f in fields(Options))
 
 
 @dataclass(frozen=True)
