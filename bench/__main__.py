@@ -177,10 +177,23 @@ def wait_results(ids: list[str], backend: str, timeout: float = 600) -> None:
             time.sleep(0.01)
 
 
+def _unfinished(run_ids: list[int]) -> bool:
+    # The observer asks every 10 ms; the cores it runs on are the workers'. One plain statement:
+    # 0.17 ms of the client's CPU per poll, against 0.47 ms for the ORM's exists() (compiling
+    # the query; 60 ms of a chord case's round) and 0.10 ms for the raw side's MGET.
+    table = connection.ops.quote_name(WorkflowRun._meta.db_table)
+    marks = ", ".join(["%s"] * len(run_ids))
+    finished = ", ".join(["%s"] * len(FINISHED_RUN))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE id IN ({marks}) AND status NOT IN"
+                       f" ({finished}) LIMIT 1", [*run_ids, *sorted(FINISHED_RUN)])
+        return cursor.fetchone() is not None
+
+
 def wait_runs(run_ids: list[int], timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     for chunk in (run_ids[-4:], run_ids):
-        while WorkflowRun.objects.filter(pk__in=chunk).exclude(status__in=FINISHED_RUN).exists():
+        while _unfinished(chunk):
             if time.monotonic() > deadline:
                 raise TimeoutError("runs did not finish")
             time.sleep(0.01)
