@@ -42,18 +42,22 @@ MAX_BUFFERED = 200_000
 
 # A process that has buffered nothing new for a while has finished its burst of work: what it
 # holds is written then, so the end of a run is recorded without waiting for the interval.
-# "A while" follows the process's own pace: QUIET_GAPS times its usual gap between events
-# (an average that weighs the last ones most, each gap counted up to IDLE), at least MIN_IDLE
-# and at most IDLE. A process running a task every few ms writes the end of a burst a few ms
-# after its last event (measured, a 1,000-task group: about 10 ms instead of 50, the last
-# batch being what the run's final status waits for); one with gaps of tens of ms between
-# tasks (a loaded machine) waits IDLE and still writes big batches: each batch costs a fixed
-# few statements. After a quiet spell the average starts near IDLE, so a lone task's events
-# are not written one batch each.
+# "A while" follows the process's own pace between tasks (the time from one task's end to the
+# next one's), estimated as TCP estimates a round trip for its retransmission timeout: a
+# moving average plus four times the average deviation from it, twice the average at least,
+# and between MIN_IDLE and IDLE. Uneven gaps widen it, so a loaded process does not write at
+# every pause a little longer than usual: each batch costs a fixed few statements. A pool
+# process running a task every few milliseconds writes the end of its burst a few
+# milliseconds after its last event (measured: a chord of 1,000 recorded finished about 20 ms
+# after its body's result, 55 ms with a fixed 50 ms wait); one with tens of milliseconds
+# between tasks waits IDLE, and so does a task after IDLE without any (the estimate starts
+# again from IDLE). tests/test_recorder.py counts the batches for random gaps against a
+# fixed 50 ms wait.
 IDLE = 0.05
 MIN_IDLE = 0.005
-QUIET_GAPS = 4
-GAP_WEIGHT = 0.2
+# The events that end an execution of a task: the gaps between them are the process's pace.
+_ENDS = frozenset({tracking.SUCCEEDED_EVENT, tracking.FAILED_EVENT, tracking.RETRIED,
+                   tracking.REVOKED_EVENT})
 
 
 class Recorder:
@@ -63,13 +67,17 @@ class Recorder:
         self.prune: Callable[[list[tracking.Event]], list[tracking.Event]] | None = None
         self.buffered = False  # True inside a worker: events wait for the thread
         self.age_factor = 1.0  # the worker's main process writes less often (see start_buffering)
-        self.min_quiet = MIN_IDLE  # and waits IDLE after its last event whatever its pace
+        # The shortest quiet time that ends a burst (the main process's is IDLE: see
+        # start_buffering).
+        self.min_quiet = MIN_IDLE
         self._reset()
 
     def _reset(self) -> None:
         self._events: list[tracking.Event] = []
         self._first_at = self._last_at = 0.0
-        self._gap = IDLE  # the usual gap between this process's events (see IDLE)
+        # The pace between tasks' ends: its moving average and average deviation (see IDLE).
+        self._last_end = 0.0
+        self._pace, self._spread = IDLE, 0.0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._flushing = threading.Lock()
@@ -94,12 +102,30 @@ class Recorder:
                                "(the reconciler repairs their nodes)")
             if not self._events:
                 self._first_at = now
-            self._gap += (min(now - self._last_at, IDLE) - self._gap) * GAP_WEIGHT
             self._last_at = now
+            if event.kind in _ENDS:
+                self._note_end(now)
             self._events.append(event)
         if self._thread is None:
             self._start()
         self._wake.set()
+
+    def _note_end(self, now: float) -> None:
+        gap, self._last_end = now - self._last_end, now
+        if gap >= IDLE:  # a quiet spell: the pace is unknown again
+            self._pace, self._spread = IDLE, 0.0
+            return
+        # RFC 6298's weights: the deviation with 1/4, then the average with 1/8.
+        self._spread += (abs(gap - self._pace) - self._spread) / 4
+        self._pace += (gap - self._pace) / 8
+
+    def quiet_time(self) -> float:
+        """How long without events ends a burst, for this process now (see IDLE)."""
+        with self._lock:
+            # Twice the pace at least: with even gaps the deviation is nil, and a wait of one
+            # gap would write at every task.
+            estimate = max(2 * self._pace, self._pace + 4 * self._spread)
+        return min(IDLE, max(self.min_quiet, estimate))
 
     # -- the writer thread -------------------------------------------------------------------
 
@@ -117,11 +143,10 @@ class Recorder:
         with self._lock:
             if not self._events:
                 return None
-            first, last, gap = self._first_at, self._last_at, self._gap
+            first, last = self._first_at, self._last_at
         now = time.monotonic()
         max_age = float(get_config()["FLUSH_INTERVAL"]) * self.age_factor
-        quiet = min(IDLE, max(self.min_quiet, QUIET_GAPS * gap))
-        return max(0.0, min(first + max_age, last + quiet) - now)
+        return max(0.0, min(first + max_age, last + self.quiet_time()) - now)
 
     def _run(self) -> None:
         global _writer_connection

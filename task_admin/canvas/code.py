@@ -38,11 +38,12 @@ import unicodedata
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .spec import (
     MAX_VALUE_DEPTH,
+    OPTION_NAMES,
     PARSE_MAX_DEPTH,
     Chain,
     Chord,
@@ -58,7 +59,6 @@ from .text import _
 from .validate import Problem
 
 CANVAS_NAMES = ("chain", "chord", "group", "signature")
-OPTION_NAMES = tuple(f.name for f in fields(Options))
 # Long enough for a 1,000-node workflow written out; bounded so a paste cannot eat memory.
 MAX_TEXT_LENGTH = 500_000
 # Lines longer than this are split over several lines by ``render``.
