@@ -48,7 +48,7 @@ MAX_BUFFERED = 200_000
 # and between MIN_IDLE and IDLE. Uneven gaps widen it, so a loaded process does not write at
 # every pause a little longer than usual: each batch costs a fixed few statements. A pool
 # process running a task every few milliseconds writes the end of its burst a few
-# milliseconds after its last event (measured: a chord of 1,000 recorded finished about 20 ms
+# milliseconds after its last event (measured: a chord of 1,000 recorded finished 20-35 ms
 # after its body's result, 55 ms with a fixed 50 ms wait); one with tens of milliseconds
 # between tasks waits IDLE, and so does a task after IDLE without any (the estimate starts
 # again from IDLE). tests/test_recorder.py counts the batches for random gaps against a
