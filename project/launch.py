@@ -26,6 +26,12 @@ def manage(*args: str, env: dict) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
+def admin_arguments(password: str) -> list[str]:
+    """``demo_admin``'s arguments: the password joined to its option, since a generated one may
+    start with "-" (``token_urlsafe``), which argparse would take for an option of its own."""
+    return ["--username", "admin", f"--password={password}"]
+
+
 def start(name: str, argv: list[str], env: dict) -> subprocess.Popen:
     child = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
     say(f"started {name} (pid {child.pid}): {' '.join(argv[1:])}")
@@ -69,7 +75,7 @@ def main() -> int:
             manage("demo_load", *fixtures, env=env)
         manage("demo_schedules", env=env)
         password = env.get("DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
-        manage("demo_admin", "--username", "admin", "--password", password, env=env)
+        manage("demo_admin", *admin_arguments(password), env=env)
         celery = [sys.executable, "-m", "celery", "-A", "project"]
         children["worker"] = start(
             "worker", [*celery, "worker", "-l", "info", "--concurrency", "2"], env
