@@ -119,12 +119,12 @@ class Recorder:
         self._spread += (abs(gap - self._pace) - self._spread) / 4
         self._pace += (gap - self._pace) / 8
 
-    def quiet_time(self) -> float:
-        """How long without events ends a burst, for this process now (see IDLE)."""
-        with self._lock:
-            # Twice the pace at least: with even gaps the deviation is nil, and a wait of one
-            # gap would write at every task.
-            estimate = max(2 * self._pace, self._pace + 4 * self._spread)
+    def _quiet_time(self) -> float:
+        """How long without events ends a burst, for this process now (see IDLE); called
+        with the lock held."""
+        # Twice the pace at least: with even gaps the deviation is nil, and a wait of one gap
+        # would write at every task.
+        estimate = max(2 * self._pace, self._pace + 4 * self._spread)
         return min(IDLE, max(self.min_quiet, estimate))
 
     # -- the writer thread -------------------------------------------------------------------
@@ -143,10 +143,10 @@ class Recorder:
         with self._lock:
             if not self._events:
                 return None
-            first, last = self._first_at, self._last_at
+            first, last, quiet = self._first_at, self._last_at, self._quiet_time()
         now = time.monotonic()
         max_age = float(get_config()["FLUSH_INTERVAL"]) * self.age_factor
-        return max(0.0, min(first + max_age, last + self.quiet_time()) - now)
+        return max(0.0, min(first + max_age, last + quiet) - now)
 
     def _run(self) -> None:
         global _writer_connection

@@ -416,7 +416,7 @@ def _no_result_subscriptions(app: Celery):
     they are.
     """
     backend = app.backend
-    if _subscribes_at_send(backend) and not getattr(backend, "_task_admin_quiet", False):
+    if not getattr(backend, "_task_admin_quiet", False) and _subscribes_at_send(backend):
         celery_hook = backend.on_task_call
 
         def on_task_call(producer, task_id):
