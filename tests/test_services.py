@@ -325,6 +325,32 @@ def test_a_run_is_sent_without_subscribing_to_its_tasks_results(
         assert subscribe.call_count == 1
 
 
+def test_a_group_is_sent_without_subscribing_to_its_tasks_results(
+        redis_results_app, django_capture_on_commit_callbacks):
+    """A group's result registers a callback on each task's result (``AsyncResult.then``),
+    which subscribes to each again: not when task_admin sends it. A result made after the send
+    (a caller's own ``get()``) still subscribes."""
+    from celery import group
+    from celery.result import AsyncResult
+
+    app = redis_results_app
+    pair = workflow("pair", ("group", [invocation(SUMA, [1, 1]), invocation(SUMA, [2, 2])]))
+    consumer = app.backend.result_consumer
+    with mock.patch.object(consumer, "consume_from") as subscribe:
+        with django_capture_on_commit_callbacks(execute=True):
+            run = services.run_workflow(pair, app=app)
+        assert app.backend.client.llen(app.conf.task_default_queue) == 2
+        assert subscribe.call_count == 0
+        # Celery's own send of the same group subscribes at the send and for the group's
+        # result: twice per task.
+        group(app.signature(SUMA, args=(1, 1)), app.signature(SUMA, args=(2, 2)),
+              app=app).apply_async()
+        assert subscribe.call_count == 4
+        task_id = run.nodes.values_list("task_id", flat=True).first()
+        AsyncResult(task_id, app=app).then(lambda result: None)
+        assert subscribe.call_args_list[-1] == mock.call(task_id)
+
+
 def test_another_thread_sharing_the_backend_still_subscribes(
         adds, redis_results_app, django_capture_on_commit_callbacks):
     """With ``result_backend_thread_safe`` the threads share one backend: only task_admin's
