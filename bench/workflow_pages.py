@@ -33,6 +33,7 @@ os.environ.setdefault("DATABASE_URL", f"sqlite:///{WORK}/pages.sqlite3")
 ROUNDS = int(os.environ.get("BENCH_PAGE_ROUNDS", "5"))
 SIZES = (300, 1000)
 INVOCATIONS = 200
+TASK = "project.demo.tasks.suma"  # suma(a, b): the demo project's
 
 
 def _setup():
@@ -62,7 +63,7 @@ def _workflow(size: int):
     invocations = list(own[:INVOCATIONS])
     if len(invocations) < INVOCATIONS:
         TaskInvocation.objects.bulk_create(
-            TaskInvocation(name=f"bench add {i}", task="project.demo.tasks.suma", args=[i, i])
+            TaskInvocation(name=f"bench add {i}", task=TASK, args=[i, i])
             for i in range(len(invocations), INVOCATIONS)
         )
         invocations = list(own[:INVOCATIONS])
@@ -200,7 +201,7 @@ def _inline_rows(client, wf, data: dict, count: int) -> list[tuple[str, str, str
                 # group's results: one argument, the parent result being "a".
                 group["children"][i] = {
                     "kind": "task", "key": task["key"], "label": "",
-                    "task": "project.demo.tasks.suma",
+                    "task": TASK,
                     "args": [offset + number] if tree["root"]["children"].index(group) else
                     [offset + number, 1],
                     "kwargs": {}, "immutable": False,
