@@ -29,7 +29,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from task_admin import canvas, registry, spec_cache, tracking
-from task_admin.canvas.build import to_signature
+from task_admin.canvas.build import is_tracked, to_signature
 from task_admin.compile import Fingerprint, InvalidWorkflow, node_pk
 from task_admin.conf import get_config
 from task_admin.models import (
@@ -414,9 +414,11 @@ def _no_result_subscriptions(app: Celery):
     second. Nothing then waits on that group's result: ``dispatch`` drops it. Celery skips
     the subscriptions only for ``ignore_result``, which would also keep the workers from
     storing results (chords and the reconciler read them). The backend's two methods are
-    wrapped once, and the wrappers ask a context variable, so another thread sharing the
-    backend (``result_backend_thread_safe``), or a ``get()`` after the send, still subscribes
-    as Celery does. Other backends (RPC declares its reply queue in these hooks) are left as
+    wrapped once, and the wrappers skip only task_admin's own tasks (``ta-`` ids) while a
+    context variable says task_admin is sending: another thread sharing the backend
+    (``result_backend_thread_safe``), a ``get()`` after the send, and a result some other code
+    waits on during the send (a ``before_task_publish`` handler, a router) subscribe as
+    Celery does. Other backends (RPC declares its reply queue in these hooks) are left as
     they are.
     """
     backend = app.backend
@@ -424,11 +426,11 @@ def _no_result_subscriptions(app: Celery):
         celery_hook, celery_pending = backend.on_task_call, backend.add_pending_result
 
         def on_task_call(producer, task_id):
-            if not _sending.get():
+            if not (_sending.get() and is_tracked(task_id)):
                 celery_hook(producer, task_id)
 
         def add_pending_result(result, *args, **kwargs):
-            if _sending.get():
+            if _sending.get() and is_tracked(result.id):
                 return result
             return celery_pending(result, *args, **kwargs)
 

@@ -351,6 +351,27 @@ def test_a_group_is_sent_without_subscribing_to_its_tasks_results(
         assert subscribe.call_args_list[-1] == mock.call(task_id)
 
 
+def test_a_result_other_code_waits_on_during_the_send_still_subscribes(redis_results_app):
+    """Code that runs inside the send (a ``before_task_publish`` handler, a router) and waits
+    on a result of its own still subscribes to it: else its ``get()`` would never hear of the
+    result (review). Only task_admin's own tasks are skipped."""
+    from celery.result import AsyncResult
+
+    from task_admin.canvas.build import new_task_id
+
+    app = redis_results_app
+    consumer = app.backend.result_consumer
+    ours = new_task_id()
+    with (mock.patch.object(consumer, "consume_from") as subscribe,
+          services._no_result_subscriptions(app)):
+        AsyncResult("someone-elses", app=app).then(lambda result: None)
+        app.backend.on_task_call(None, "someone-elses-too")
+        AsyncResult(ours, app=app).then(lambda result: None)
+        app.backend.on_task_call(None, ours)
+    assert subscribe.call_args_list == [mock.call("someone-elses"),
+                                        mock.call("someone-elses-too")]
+
+
 def test_another_thread_sharing_the_backend_still_subscribes(
         adds, redis_results_app, django_capture_on_commit_callbacks):
     """With ``result_backend_thread_safe`` the threads share one backend: only task_admin's
