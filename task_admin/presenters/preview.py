@@ -5,6 +5,7 @@ messages after a save."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -144,10 +145,10 @@ _CALLS: dict[tuple[int, object], str] = {}
 _CALLS_KEPT = 20_000
 
 
-def invocation_choices() -> list[dict]:
-    """Every invocation, by name, as the composer offers it: id, name, call (``suma.s(2, 2)``),
-    task, arguments, whether it is immutable and whether it sets no option ("plain": a task
-    node can then carry its call as fields).
+def invocation_choices(ids: Iterable[int] | None = None) -> list[dict]:
+    """Every invocation (or those of ``ids``), by name, as the composer offers it: id, name,
+    call (``suma.s(2, 2)``), task, arguments, whether it is immutable and whether it sets no
+    option ("plain": a task node can then carry its call as fields).
 
     A site may have thousands of invocations and the composer page lists them all, so they
     are read as plain values, not model instances (measured at 12,000: the instances and their
@@ -157,15 +158,17 @@ def invocation_choices() -> list[dict]:
     """
     # The arguments as their JSON text, read by one json.loads a row: Django's JSONField
     # reads each value on its own, with more around it.
+    chosen = TaskInvocation.objects.all()
+    if ids is not None:
+        chosen = chosen.filter(pk__in=list(ids))
     rows = [
         (pk, name, task, *json.loads(f"[{args},{kwargs}]"), immutable, changed)
         for pk, name, task, args, kwargs, immutable, changed in
-        TaskInvocation.objects.order_by("name").values_list(
+        chosen.order_by("name").values_list(
             "pk", "name", "task", Cast("args", TextField()), Cast("kwargs", TextField()),
             "immutable", "updated_at")
     ]
-    plain = set(TaskInvocation.objects.filter(**composer.PLAIN_OPTIONS)
-                .values_list("pk", flat=True))
+    plain = set(chosen.filter(**composer.PLAIN_OPTIONS).values_list("pk", flat=True))
     # This request's calls, taken once: another request may trim the shared dict meanwhile.
     calls = {pk: _CALLS.get((pk, changed)) for pk, *_rest, changed in rows}
     missing = [pk for pk, call in calls.items() if call is None]

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.django_db
 READ_ONLY_SUFFIXES = (
     "_changelist", "_change", "_history", "_status", "_export", "_as_code", "_node", "_graph",
     "_jsi18n",  # the app's JavaScript catalogue
+    "_invocations",  # the composer's list of invocations to pick from (JSON)
 )
 # Actions that only read (django-import-export's "Export selected").
 READ_ONLY_ACTIONS = {"export_admin_action"}

@@ -343,6 +343,69 @@ def test_the_invocation_list_escapes_names_and_calls(admin_client):
     assert "&lt;script&gt;" in options
 
 
+INVOCATIONS_URL = "/admin/task_admin/workflow/composer/invocations/"
+
+
+def test_the_page_carries_only_the_invocations_its_tree_names(admin_client):
+    """The site's invocations grow with every distinct call typed in the composer: the page
+    does not list them (its size and time would grow with them), the composer fetches them."""
+    used = [invocation(SUMA, [i, i]) for i in range(2)]
+    others = [invocation(SUMA, [i, 0], name=f"elsewhere {i}") for i in range(30)]
+    wf = workflow("two", ("group", used))
+    page = admin_client.get(change_url(wf)).content.decode()
+    data = json.loads(html_json(page, "ta-composer-data"))
+    assert sorted(data["invocations"]) == sorted(str(i.pk) for i in used)
+    assert data["invocationsUrl"] == reverse("admin:task_admin_workflow_invocations")
+    assert data["invocationsUrl"] == INVOCATIONS_URL
+    assert others[0].name not in page
+    # A refused save's posted tree names its own: those are the ones carried.
+    tree = stored(wf)
+    tree["root"]["children"][1]["invocation"] = others[5].pk
+    tree["root"]["children"].append({"kind": "task", "invocation": others[7].pk, "key": "new"})
+    response = admin_client.post(change_url(wf), {"name": "", "tree": json.dumps(tree)})
+    data = json.loads(html_json(response.content.decode(), "ta-composer-data"))
+    assert sorted(data["invocations"]) == sorted(str(i.pk) for i in (used[0], others[5],
+                                                                        others[7]))
+
+
+def test_the_invocation_list_is_json_for_those_who_may_see_workflows(client, admin_client):
+    made = [invocation(SUMA, [i, i], name=f"inv {i}") for i in range(3)]
+    response = admin_client.get(INVOCATIONS_URL)
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    listed = response.json()["invocations"]
+    assert [i["name"] for i in listed] == [i.name for i in made]
+    assert listed[0]["call"] == "suma.s(0, 0)" and listed[0]["args"] == [0, 0]
+    assert admin_client.post(INVOCATIONS_URL).status_code == 405
+    user = staff("view_taskinvocation")
+    client.force_login(user)
+    assert client.get(INVOCATIONS_URL).status_code == 403
+    for codename in ("view_workflow", "add_workflow"):  # the add page's composer too
+        user.user_permissions.set(Permission.objects.filter(codename=codename))
+        assert client.get(INVOCATIONS_URL).status_code == 200
+    client.logout()
+    assert client.get(INVOCATIONS_URL).status_code == 302  # to the login page
+
+
+def test_an_unchanged_invocation_list_is_not_sent_again(admin_client):
+    first = invocation(SUMA, [1, 1], name="first")
+    response = admin_client.get(INVOCATIONS_URL)
+    etag = response["ETag"]
+    assert "no-cache" in response["Cache-Control"] and "private" in response["Cache-Control"]
+    with CaptureQueriesContext(connection) as queries:
+        again = admin_client.get(INVOCATIONS_URL, HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304
+    assert not any("task_admin_taskinvocation" in q["sql"] and "ORDER BY" in q["sql"]
+                   for q in queries.captured_queries)  # the list itself is not read
+    # Added, changed or deleted: a new list.
+    for change in (lambda: invocation(SUMA, [2, 2], name="second"),
+                   lambda: first.save(),
+                   lambda: first.delete()):
+        change()
+        response = admin_client.get(INVOCATIONS_URL, HTTP_IF_NONE_MATCH=etag)
+        assert response.status_code == 200 and response["ETag"] != etag
+        etag = response["ETag"]
+
+
 def test_the_composer_offers_each_invocation_with_its_current_call(admin_client):
     """The calls are kept per process by (id, last change): an invocation changed since the
     last page shows its new call, one with options shows them, and its arguments come as

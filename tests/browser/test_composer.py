@@ -243,6 +243,11 @@ def test_a_workflow_built_with_the_keyboard_only(browser, live_server, browser_p
     WebDriverWait(browser, 5).until(
         lambda b: focused(b).get_attribute("data-field") == "source"
         and at(b, "root.1").find_elements(By.CSS_SELECTOR, "input[data-field=target]"))
+    # The add page carries no invocation: the composer fetched the list to pick from.
+    assert browser.find_element(By.ID, "ta-composer-tree").get_attribute(
+        "data-invocations") == "loaded"
+    assert browser.execute_script(
+        "return document.getElementById('ta-invocations').options.length") >= 2
     focused(browser).send_keys(Keys.TAB)
     focused(browser).send_keys("2+2", Keys.TAB)
     # Wrong order: move the second step up with Alt+↑ from its row.

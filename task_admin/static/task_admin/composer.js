@@ -130,6 +130,7 @@
     Object.keys(data.invocations).forEach(function (id) {
       self.invocationByName[data.invocations[id].name] = Number(id);
     });
+    this.loadInvocations();
     this.tasks = data.tasks || {};
     this.taskByShortName = {};
     Object.keys(this.tasks).forEach(function (name) {
@@ -291,6 +292,48 @@
       return;
     }
     if (this.move(node, action)) { this.changed({ uid: node.uid, control: action }); }
+  };
+
+  /* The page carries only the invocations its tree names; every invocation, to pick by name,
+     comes from the server once the page is open (kept by the browser: an unchanged list is
+     answered with 304). A name typed before it arrived is looked up again then. The root
+     element says "loaded" or "failed" in data-invocations. */
+  Composer.prototype.loadInvocations = function () {
+    var self = this, url = this.data.invocationsUrl;
+    if (!url || !window.fetch) { return; }
+    window.fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) { throw new Error(response.status); }
+        return response.json();
+      })
+      .then(function (body) { self.addInvocations(body.invocations || []); })
+      .catch(function () { self.root.setAttribute("data-invocations", "failed"); });
+  };
+
+  Composer.prototype.addInvocations = function (invocations) {
+    var self = this, list = document.getElementById("ta-invocations");
+    var options = document.createDocumentFragment();
+    invocations.forEach(function (inv) {
+      self.data.invocations[String(inv.id)] = inv;
+      self.invocationByName[inv.name] = inv.id;
+      options.appendChild(el("option", { value: inv.name, text: inv.call }));
+    });
+    if (list) { list.textContent = ""; list.appendChild(options); }
+    var found = false;
+    function visit(node) {
+      if (!node) { return; }
+      if (node.kind === "task" && node.invocation == null && node.pendingName &&
+          node.pendingName in self.invocationByName) {
+        node.invocation = self.invocationByName[node.pendingName];
+        node.pendingName = "";
+        found = true;
+      }
+      (node.children || []).concat(node.header || [], node.body ? [node.body] : []).forEach(visit);
+    }
+    visit(this.tree);
+    this.root.setAttribute("data-invocations", "loaded");
+    // Not redrawn: the field keeps its focus and its text; the document and preview follow.
+    if (found) { this.write(); this.schedulePreview(0); }
   };
 
   Composer.prototype.onChange = function (event) {
