@@ -168,8 +168,8 @@ def _size_rows(client, size: int) -> list[tuple[str, str, str]]:
         )
         save_queries = len(queries)
     assert wf.nodes.count() == count
-    # The page lists every invocation of the site (the composer's choices): how many
-    # there were is part of what was measured.
+    # The invocations on the site: the page carries only its tree's (the composer fetches
+    # the rest), which the figures show by staying flat as these grow.
     offered = TaskInvocation.objects.count()
     out.append((f"open a {count}-node workflow ({offered:,} invocations)",
                 f"{_median(opens):.3f}", str(open_queries)))

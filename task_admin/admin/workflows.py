@@ -31,6 +31,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+import task_admin
 from task_admin import composer, services
 from task_admin.admin.alerts import WorkflowAlertRuleInline
 from task_admin.admin.catalogue import JavaScriptCatalogueMixin
@@ -331,7 +332,9 @@ class WorkflowAdmin(JavaScriptCatalogueMixin, WorkflowCodeMixin, FilesMixin, adm
             ),
             path(
                 "composer/invocations/",
-                self.admin_site.admin_view(self.invocations_view),
+                # Cacheable: admin_view would add no-store, and the browser would never ask
+                # with its ETag (login, staff and CSRF stay as for every admin view).
+                self.admin_site.admin_view(self.invocations_view, cacheable=True),
                 name="{}_{}_invocations".format(*info),
             ),
             path(
@@ -350,8 +353,10 @@ class WorkflowAdmin(JavaScriptCatalogueMixin, WorkflowCodeMixin, FilesMixin, adm
         # Whoever may open a workflow's page, the add page included.
         if not (self.has_view_or_change_permission(request) or self.has_add_permission(request)):
             raise PermissionDenied
-        etag = quote_etag("-".join(str(value) for value in TaskInvocation.objects.aggregate(
-            count=Count("pk"), last=Max("pk"), changed=Max("updated_at")).values()))
+        # The app's version too: an upgrade may write the calls or the JSON otherwise.
+        etag = quote_etag("-".join(str(value) for value in (
+            task_admin.__version__, *TaskInvocation.objects.aggregate(
+                count=Count("pk"), last=Max("pk"), changed=Max("updated_at")).values())))
         unchanged = get_conditional_response(request, etag=etag)
         if unchanged is not None:
             return unchanged

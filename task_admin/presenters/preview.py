@@ -150,8 +150,9 @@ def invocation_choices(ids: Iterable[int] | None = None) -> list[dict]:
     call (``suma.s(2, 2)``), task, arguments, whether it is immutable and whether it sets no
     option ("plain": a task node can then carry its call as fields).
 
-    A site may have thousands of invocations and the composer page lists them all, so they
-    are read as plain values, not model instances (measured at 12,000: the instances and their
+    A site may have thousands of invocations, and the composer fetches them all
+    (``WorkflowAdmin.invocations_view``; its page carries only its tree's), so they are read
+    as plain values, not model instances (measured at 12,000: the instances and their
     two timestamps were half of the page's time), and each call is kept per process by (id,
     last change): writing one costs about half a millisecond. Only the invocations whose
     call is not kept are read whole, in one query (batches of 999 on SQLite).

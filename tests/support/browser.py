@@ -53,7 +53,8 @@ def add(browser, kind, where="root", slot=None):
 
 def choose(browser, path, name):
     """Run a saved invocation at this task node: pick "saved invocation", then type the
-    invocation's name into the node's field (the shared datalist offers it)."""
+    invocation's name into the node's field (the shared datalist offers it, once the
+    composer has fetched the list)."""
     source = at(browser, path).find_element(By.CSS_SELECTOR, "select[data-field=source]")
     if source.get_attribute("value") != "invocation":
         Select(source).select_by_value("invocation")

@@ -125,7 +125,7 @@
     var doc = {};
     try { doc = JSON.parse(field.value || "{}"); } catch (e) { doc = {}; }
     this.tree = fromDocument(doc.root || null);
-    this.invocationByName = {};
+    this.invocationByName = Object.create(null);  // no inherited names ("constructor")
     var self = this;
     Object.keys(data.invocations).forEach(function (id) {
       self.invocationByName[data.invocations[id].name] = Number(id);
@@ -300,7 +300,7 @@
      element says "loaded" or "failed" in data-invocations. */
   Composer.prototype.loadInvocations = function () {
     var self = this, url = this.data.invocationsUrl;
-    if (!url || !window.fetch) { return; }
+    if (!url || !window.fetch || !this.editable) { return; }  // read-only: nothing to pick
     window.fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
         if (!response.ok) { throw new Error(response.status); }
@@ -322,8 +322,8 @@
     var found = false;
     function visit(node) {
       if (!node) { return; }
-      if (node.kind === "task" && node.invocation == null && node.pendingName &&
-          node.pendingName in self.invocationByName) {
+      if (node.kind === "task" && node.source === "invocation" && node.invocation == null &&
+          node.pendingName && node.pendingName in self.invocationByName) {
         node.invocation = self.invocationByName[node.pendingName];
         node.pendingName = "";
         found = true;
