@@ -182,20 +182,7 @@ def parse(raw: str | dict, workflow: Workflow | None, *,
     reused workflow, for its own tree). ``can_add_invocations``: whether an inline call with no
     identical saved invocation may create one (the user's add permission on invocations).
     """
-    if isinstance(raw, str):
-        try:
-            data = json.loads(raw or "{}")
-        except (ValueError, RecursionError):
-            raise DocumentError(
-                [canvas.Problem(paths.ROOT, _("The tree is not valid JSON."))]
-            ) from None
-    else:
-        data = raw
-    if not isinstance(data, dict) or data.get("version", DOCUMENT_VERSION) != DOCUMENT_VERSION:
-        raise DocumentError([canvas.Problem(
-            paths.ROOT, _("The tree must be an object with version %(version)s and a root.")
-            % {"version": DOCUMENT_VERSION}
-        )])
+    data = _load(raw)
     workflow_id = workflow.pk if workflow is not None and workflow.pk else UNSAVED
     stored = (
         dict(WorkflowNode.objects.filter(workflow_id=workflow_id).values_list("key", "pk"))
@@ -209,14 +196,7 @@ def parse(raw: str | dict, workflow: Workflow | None, *,
             % {"count": len(items), "max": max_nodes}
         )])
     problems: list[canvas.Problem] = []
-    wanted_invocations = {
-        item["invocation"] for _p, item, *_r in items
-        if isinstance(item.get("invocation"), int) and not isinstance(item["invocation"], bool)
-    }
-    wanted_workflows = {
-        item["reuse"] for _p, item, *_r in items
-        if isinstance(item.get("reuse"), int) and not isinstance(item["reuse"], bool)
-    }
+    wanted_invocations, wanted_workflows = _ids(items, "invocation"), _ids(items, "reuse")
     invocations = TaskInvocation.objects.in_bulk(wanted_invocations) if wanted_invocations else {}
     reusable = Workflow.objects.in_bulk(wanted_workflows) if wanted_workflows else {}
 
@@ -264,6 +244,38 @@ def parse(raw: str | dict, workflow: Workflow | None, *,
         raise DocumentError(problems)
     reused = _reused_nodes(workflow_id, {row.reuse_id for row in rows if row.reuse_id})
     return Composition(workflow_id, rows, row_paths, reused, new_invocations)
+
+
+def invocation_ids(raw: str | dict) -> set[int]:
+    """The saved invocations a document's task nodes name; raises ``DocumentError`` for a
+    document ``parse`` could not read."""
+    return _ids(_flatten(_load(raw).get("root")), "invocation")
+
+
+def _load(raw: str | dict) -> dict:
+    """The document as a dict of this version; ``DocumentError`` otherwise."""
+    if isinstance(raw, str):
+        try:
+            data = json.loads(raw or "{}")
+        except (ValueError, RecursionError):
+            raise DocumentError(
+                [canvas.Problem(paths.ROOT, _("The tree is not valid JSON."))]
+            ) from None
+    else:
+        data = raw
+    if not isinstance(data, dict) or data.get("version", DOCUMENT_VERSION) != DOCUMENT_VERSION:
+        raise DocumentError([canvas.Problem(
+            paths.ROOT, _("The tree must be an object with version %(version)s and a root.")
+            % {"version": DOCUMENT_VERSION}
+        )])
+    return data
+
+
+def _ids(items, key: str) -> set[int]:
+    """The ids the items give under ``key`` (``invocation``, ``reuse``); what is not an id is
+    left for ``_item_problems`` to name."""
+    return {item[key] for _p, item, *_r in items
+            if isinstance(item.get(key), int) and not isinstance(item[key], bool)}
 
 
 def is_inline(item: dict) -> bool:

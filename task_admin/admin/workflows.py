@@ -10,8 +10,6 @@ error next to the node.
 """
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
@@ -486,26 +484,14 @@ class WorkflowAdmin(JavaScriptCatalogueMixin, WorkflowCodeMixin, FilesMixin, adm
         return HttpResponseRedirect(url)
 
 
+
 def _invocation_ids(document, workflow) -> set[int]:
     """The invocations a composer document names (the posted tree of a refused save, or the
     stored one); the stored tree's when the document cannot be read."""
     try:
-        root = json.loads(document or "{}")
-    except (TypeError, ValueError, RecursionError):
-        root = None
-    if not isinstance(root, dict):
+        return composer.invocation_ids(document or "{}")
+    except composer.DocumentError:
         if workflow is None:
             return set()
         return set(WorkflowNode.objects.filter(workflow=workflow, invocation__isnull=False)
                    .values_list("invocation_id", flat=True))
-    ids, todo = set(), [root]
-    while todo:
-        item = todo.pop()
-        if isinstance(item, dict):
-            value = item.get("invocation")
-            if isinstance(value, int) and not isinstance(value, bool):
-                ids.add(value)
-            todo.extend(item.values())
-        elif isinstance(item, list):
-            todo.extend(item)
-    return ids

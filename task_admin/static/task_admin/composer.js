@@ -193,15 +193,21 @@
     this.byPath = byPath;
   };
 
-  Composer.prototype.find = function (id) {
-    var found = null;
+  /* Calls fn on every node, in pre-order, until it returns true. */
+  Composer.prototype.each = function (fn) {
+    var stopped = false;
     function visit(node) {
-      if (!node || found) { return; }
-      if (node.uid === id) { found = node; return; }
+      if (!node || stopped) { return; }
+      if (fn(node)) { stopped = true; return; }
       (node.children || []).forEach(visit);
       if (node.kind === "chord") { node.header.forEach(visit); visit(node.body); }
     }
     visit(this.tree);
+  };
+
+  Composer.prototype.find = function (id) {
+    var found = null;
+    this.each(function (node) { if (node.uid === id) { found = node; return true; } });
     return found;
   };
 
@@ -320,17 +326,14 @@
     });
     if (list) { list.textContent = ""; list.appendChild(options); }
     var found = false;
-    function visit(node) {
-      if (!node) { return; }
+    this.each(function (node) {
       if (node.kind === "task" && node.source === "invocation" && node.invocation == null &&
           node.pendingName && node.pendingName in self.invocationByName) {
         node.invocation = self.invocationByName[node.pendingName];
         node.pendingName = "";
         found = true;
       }
-      (node.children || []).concat(node.header || [], node.body ? [node.body] : []).forEach(visit);
-    }
-    visit(this.tree);
+    });
     this.root.setAttribute("data-invocations", "loaded");
     // Not redrawn: the field keeps its focus and its text; the document and preview follow.
     if (found) { this.write(); this.schedulePreview(0); }
